@@ -1,0 +1,482 @@
+//! The `DNSZone` custom resource (`zonegate.dev/v1alpha1`): the contract tenants and GitOps
+//! repositories write against. Doc comments become `kubectl explain` text; validation that the
+//! apiserver can do lives here as OpenAPI constraints and CEL rules.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Pattern of `spec.domain`: a lowercase fully qualified name of at least two labels, without
+/// the trailing dot.
+pub const DOMAIN_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
+/// A lowercase DNS hostname (no trailing dot); may start with `*.` where wildcards are allowed.
+pub const HOSTNAME_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.?$";
+
+/// A DNSZone is one tenant's authoritative zone. The operator runs nameservers for it; the
+/// nameservers answer the zone from the tenant's Kubernetes objects and static records.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "zonegate.dev",
+    version = "v1alpha1",
+    kind = "DNSZone",
+    plural = "dnszones",
+    singular = "dnszone",
+    shortname = "dz",
+    category = "zonegate",
+    namespaced,
+    status = "DNSZoneStatus",
+    derive = "PartialEq",
+    doc = "DNSZone is a tenant's authoritative DNS zone for a domain it owns. zonegate runs its nameservers and answers it from the tenant's Ingresses, LoadBalancer Services, Gateway API routes, DNSEndpoints, VirtualServers and static records.",
+    printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain"),
+    printcolumn(name = "Accepted", type_ = "string", json_path = ".status.conditions[?(@.type==\"Accepted\")].status"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Nameservers", type_ = "string", json_path = ".status.nameservers[*].addresses[*]"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.records) || self.records.all(r, r.name == '@' || !r.name.endsWith('.') || r.name == self.domain + '.' || r.name.endsWith('.' + self.domain + '.'))").message("spec.records[].name: a fully qualified name (ending in '.') must be inside spec.domain").field_path(".records").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("!has(self.delegations) || self.delegations.all(d, d.name != '@' && d.name != self.domain && d.name != self.domain + '.' && (!d.name.endsWith('.') || d.name.endsWith('.' + self.domain + '.')))").message("spec.delegations[].name: must name a child strictly below spec.domain").field_path(".delegations").reason(Reason::FieldValueInvalid))]
+pub struct DNSZoneSpec {
+    /// The zone apex: a lowercase fully qualified domain name without the trailing dot, for
+    /// example `acme.example.com`. At least two labels. Immutable; to move a zone, create a new
+    /// DNSZone. Two DNSZones can never claim the same domain: the older one keeps it.
+    #[schemars(regex(pattern = DOMAIN_PATTERN), length(min = 3, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.domain is immutable").reason(Reason::FieldValueForbidden))]
+    pub domain: String,
+
+    /// TTL in seconds of the records derived from source objects (Ingresses, Services, routes,
+    /// ...). An object's `external-dns.alpha.kubernetes.io/ttl` annotation overrides it.
+    #[serde(default = "default_ttl")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub ttl: u32,
+
+    /// The zone's nameservers: how many, their names, and how they are exposed.
+    #[serde(default)]
+    pub nameservers: NameserversSpec,
+
+    /// Which Kubernetes objects may publish names in this zone.
+    #[serde(default)]
+    pub sources: SourcesSpec,
+
+    /// Static records served as written, next to the records derived from sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub records: Vec<StaticRecord>,
+
+    /// Child zones delegated to other nameservers; answered with referrals and glue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub delegations: Vec<Delegation>,
+
+    /// Timers and contact of the zone's SOA record.
+    #[serde(default)]
+    pub soa: SoaSpec,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+/// How many nameservers the zone has, what they are called and how they are reached.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.hostnames) || size(self.hostnames) == self.count").message("spec.nameservers.hostnames must list exactly spec.nameservers.count names").field_path(".hostnames").reason(Reason::FieldValueInvalid))]
+pub struct NameserversSpec {
+    /// Number of nameservers (NS records), each with its own Service and external address.
+    #[serde(default = "default_ns_count")]
+    #[schemars(range(min = 1, max = 4))]
+    pub count: u32,
+
+    /// Explicit nameserver hostnames, one per nameserver, without the trailing dot. Default
+    /// `ns1.<domain>` ... `nsN.<domain>`. Names inside the zone get glue records from the
+    /// nameservers' addresses; names outside the zone need none (their owner must resolve them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4))]
+    pub hostnames: Option<Vec<NameserverHostname>>,
+
+    /// Server pods behind each nameserver.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 10))]
+    pub replicas: u32,
+
+    /// How each nameserver's Service is exposed.
+    #[serde(default)]
+    pub service: NameserverService,
+}
+
+impl Default for NameserversSpec {
+    fn default() -> Self {
+        Self {
+            count: default_ns_count(),
+            hostnames: None,
+            replicas: default_replicas(),
+            service: NameserverService::default(),
+        }
+    }
+}
+
+fn default_ns_count() -> u32 {
+    2
+}
+fn default_replicas() -> u32 {
+    2
+}
+
+/// A nameserver hostname: a lowercase DNS name without the trailing dot.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct NameserverHostname(pub String);
+
+impl schemars::JsonSchema for NameserverHostname {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NameserverHostname".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DOMAIN_PATTERN,
+            "maxLength": 253,
+        })
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// Service settings of the nameservers.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NameserverService {
+    /// Service type. LoadBalancer gives every nameserver its own external IP.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+
+    /// Annotations set on every nameserver Service (for example load-balancer settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// `spec.loadBalancerClass` of the Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_class: Option<String>,
+
+    /// `spec.externalTrafficPolicy` of the Services (LoadBalancer and NodePort only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<ExternalTrafficPolicy>,
+}
+
+/// Kubernetes Service type of the nameserver Services.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServiceType {
+    #[default]
+    LoadBalancer,
+    NodePort,
+    ClusterIP,
+}
+
+/// Kubernetes `externalTrafficPolicy`.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalTrafficPolicy {
+    Cluster,
+    Local,
+}
+
+/// Where the zone's names come from.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcesSpec {
+    /// Kinds of objects read. Default: all of them.
+    #[serde(default = "SourceKind::all")]
+    #[schemars(length(max = 7))]
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, x == y))").message("spec.sources.kinds must not repeat a kind"))]
+    pub kinds: Vec<SourceKind>,
+
+    /// Namespaces whose objects are read. Default (empty): only the DNSZone's own namespace.
+    /// In a cluster, another namespace is read only when it consents (see docs/multi-tenancy.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub namespaces: Vec<NamespaceName>,
+
+    /// Only objects whose labels match this selector are read. Default: all objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+impl Default for SourcesSpec {
+    fn default() -> Self {
+        Self {
+            kinds: SourceKind::all(),
+            namespaces: Vec::new(),
+            selector: None,
+        }
+    }
+}
+
+/// A Kubernetes namespace name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct NamespaceName(pub String);
+
+impl schemars::JsonSchema for NamespaceName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NamespaceName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            "maxLength": 63,
+        })
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// A kind of Kubernetes object that can publish names in a zone.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// networking.k8s.io/v1 Ingress: rule and TLS hosts, load-balancer status addresses.
+    Ingress,
+    /// v1 Service of type LoadBalancer: `<name>.<namespace>.<domain>` and hostname annotations.
+    Service,
+    /// gateway.networking.k8s.io HTTPRoute: hostnames, parent Gateway addresses.
+    HTTPRoute,
+    /// gateway.networking.k8s.io GRPCRoute.
+    GRPCRoute,
+    /// gateway.networking.k8s.io TLSRoute.
+    TLSRoute,
+    /// externaldns.k8s.io/v1alpha1 DNSEndpoint: endpoints as written.
+    DNSEndpoint,
+    /// k8s.nginx.org/v1 VirtualServer: `spec.host` and external endpoints.
+    VirtualServer,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 7] = [
+        SourceKind::Ingress,
+        SourceKind::Service,
+        SourceKind::HTTPRoute,
+        SourceKind::GRPCRoute,
+        SourceKind::TLSRoute,
+        SourceKind::DNSEndpoint,
+        SourceKind::VirtualServer,
+    ];
+    pub fn all() -> Vec<SourceKind> {
+        Self::ALL.to_vec()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Ingress => "Ingress",
+            SourceKind::Service => "Service",
+            SourceKind::HTTPRoute => "HTTPRoute",
+            SourceKind::GRPCRoute => "GRPCRoute",
+            SourceKind::TLSRoute => "TLSRoute",
+            SourceKind::DNSEndpoint => "DNSEndpoint",
+            SourceKind::VirtualServer => "VirtualServer",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A static record of the zone.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type != 'A' || self.values.all(v, isIP(v) && ip(v).family() == 4)").message("spec.records[].values: an A record takes IPv4 addresses").field_path(".values").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'AAAA' || self.values.all(v, isIP(v) && ip(v).family() == 6)").message("spec.records[].values: an AAAA record takes IPv6 addresses").field_path(".values").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'CNAME' || size(self.values) == 1").message("spec.records[].values: a CNAME record takes exactly one target").field_path(".values").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'CNAME' || self.name != '@'").message("spec.records[].name: a CNAME cannot be at the zone apex").field_path(".name").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'MX' || self.values.all(v, v.matches('^[0-9]{1,5} +[^ ]+$'))").message("spec.records[].values: an MX value is '<preference> <exchange>'").field_path(".values").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'SRV' || self.values.all(v, v.matches('^[0-9]{1,5} +[0-9]{1,5} +[0-9]{1,5} +[^ ]+$'))").message("spec.records[].values: an SRV value is '<priority> <weight> <port> <target>'").field_path(".values").reason(Reason::FieldValueInvalid))]
+#[x_kube(validation = Rule::new("self.type != 'CAA' || self.values.all(v, v.matches('^[0-9]{1,3} +[a-zA-Z0-9]+ +.+$'))").message("spec.records[].values: a CAA value is '<flags> <tag> <value>'").field_path(".values").reason(Reason::FieldValueInvalid))]
+pub struct StaticRecord {
+    /// Owner name: `@` for the apex, a name relative to the domain (`www`, `*.apps`), or a fully
+    /// qualified name inside the domain (`www.acme.example.com.`, trailing dot optional when the
+    /// name ends with the domain).
+    #[schemars(length(min = 1, max = 254))]
+    pub name: String,
+
+    /// Record type.
+    #[serde(rename = "type")]
+    pub type_: RecordKind,
+
+    /// TTL in seconds. Default: `spec.ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub ttl: Option<u32>,
+
+    /// RDATA values in zone-file presentation format, one record each: `192.0.2.1` (A),
+    /// `10 mail.example.com.` (MX), `"v=spf1 -all"` (TXT), `0 issue "letsencrypt.org"` (CAA).
+    #[schemars(length(min = 1, max = 64))]
+    pub values: Vec<RecordValue>,
+}
+
+/// One RDATA value in presentation format.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct RecordValue(pub String);
+
+impl schemars::JsonSchema for RecordValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RecordValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "minLength": 1, "maxLength": 4096 })
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// Record types accepted in `spec.records`.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordKind {
+    A,
+    AAAA,
+    CNAME,
+    TXT,
+    MX,
+    SRV,
+    CAA,
+    NS,
+}
+
+/// A child zone delegated to other nameservers.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.zoneRef) != (has(self.nameservers) && size(self.nameservers) > 0)").message("spec.delegations[]: set exactly one of nameservers and zoneRef").reason(Reason::FieldValueInvalid))]
+pub struct Delegation {
+    /// The child zone: relative to the domain (`team-a`) or fully qualified inside it.
+    #[schemars(length(min = 1, max = 254))]
+    pub name: String,
+
+    /// The child's nameservers, with addresses for glue when they are inside the child zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 13))]
+    pub nameservers: Vec<DelegatedNameserver>,
+
+    /// Delegate to another DNSZone: its nameservers and addresses are taken from its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_ref: Option<ZoneRef>,
+}
+
+/// A nameserver of a delegated child zone.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegatedNameserver {
+    /// The nameserver's hostname, without the trailing dot.
+    #[schemars(regex(pattern = DOMAIN_PATTERN), length(max = 253))]
+    pub hostname: String,
+    /// IPv4 and IPv6 addresses of the nameserver, served as glue when it is inside the child.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(a, isIP(a))").message("addresses must be IP addresses"))]
+    pub addresses: Vec<String>,
+}
+
+/// A reference to another DNSZone.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneRef {
+    /// Namespace of the DNSZone. Default: this DNSZone's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<NamespaceName>,
+    /// Name of the DNSZone.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// SOA record settings.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SoaSpec {
+    /// Mailbox of the zone's administrator in DNS form (`hostmaster.acme.example.com`, the
+    /// first `.` stands for `@`). Default: `hostmaster.<domain>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = HOSTNAME_PATTERN), length(max = 254))]
+    pub rname: Option<String>,
+    /// Seconds after which secondaries check the serial.
+    #[serde(default = "default_refresh")]
+    #[schemars(range(min = 60, max = 2419200))]
+    pub refresh: u32,
+    /// Seconds between retries of a failed refresh.
+    #[serde(default = "default_retry")]
+    #[schemars(range(min = 60, max = 2419200))]
+    pub retry: u32,
+    /// Seconds after which secondaries stop answering without a refresh.
+    #[serde(default = "default_expire")]
+    #[schemars(range(min = 300, max = 31536000))]
+    pub expire: u32,
+    /// Seconds resolvers cache a negative answer (NXDOMAIN or NODATA), RFC 2308.
+    #[serde(default = "default_negative_ttl")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub negative_ttl: u32,
+}
+
+impl Default for SoaSpec {
+    fn default() -> Self {
+        Self {
+            rname: None,
+            refresh: default_refresh(),
+            retry: default_retry(),
+            expire: default_expire(),
+            negative_ttl: default_negative_ttl(),
+        }
+    }
+}
+
+fn default_refresh() -> u32 {
+    3600
+}
+fn default_retry() -> u32 {
+    600
+}
+fn default_expire() -> u32 {
+    1209600
+}
+fn default_negative_ttl() -> u32 {
+    60
+}
+
+/// Observed state of a DNSZone.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DNSZoneStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Accepted` (the domain claim is valid and not in conflict), `Ready` (server pods are
+    /// available and every nameserver has an address), `Delegated` (the parent zone returns our
+    /// NS set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// Each nameserver with its external addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<NameserverStatus>,
+
+    /// The records to create in the parent zone or at the registrar, in zone-file text: NS for
+    /// every nameserver, glue A/AAAA for nameserver names inside the zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegation: Vec<String>,
+}
+
+/// A nameserver and its addresses.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NameserverStatus {
+    /// The nameserver's hostname.
+    pub hostname: String,
+    /// External addresses: load-balancer IPs, a load-balancer hostname, or node addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}

@@ -1,0 +1,3 @@
+//! Kubernetes API types: our `DNSZone` CRD.
+pub mod dnszone;
+pub use dnszone::*;

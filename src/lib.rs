@@ -1,0 +1,5 @@
+//! zonegate: per-tenant authoritative DNS zones for Kubernetes.
+pub mod api;
+pub mod crdgen;
+pub mod objects;
+pub mod zone;

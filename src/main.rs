@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", zonegate::crdgen::crd_yaml());
+}

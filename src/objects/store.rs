@@ -1,0 +1,50 @@
+//! The object store: every DNSZone and source object currently known, from either feed.
+
+use super::{ObjectKey, SourceObject};
+use crate::api::DNSZone;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A DNSZone with where it came from.
+#[derive(Clone, Debug)]
+pub struct ZoneEntry {
+    pub zone: Arc<DNSZone>,
+    /// `file.yaml#3` or `apiserver`.
+    pub origin: String,
+}
+
+/// All known objects. Cheap to clone (values are shared).
+#[derive(Clone, Debug, Default)]
+pub struct ObjectStore {
+    /// DNSZones by (namespace, name).
+    pub zones: BTreeMap<(String, String), ZoneEntry>,
+    /// Source objects (and Gateways) by key.
+    pub objects: BTreeMap<ObjectKey, Arc<SourceObject>>,
+}
+
+impl ObjectStore {
+    pub fn insert_object(&mut self, obj: SourceObject) {
+        self.objects.insert(obj.key(), Arc::new(obj));
+    }
+
+    pub fn remove_object(&mut self, key: &ObjectKey) -> Option<Arc<SourceObject>> {
+        self.objects.remove(key)
+    }
+
+    /// Objects of one namespace, in key order.
+    pub fn in_namespace<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Arc<SourceObject>> + 'a {
+        self.objects
+            .iter()
+            .filter(move |(k, _)| k.namespace == namespace)
+            .map(|(_, v)| v)
+    }
+
+    /// A Gateway by namespace and name.
+    pub fn gateway(&self, namespace: &str, name: &str) -> Option<&super::Gateway> {
+        let key = ObjectKey { kind: "Gateway", namespace: namespace.to_string(), name: name.to_string() };
+        match self.objects.get(&key).map(|o| o.as_ref()) {
+            Some(SourceObject::Gateway(g)) => Some(g),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `ZoneData`: the output of the zone compiler and the input of the DNS engine. Pure DNS data,
+//! no Kubernetes types: owner names, types, TTLs and RDATA.
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::collections::BTreeMap;
+
+/// One RRset: every record of one owner name and type share the TTL (RFC 2181 §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSet {
+    pub ttl: u32,
+    /// Distinct RDATA, in insertion order.
+    pub rdata: Vec<RData>,
+}
+
+impl RecordSet {
+    pub fn new(ttl: u32) -> Self {
+        Self { ttl, rdata: Vec::new() }
+    }
+
+    /// Adds `rdata` unless present; the RRset keeps the lowest TTL it was given.
+    pub fn push(&mut self, ttl: u32, rdata: RData) {
+        self.ttl = self.ttl.min(ttl);
+        if !self.rdata.contains(&rdata) {
+            self.rdata.push(rdata);
+        }
+    }
+}
+
+/// The SOA fields; the serial is assigned when the zone is published, not by the compiler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoaData {
+    /// MNAME: the first nameserver.
+    pub mname: Name,
+    /// RNAME: the administrator's mailbox in DNS form.
+    pub rname: Name,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// SOA MINIMUM: the negative-caching TTL (RFC 2308).
+    pub minimum: u32,
+    /// TTL of the SOA record itself.
+    pub ttl: u32,
+}
+
+/// A compiled zone's content. Names are lowercase and fully qualified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneData {
+    /// The apex, fully qualified (`acme.example.com.`).
+    pub origin: Name,
+    pub soa: SoaData,
+    /// Every RRset except the SOA, by owner name and type: apex NS and glue, source-derived
+    /// records, static records, and delegation NS and glue at and below the cut points.
+    pub records: BTreeMap<Name, BTreeMap<RecordType, RecordSet>>,
+}
+
+impl ZoneData {
+    pub fn new(origin: Name, soa: SoaData) -> Self {
+        Self { origin, soa, records: BTreeMap::new() }
+    }
+
+    /// Adds one record, merging into the RRset of its name and type.
+    pub fn add(&mut self, name: Name, ttl: u32, rdata: RData) {
+        let rtype = rdata.record_type();
+        self.records
+            .entry(name)
+            .or_default()
+            .entry(rtype)
+            .or_insert_with(|| RecordSet::new(ttl))
+            .push(ttl, rdata);
+    }
+
+    pub fn rrset(&self, name: &Name, rtype: RecordType) -> Option<&RecordSet> {
+        self.records.get(name).and_then(|m| m.get(&rtype))
+    }
+
+    /// Number of records (not RRsets), SOA included.
+    pub fn record_count(&self) -> usize {
+        1 + self.records.values().flat_map(|m| m.values()).map(|s| s.rdata.len()).sum::<usize>()
+    }
+}
