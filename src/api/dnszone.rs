@@ -32,10 +32,26 @@ pub const HOSTNAME_PATTERN: &str =
     derive = "PartialEq",
     doc = "DNSZone is a tenant's authoritative DNS zone for a domain it owns. zonegate runs its nameservers and answers it from the tenant's Ingresses, LoadBalancer Services, Gateway API routes, DNSEndpoints, VirtualServers and static records.",
     printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain"),
-    printcolumn(name = "Accepted", type_ = "string", json_path = ".status.conditions[?(@.type==\"Accepted\")].status"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Nameservers", type_ = "string", json_path = ".status.nameservers[*].addresses[*]"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Nameservers",
+        type_ = "string",
+        json_path = ".status.nameservers[*].addresses[*]"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.records) || self.records.all(r, r.name == '@' || !r.name.endsWith('.') || r.name == self.domain + '.' || r.name.endsWith('.' + self.domain + '.'))").message("spec.records[].name: a fully qualified name (ending in '.') must be inside spec.domain").field_path(".records").reason(Reason::FieldValueInvalid))]
@@ -169,7 +185,9 @@ pub struct NameserverService {
 }
 
 /// Kubernetes Service type of the nameserver Services.
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum ServiceType {
     #[default]
     LoadBalancer,
@@ -237,7 +255,19 @@ impl schemars::JsonSchema for NamespaceName {
 }
 
 /// A kind of Kubernetes object that can publish names in a zone.
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    schemars::JsonSchema,
+    Deserialize,
+    Serialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 pub enum SourceKind {
     /// networking.k8s.io/v1 Ingress: rule and TLS hosts, load-balancer status addresses.
     Ingress,
@@ -337,7 +367,19 @@ impl schemars::JsonSchema for RecordValue {
 }
 
 /// Record types accepted in `spec.records`.
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    schemars::JsonSchema,
+    Deserialize,
+    Serialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 pub enum RecordKind {
     A,
     AAAA,

@@ -1,3 +1,4 @@
-//! Kubernetes API types: our `DNSZone` CRD.
+//! Kubernetes API types: our `DNSZone` CRD and its offline validation.
 pub mod dnszone;
+pub mod validate;
 pub use dnszone::*;

@@ -1,0 +1,439 @@
+//! The immutable compiled zone the DNS handler answers from, and the lookup algorithm of
+//! RFC 1034 §4.3.2 with wildcards (RFC 4592), empty non-terminals (RFC 8020) and referrals.
+//! Pure data and pure functions: no sockets, no Kubernetes.
+
+use crate::zone::ZoneData;
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// The RRsets at one owner name.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// RRsets by type; each a ready-to-send list of records.
+    rrsets: Vec<(RecordType, Arc<[Record]>)>,
+}
+
+impl Node {
+    pub fn get(&self, rtype: RecordType) -> Option<&Arc<[Record]>> {
+        self.rrsets
+            .iter()
+            .find(|(t, _)| *t == rtype)
+            .map(|(_, r)| r)
+    }
+    pub fn rrsets(&self) -> impl Iterator<Item = &(RecordType, Arc<[Record]>)> {
+        self.rrsets.iter()
+    }
+}
+
+/// One zone, ready to answer.
+#[derive(Debug)]
+pub struct CompiledZone {
+    origin: Name,
+    serial: u32,
+    soa: Arc<[Record]>,
+    /// The SOA record with the negative-caching TTL, for the authority section of negative
+    /// answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    negative_soa: Arc<[Record]>,
+    nodes: HashMap<Name, Node>,
+    /// Names that exist only because something exists below them (RFC 8020).
+    empty_non_terminals: HashSet<Name>,
+    /// Delegation points (NS below the apex).
+    cuts: HashSet<Name>,
+    record_count: usize,
+}
+
+/// What a lookup found, before it is turned into a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Authoritative data (possibly after following CNAMEs inside the zone).
+    Answer,
+    /// The name exists but has no data of that type.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+    /// The name is at or below a delegation point: a referral, not authoritative.
+    Referral,
+}
+
+/// A lookup's result: the sections of the response.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub outcome: Outcome,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+/// Longest CNAME chain followed inside a zone.
+const MAX_CNAME_CHAIN: usize = 8;
+
+impl CompiledZone {
+    /// Builds the index from compiled zone content and the serial to publish.
+    pub fn build(data: &ZoneData, serial: u32) -> Self {
+        let origin = data.origin.to_lowercase();
+        let s = &data.soa;
+        let soa_rdata = RData::SOA(SOA::new(
+            s.mname.clone(),
+            s.rname.clone(),
+            serial,
+            s.refresh as i32,
+            s.retry as i32,
+            s.expire as i32,
+            s.minimum,
+        ));
+        let soa: Arc<[Record]> = Arc::from(vec![Record::from_rdata(
+            origin.clone(),
+            s.ttl,
+            soa_rdata.clone(),
+        )]);
+        let negative_soa: Arc<[Record]> = Arc::from(vec![Record::from_rdata(
+            origin.clone(),
+            s.ttl.min(s.minimum),
+            soa_rdata,
+        )]);
+
+        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(data.records.len() + 1);
+        let mut cuts = HashSet::new();
+        let mut record_count = 1;
+        for (name, sets) in &data.records {
+            let name = name.to_lowercase();
+            if !origin.zone_of(&name) {
+                continue; // the compiler never emits these; never serve them
+            }
+            let node = nodes.entry(name.clone()).or_default();
+            for (rtype, set) in sets {
+                if *rtype == RecordType::SOA {
+                    continue;
+                }
+                if *rtype == RecordType::NS && name != origin {
+                    cuts.insert(name.clone());
+                }
+                let records: Vec<Record> = set
+                    .rdata
+                    .iter()
+                    .map(|rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
+                    .collect();
+                record_count += records.len();
+                node.rrsets.push((*rtype, Arc::from(records)));
+            }
+        }
+        nodes
+            .entry(origin.clone())
+            .or_default()
+            .rrsets
+            .insert(0, (RecordType::SOA, soa.clone()));
+
+        let mut empty_non_terminals = HashSet::new();
+        for name in nodes.keys() {
+            let mut n = name.base_name();
+            while n.num_labels() > origin.num_labels() {
+                if nodes.contains_key(&n) {
+                    break;
+                }
+                if !empty_non_terminals.insert(n.clone()) {
+                    break;
+                }
+                n = n.base_name();
+            }
+        }
+
+        Self {
+            origin,
+            serial,
+            soa,
+            negative_soa,
+            nodes,
+            empty_non_terminals,
+            cuts,
+            record_count,
+        }
+    }
+
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+    pub fn soa(&self) -> &Arc<[Record]> {
+        &self.soa
+    }
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    fn exists(&self, name: &Name) -> bool {
+        self.nodes.contains_key(name) || self.empty_non_terminals.contains(name)
+    }
+
+    /// The delegation point at or above `name` (strictly below the apex), if any.
+    fn cut_above(&self, name: &Name) -> Option<&Name> {
+        if self.cuts.is_empty() {
+            return None;
+        }
+        // Walk from just below the apex down to `name`: the highest cut wins.
+        let depth = self.origin.num_labels();
+        let total = name.num_labels();
+        for keep in (depth + 1)..=total {
+            let ancestor = name.trim_to(keep as usize);
+            if let Some(c) = self.cuts.get(&ancestor) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Answers `qname`/`qtype` (which must be inside this zone).
+    pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
+        let mut answers = Vec::new();
+        let mut target = qname.clone();
+        let mut chain = 0;
+        loop {
+            let step = self.lookup_one(&target, qtype, chain > 0);
+            match step {
+                Step::Data(records) => {
+                    answers.extend(records);
+                    let additionals = self.additional_for(&answers);
+                    return Lookup {
+                        outcome: Outcome::Answer,
+                        answers,
+                        authorities: Vec::new(),
+                        additionals,
+                    };
+                }
+                Step::Cname(record, next) => {
+                    answers.push(record);
+                    chain += 1;
+                    if chain > MAX_CNAME_CHAIN || !self.origin.zone_of(&next) {
+                        // Out of zone (or too long): the resolver follows it.
+                        return Lookup {
+                            outcome: Outcome::Answer,
+                            answers,
+                            authorities: Vec::new(),
+                            additionals: Vec::new(),
+                        };
+                    }
+                    target = next;
+                }
+                Step::Referral(cut) => {
+                    if chain > 0 {
+                        // A CNAME into a delegated child: give the chain; the resolver follows.
+                        return Lookup {
+                            outcome: Outcome::Answer,
+                            answers,
+                            authorities: Vec::new(),
+                            additionals: Vec::new(),
+                        };
+                    }
+                    let ns: Vec<Record> = self.nodes[&cut]
+                        .get(RecordType::NS)
+                        .map(|r| r.to_vec())
+                        .unwrap_or_default();
+                    let additionals = self.glue_for(&ns);
+                    return Lookup {
+                        outcome: Outcome::Referral,
+                        answers,
+                        authorities: ns,
+                        additionals,
+                    };
+                }
+                Step::NoData => {
+                    let outcome = if answers.is_empty() {
+                        Outcome::NoData
+                    } else {
+                        Outcome::Answer
+                    };
+                    return Lookup {
+                        outcome,
+                        answers,
+                        authorities: self.negative_soa.to_vec(),
+                        additionals: Vec::new(),
+                    };
+                }
+                Step::NxDomain => {
+                    // RFC 6604: after a CNAME the rcode describes the last name in the chain.
+                    return Lookup {
+                        outcome: Outcome::NxDomain,
+                        answers,
+                        authorities: self.negative_soa.to_vec(),
+                        additionals: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+
+    fn lookup_one(&self, name: &Name, qtype: RecordType, following: bool) -> Step {
+        if let Some(cut) = self.cut_above(name) {
+            // DS at the cut itself belongs to the parent side (we hold none: NODATA).
+            let at_cut_ds = cut == name && qtype == RecordType::DS;
+            if !at_cut_ds {
+                return Step::Referral(cut.clone());
+            }
+        }
+        if let Some(node) = self.nodes.get(name) {
+            return self.from_node(node, name, qtype, following);
+        }
+        if self.empty_non_terminals.contains(name) {
+            return Step::NoData;
+        }
+        // RFC 4592: the closest encloser is the longest existing ancestor; a wildcard child of it
+        // is the source of synthesis.
+        let mut encloser = name.base_name();
+        while encloser.num_labels() >= self.origin.num_labels() {
+            if self.exists(&encloser) {
+                break;
+            }
+            encloser = encloser.base_name();
+        }
+        if let Ok(wild) = encloser.prepend_label("*")
+            && let Some(node) = self.nodes.get(&wild)
+        {
+            return self.from_node(node, name, qtype, following);
+        }
+        Step::NxDomain
+    }
+
+    /// Answers from a node; `owner` is the name records are given (differs for wildcards).
+    fn from_node(&self, node: &Node, owner: &Name, qtype: RecordType, _following: bool) -> Step {
+        let rename = |records: &[Record]| -> Vec<Record> {
+            records
+                .iter()
+                .map(|r| {
+                    if r.name == *owner {
+                        r.clone()
+                    } else {
+                        let mut r = r.clone();
+                        r.name = owner.clone();
+                        r
+                    }
+                })
+                .collect()
+        };
+        if qtype == RecordType::ANY {
+            // RFC 8482: answer ANY with one RRset, not everything.
+            return match node.rrsets.first() {
+                Some((_, records)) => Step::Data(rename(records)),
+                None => Step::NoData,
+            };
+        }
+        if let Some(records) = node.get(qtype) {
+            return Step::Data(rename(records));
+        }
+        if let Some(cname) = node.get(RecordType::CNAME)
+            && let Some(first) = cname.first()
+            && let RData::CNAME(target) = &first.data
+        {
+            let mut record = first.clone();
+            record.name = owner.clone();
+            return Step::Cname(record, target.0.to_lowercase());
+        }
+        Step::NoData
+    }
+
+    /// Address records in this zone for the names that answer records point at (MX, SRV, NS).
+    fn additional_for(&self, answers: &[Record]) -> Vec<Record> {
+        let mut out = Vec::new();
+        for r in answers {
+            let target = match &r.data {
+                RData::MX(mx) => mx.exchange.clone(),
+                RData::SRV(srv) => srv.target.clone(),
+                RData::NS(ns) => ns.0.clone(),
+                _ => continue,
+            };
+            self.push_addresses(&target, &mut out);
+        }
+        out
+    }
+
+    /// Glue: address records (possibly below a cut) for the nameservers of a referral.
+    fn glue_for(&self, ns: &[Record]) -> Vec<Record> {
+        let mut out = Vec::new();
+        for r in ns {
+            if let RData::NS(target) = &r.data {
+                self.push_addresses(&target.0, &mut out);
+            }
+        }
+        out
+    }
+
+    fn push_addresses(&self, target: &Name, out: &mut Vec<Record>) {
+        if !self.origin.zone_of(target) {
+            return;
+        }
+        if let Some(node) = self.nodes.get(target) {
+            for t in [RecordType::A, RecordType::AAAA] {
+                if let Some(records) = node.get(t) {
+                    for rec in records.iter() {
+                        if !out.contains(rec) {
+                            out.push(rec.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Step {
+    Data(Vec<Record>),
+    Cname(Record, Name),
+    Referral(Name),
+    NoData,
+    NxDomain,
+}
+
+/// Every zone served, by apex. Immutable; replaced as a whole on every change.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: HashMap<Name, Arc<CompiledZone>>,
+    /// Label counts of the apexes present, longest first (for longest-match search).
+    depths: Vec<u8>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: impl IntoIterator<Item = Arc<CompiledZone>>) -> Self {
+        let zones: HashMap<Name, Arc<CompiledZone>> =
+            zones.into_iter().map(|z| (z.origin().clone(), z)).collect();
+        let mut depths: Vec<u8> = zones.keys().map(|n| n.num_labels()).collect();
+        depths.sort_unstable_by(|a, b| b.cmp(a));
+        depths.dedup();
+        Self { zones, depths }
+    }
+
+    /// The zone with the longest apex that contains `name`.
+    pub fn find(&self, name: &Name) -> Option<&Arc<CompiledZone>> {
+        let labels = name.num_labels();
+        for &d in &self.depths {
+            if d > labels {
+                continue;
+            }
+            let candidate = name.trim_to(d as usize);
+            if let Some(z) = self.zones.get(&candidate) {
+                return Some(z);
+            }
+        }
+        None
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &Arc<CompiledZone>> {
+        self.zones.values()
+    }
+
+    pub fn get(&self, origin: &Name) -> Option<&Arc<CompiledZone>> {
+        self.zones.get(origin)
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+}

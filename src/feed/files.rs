@@ -1,0 +1,489 @@
+//! The file feed: every `*.yaml`/`*.yml` under a directory (multi-document, `kind: List`
+//! expanded), as `kubectl get -o yaml` shows objects, status included. Used by `serve
+//! --manifests`, `render` and `check`. A broken file or object never loses data: the last good
+//! version of that file (or object) is kept and the problem is reported with file, document and
+//! field.
+
+use crate::api::DNSZone;
+use crate::objects::SourceObject;
+use crate::objects::store::{ObjectStore, ZoneEntry};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A problem found while loading manifests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadProblem {
+    /// `path/to/file.yaml` or `path/to/file.yaml#3` (document index, from 1).
+    pub location: String,
+    /// The object (`DNSZone acme/zone`) when known.
+    pub object: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.object {
+            Some(o) => write!(f, "{}: {}: {}", self.location, o, self.message),
+            None => write!(f, "{}: {}", self.location, self.message),
+        }
+    }
+}
+
+/// One parsed object with its location.
+#[derive(Clone, Debug)]
+enum Parsed {
+    Zone(Arc<DNSZone>),
+    Source(SourceObject),
+}
+
+#[derive(Clone, Debug)]
+struct ParsedDoc {
+    location: String,
+    object: Parsed,
+}
+
+/// Loads a directory repeatedly, remembering the last good state of every file and object.
+#[derive(Debug, Default)]
+pub struct ManifestLoader {
+    root: PathBuf,
+    /// Last good documents per file.
+    last_good: BTreeMap<PathBuf, Vec<ParsedDoc>>,
+    /// Last good version of each object by identity, for objects that later fail to parse.
+    last_good_objects: BTreeMap<String, ParsedDoc>,
+}
+
+/// Result of one load.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub store: ObjectStore,
+    pub problems: Vec<LoadProblem>,
+    /// Number of YAML files read.
+    pub files: usize,
+}
+
+impl ManifestLoader {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads every manifest under the root. Never fails: problems are reported in `Loaded`.
+    pub fn load(&mut self) -> Loaded {
+        let mut loaded = Loaded::default();
+        let mut files = Vec::new();
+        if let Err(e) = collect_yaml_files(&self.root, &mut files) {
+            loaded.problems.push(LoadProblem {
+                location: self.root.display().to_string(),
+                object: None,
+                message: format!("cannot read directory: {e}"),
+            });
+        }
+        files.sort();
+        loaded.files = files.len();
+        let mut current: BTreeMap<PathBuf, Vec<ParsedDoc>> = BTreeMap::new();
+        for file in files {
+            let display = file
+                .strip_prefix(&self.root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let docs = self.parse_file(&display, &text, &mut loaded.problems);
+                    match docs {
+                        Some(docs) => {
+                            current.insert(file.clone(), docs);
+                        }
+                        None => {
+                            if let Some(prev) = self.last_good.get(&file) {
+                                current.insert(file.clone(), prev.clone());
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    loaded.problems.push(LoadProblem {
+                        location: display,
+                        object: None,
+                        message: format!("cannot read file: {e}"),
+                    });
+                    if let Some(prev) = self.last_good.get(&file) {
+                        current.insert(file.clone(), prev.clone());
+                    }
+                }
+            }
+        }
+        for docs in current.values() {
+            for doc in docs {
+                match &doc.object {
+                    Parsed::Zone(z) => {
+                        let ns = z.metadata.namespace.clone().unwrap_or_default();
+                        let name = z.metadata.name.clone().unwrap_or_default();
+                        let key = (ns.clone(), name.clone());
+                        if let Some(prev) = loaded.store.zones.get(&key) {
+                            loaded.problems.push(LoadProblem {
+                                location: doc.location.clone(),
+                                object: Some(format!("DNSZone {ns}/{name}")),
+                                message: format!(
+                                    "duplicate object; the one in {} is used",
+                                    prev.origin
+                                ),
+                            });
+                            continue;
+                        }
+                        loaded.store.zones.insert(
+                            key,
+                            ZoneEntry {
+                                zone: z.clone(),
+                                origin: doc.location.clone(),
+                            },
+                        );
+                    }
+                    Parsed::Source(o) => {
+                        let key = o.key();
+                        if loaded.store.objects.contains_key(&key) {
+                            loaded.problems.push(LoadProblem {
+                                location: doc.location.clone(),
+                                object: Some(key.to_string()),
+                                message: "duplicate object; the first one (in file order) is used"
+                                    .into(),
+                            });
+                            continue;
+                        }
+                        loaded.store.insert_object(o.clone());
+                    }
+                }
+            }
+        }
+        self.last_good = current;
+        loaded
+    }
+
+    /// Parses one file. `None` when the file as a whole is unreadable YAML.
+    fn parse_file(
+        &mut self,
+        display: &str,
+        text: &str,
+        problems: &mut Vec<LoadProblem>,
+    ) -> Option<Vec<ParsedDoc>> {
+        let docs: Vec<Value> = match serde_saphyr::from_multiple::<Value>(text) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(LoadProblem {
+                    location: display.to_string(),
+                    object: None,
+                    message: format!("invalid YAML, keeping this file's last good content: {e}"),
+                });
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for (i, doc) in docs.into_iter().enumerate() {
+            let location = format!("{display}#{}", i + 1);
+            let items = match doc {
+                Value::Null => continue,
+                Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                other => vec![other],
+            };
+            for (j, item) in items.into_iter().enumerate() {
+                let location = if j == 0 && !location.contains('[') {
+                    location.clone()
+                } else {
+                    format!("{location}[{j}]")
+                };
+                self.parse_object(location, item, problems, &mut out);
+            }
+        }
+        Some(out)
+    }
+
+    fn parse_object(
+        &mut self,
+        location: String,
+        mut value: Value,
+        problems: &mut Vec<LoadProblem>,
+        out: &mut Vec<ParsedDoc>,
+    ) {
+        let Some(obj) = value.as_object_mut() else {
+            problems.push(LoadProblem {
+                location,
+                object: None,
+                message: "document is not a mapping; skipped".into(),
+            });
+            return;
+        };
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        // A missing namespace means `default`, as kubectl would apply it.
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(m) = meta.as_object_mut() {
+            let missing = m
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::is_empty)
+                .unwrap_or(true);
+            if missing {
+                m.insert("namespace".into(), Value::String("default".into()));
+            }
+        }
+        let ns = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let ident = format!("{kind} {ns}/{name}");
+        if kind.is_empty() || api_version.is_empty() {
+            problems.push(LoadProblem {
+                location,
+                object: None,
+                message: "missing apiVersion or kind; skipped".into(),
+            });
+            return;
+        }
+        if name.is_empty() {
+            problems.push(LoadProblem {
+                location,
+                object: Some(ident),
+                message: "metadata.name is required; skipped".into(),
+            });
+            return;
+        }
+        let identity = format!("{api_version} {ident}");
+        let parsed = if kind == "DNSZone" && api_version.starts_with("zonegate.dev/") {
+            if api_version != "zonegate.dev/v1alpha1" {
+                Err(format!(
+                    "apiVersion {api_version} is not served; use zonegate.dev/v1alpha1"
+                ))
+            } else {
+                match serde_json::from_value::<DNSZone>(value) {
+                    Ok(z) => {
+                        let errs = crate::api::validate::validate_zone(&z);
+                        if errs.is_empty() {
+                            Ok(Some(Parsed::Zone(Arc::new(z))))
+                        } else {
+                            Err(errs.join("; "))
+                        }
+                    }
+                    Err(e) => Err(describe_serde(e)),
+                }
+            }
+        } else {
+            match SourceObject::from_value(&api_version, &kind, value) {
+                Ok(Some(o)) => Ok(Some(Parsed::Source(o))),
+                Ok(None) => Ok(None), // a kind we do not read (Deployment, ...): ignore silently
+                Err(e) => Err(describe_serde(e)),
+            }
+        };
+        match parsed {
+            Ok(Some(object)) => {
+                let doc = ParsedDoc { location, object };
+                self.last_good_objects.insert(identity, doc.clone());
+                out.push(doc);
+            }
+            Ok(None) => {}
+            Err(message) => {
+                let kept = self.last_good_objects.get(&identity).cloned();
+                let suffix = if kept.is_some() {
+                    "; keeping its last good version"
+                } else {
+                    "; skipped"
+                };
+                problems.push(LoadProblem {
+                    location,
+                    object: Some(ident),
+                    message: format!("{message}{suffix}"),
+                });
+                if let Some(doc) = kept {
+                    out.push(doc);
+                }
+            }
+        }
+    }
+}
+
+/// serde_json errors name the problem; add nothing but trim the position noise.
+fn describe_serde(e: serde_json::Error) -> String {
+    e.to_string()
+}
+
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    if meta.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue; // .git, editor swap files
+        }
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            collect_yaml_files(&path, out)?;
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("zg-files-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const ZONE: &str = "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: z, namespace: acme}\nspec: {domain: acme.example.com}\n";
+    const ING: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules: [{host: www.acme.example.com}]\nstatus:\n  loadBalancer: {ingress: [{ip: 192.0.2.10}]}\n";
+
+    #[test]
+    fn loads_multi_document_files_and_defaults_namespace() {
+        let d = tmpdir("multi");
+        write(&d, "all.yaml", &format!("{ZONE}---\n{ING}---\n# empty\n"));
+        let mut l = ManifestLoader::new(&d);
+        let out = l.load();
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.store.zones.len(), 1);
+        let (key, _) = out.store.objects.iter().next().unwrap();
+        assert_eq!(key.to_string(), "Ingress default/web");
+    }
+
+    #[test]
+    fn expands_lists_and_ignores_unknown_kinds_and_hidden_dirs() {
+        let d = tmpdir("list");
+        std::fs::create_dir_all(d.join(".git")).unwrap();
+        write(&d.join(".git"), "x.yaml", ZONE);
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: d}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s, namespace: acme}\n  spec: {type: LoadBalancer}\n";
+        write(&d, "list.yml", list);
+        let out = ManifestLoader::new(&d).load();
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.store.zones.len(), 0);
+        assert_eq!(out.store.objects.len(), 1);
+    }
+
+    #[test]
+    fn broken_yaml_keeps_last_good_file_and_reports_location() {
+        let d = tmpdir("broken");
+        write(&d, "zone.yaml", ZONE);
+        write(&d, "ing.yaml", ING);
+        let mut l = ManifestLoader::new(&d);
+        assert_eq!(l.load().store.objects.len(), 1);
+        write(&d, "ing.yaml", "kind: [unclosed\n");
+        let out = l.load();
+        assert_eq!(out.store.objects.len(), 1, "last good content kept");
+        assert_eq!(out.problems.len(), 1);
+        assert!(
+            out.problems[0].location == "ing.yaml",
+            "{}",
+            out.problems[0]
+        );
+        assert!(out.problems[0].message.contains("invalid YAML"));
+    }
+
+    #[test]
+    fn bad_object_keeps_its_last_good_version_and_names_the_field() {
+        let d = tmpdir("badobj");
+        write(&d, "zone.yaml", ZONE);
+        let mut l = ManifestLoader::new(&d);
+        assert_eq!(l.load().store.zones.len(), 1);
+        write(
+            &d,
+            "zone.yaml",
+            &ZONE.replace(
+                "spec: {domain: acme.example.com}",
+                "spec: {domain: acme.example.com, ttl: nope}",
+            ),
+        );
+        let out = l.load();
+        assert_eq!(out.store.zones.len(), 1, "last good zone kept");
+        let p = &out.problems[0];
+        assert_eq!(p.location, "zone.yaml#1");
+        assert_eq!(p.object.as_deref(), Some("DNSZone acme/z"));
+        assert!(p.message.contains("keeping its last good version"), "{p}");
+    }
+
+    #[test]
+    fn invalid_zone_is_rejected_with_field() {
+        let d = tmpdir("invalid");
+        write(
+            &d,
+            "zone.yaml",
+            &ZONE.replace("acme.example.com", "Bad_Domain"),
+        );
+        let out = ManifestLoader::new(&d).load();
+        assert_eq!(out.store.zones.len(), 0);
+        assert!(
+            out.problems[0].message.contains("spec.domain"),
+            "{}",
+            out.problems[0]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_reported() {
+        let d = tmpdir("dup");
+        write(&d, "a.yaml", ZONE);
+        write(&d, "b.yaml", ZONE);
+        let out = ManifestLoader::new(&d).load();
+        assert_eq!(out.store.zones.len(), 1);
+        assert!(
+            out.problems[0].message.contains("duplicate"),
+            "{}",
+            out.problems[0]
+        );
+        assert_eq!(out.problems[0].location, "b.yaml#1");
+    }
+
+    #[test]
+    fn missing_name_or_kind_is_reported() {
+        let d = tmpdir("noname");
+        write(
+            &d,
+            "a.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {}\n---\nfoo: bar\n",
+        );
+        let out = ManifestLoader::new(&d).load();
+        assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
+        assert!(out.problems[0].message.contains("metadata.name"));
+        assert_eq!(out.problems[1].location, "a.yaml#2");
+    }
+}

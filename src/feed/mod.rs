@@ -1,0 +1,2 @@
+//! Object feeds: where objects come from (manifest files; the apiserver in cluster mode).
+pub mod files;

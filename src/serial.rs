@@ -1,0 +1,141 @@
+//! SOA serials. A zone's serial changes only when its content changes, always increases
+//! (RFC 1982 arithmetic on u32, kept far from wrap-around by using Unix time), and never goes
+//! backwards across restarts: on a change the new serial is `max(previous + 1, now)`, where
+//! `now` is the Unix time in seconds; with `--state-dir` the last (content hash, serial) pair per
+//! zone is persisted so that a restart with unchanged content keeps its serial exactly.
+
+use crate::zone::ZoneData;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+/// A stable 64-bit fingerprint of a zone's content (FNV-1a over a canonical rendering, so it is
+/// the same in every process and across versions of the standard library).
+pub fn content_hash(data: &ZoneData) -> u64 {
+    let mut h = Fnv(0xcbf29ce484222325);
+    data.origin.to_ascii().hash(&mut h);
+    let s = &data.soa;
+    (
+        s.mname.to_ascii(),
+        s.rname.to_ascii(),
+        s.refresh,
+        s.retry,
+        s.expire,
+        s.minimum,
+        s.ttl,
+    )
+        .hash(&mut h);
+    for (name, sets) in &data.records {
+        name.to_ascii().hash(&mut h);
+        for (t, set) in sets {
+            u16::from(*t).hash(&mut h);
+            set.ttl.hash(&mut h);
+            for rd in &set.rdata {
+                rd.to_string().hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+struct Fnv(u64);
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
+/// Assigns serials per zone (keyed by apex).
+#[derive(Debug, Default)]
+pub struct SerialKeeper {
+    state: BTreeMap<String, (u64, u32)>,
+    file: Option<PathBuf>,
+}
+
+impl SerialKeeper {
+    /// With a state directory, serials survive restarts exactly.
+    pub fn new(state_dir: Option<PathBuf>) -> Self {
+        let file = state_dir.map(|d| d.join("serials.json"));
+        let state = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| serde_json::from_str::<BTreeMap<String, (u64, u32)>>(&t).ok())
+            .unwrap_or_default();
+        Self { state, file }
+    }
+
+    /// The serial for `zone` with content `hash` at Unix time `now`.
+    pub fn serial(&mut self, zone: &str, hash: u64, now: u64) -> u32 {
+        let now = now.min(u32::MAX as u64) as u32;
+        let serial = match self.state.get(zone) {
+            Some((h, s)) if *h == hash => return *s,
+            Some((_, s)) => now.max(s.wrapping_add(1)),
+            None => now,
+        };
+        self.state.insert(zone.to_string(), (hash, serial));
+        serial
+    }
+
+    /// Writes the state file (atomically: write then rename). Errors are returned for logging.
+    pub fn persist(&self) -> std::io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = file.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&self.state).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_content_keeps_serial_and_changes_increase_it() {
+        let mut k = SerialKeeper::new(None);
+        assert_eq!(k.serial("a.", 1, 1000), 1000);
+        assert_eq!(k.serial("a.", 1, 2000), 1000, "same content, same serial");
+        assert_eq!(k.serial("a.", 2, 2000), 2000);
+        assert_eq!(
+            k.serial("a.", 3, 2000),
+            2001,
+            "two changes in one second still increase"
+        );
+        assert_eq!(
+            k.serial("a.", 4, 1500),
+            2002,
+            "a clock step backwards never lowers it"
+        );
+        assert_eq!(k.serial("b.", 4, 1500), 1500, "zones are independent");
+    }
+
+    #[test]
+    fn state_survives_restart() {
+        let dir = std::env::temp_dir().join(format!("zg-serial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut k = SerialKeeper::new(Some(dir.clone()));
+        k.serial("a.", 7, 1000);
+        k.serial("a.", 8, 1000);
+        k.persist().unwrap();
+        let mut k2 = SerialKeeper::new(Some(dir.clone()));
+        assert_eq!(
+            k2.serial("a.", 8, 5),
+            1001,
+            "restart with same content keeps serial"
+        );
+        assert_eq!(k2.serial("a.", 9, 5), 1002, "restart never goes backwards");
+    }
+}
