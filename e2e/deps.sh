@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs the tools the end-to-end tests use, on Debian (12+), and only the missing ones:
+# nothing is downloaded when everything is already there. Go and the Rust toolchain are expected
+# on the machine already; e2e/build-control-plane.sh builds the Kubernetes binaries.
+set -euo pipefail
+
+log() { printf '[deps] %s\n' "$*" >&2; }
+
+# command -> Debian package that provides it
+TOOLS=(
+  openssl:openssl
+  python3:python3
+  dig:bind9-dnsutils
+  kdig:knot-dnsutils
+  named-checkzone:bind9-utils
+  knotd:knot
+  dnsperf:dnsperf
+  ip:iproute2
+  flock:util-linux
+  setsid:util-linux
+)
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
+missing=()
+for entry in "${TOOLS[@]}"; do
+  tool=${entry%%:*} pkg=${entry#*:}
+  if ! have "$tool"; then
+    case " ${missing[*]:-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+  fi
+done
+
+for tool in go cargo; do
+  have "$tool" || log "warning: $tool not found on PATH (expected on the machine; not installed by this script)"
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  log "all tools present"
+  exit 0
+fi
+
+command -v apt-get >/dev/null || { log "missing: ${missing[*]}; install them (no apt-get here)"; exit 1; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { log "missing: ${missing[*]}; run as root or install sudo"; exit 1; }
+  SUDO=sudo
+fi
+
+log "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+still=()
+for entry in "${TOOLS[@]}"; do
+  tool=${entry%%:*}
+  have "$tool" || still+=("$tool")
+done
+[ ${#still[@]} -eq 0 ] || { log "still missing after apt-get install: ${still[*]}"; exit 1; }
+log "installed: ${missing[*]}"
