@@ -1,0 +1,70 @@
+# zonegate: build, lint and test.
+#
+#   make test          the project's one test command: lint, tools, control plane, e2e cluster,
+#                      every test (unit, integration and e2e), cluster teardown
+#   make unit          cargo test (no cluster; e2e tests are #[ignore]d)
+#   make lint          rustfmt and clippy, warnings are errors
+#   make cluster-up    start an e2e control plane (prints KUBECONFIG=...)
+#   make cluster-down  stop the newest one (RUN=<dir> for another, KEEP=1 keeps its logs)
+#   make crds          regenerate crds/ from the Rust types
+#
+# `make test` keeps nothing running: the cluster goes down whether the tests pass or not. Set
+# KEEP=1 to keep the run directory (logs, etcd data) for a look afterwards.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := test
+.PHONY: test unit lint cluster-up cluster-down crds
+
+CARGO ?= cargo
+# extra arguments for the test binaries, e.g. `make test TEST_ARGS=e2e_crd`
+TEST_ARGS ?=
+
+# phase NAME CMD...: runs CMD and prints how long it took (on stderr, like the tools' progress).
+define PHASE
+phase() {
+  local name=$$1 t0=$${EPOCHREALTIME/./} rc=0 ms
+  shift
+  printf '\n==> %s\n' "$$name" >&2
+  "$$@" || rc=$$?
+  ms=$$(( ($${EPOCHREALTIME/./} - t0) / 1000 ))
+  printf '==> %s: %d.%01ds%s\n' "$$name" $$((ms / 1000)) $$((ms % 1000 / 100)) \
+    "$$( [ $$rc -eq 0 ] || echo " (FAILED, exit $$rc)")" >&2
+  return $$rc
+}
+endef
+export PHASE
+
+test: lint
+	@eval "$$PHASE"
+	phase "e2e tools (e2e/deps.sh)" e2e/deps.sh
+	phase "control-plane binaries and CRDs (e2e/build-control-plane.sh)" e2e/build-control-plane.sh >/dev/null
+	# compile before the cluster starts, so it does not idle through the build
+	phase "build tests" $(CARGO) test --all-targets --no-run
+	out=$$(mktemp)
+	phase "e2e cluster up" e2e/cluster up | tee "$$out"
+	kubeconfig=$$(tail -n 1 "$$out" | sed -n 's/^KUBECONFIG=//p'); rm -f "$$out"
+	run=$$(dirname "$$kubeconfig")
+	[ -f "$$run/env" ] || { echo "e2e/cluster up printed no usable KUBECONFIG" >&2; exit 1; }
+	trap 'phase "e2e cluster down" e2e/cluster down "$$run" || true' EXIT
+	set -a; . "$$run/env"; set +a
+	rc=0
+	phase "cargo test (unit, integration, e2e)" $(CARGO) test --all-targets --no-fail-fast -- --include-ignored $(TEST_ARGS) || rc=$$?
+	exit $$rc
+
+unit:
+	$(CARGO) test
+
+lint:
+	@eval "$$PHASE"
+	phase "lint (rustfmt, clippy)" bash -c '$(CARGO) fmt --check && $(CARGO) clippy --all-targets -- -D warnings'
+
+cluster-up:
+	e2e/cluster up
+
+cluster-down:
+	e2e/cluster down $(RUN)
+
+crds:
+	$(CARGO) run -q -- crd > crds/dnszones.zonegate.dev.yaml
