@@ -35,7 +35,7 @@ exec 9>"$CACHE_ROOT/e2e/.lock"
 flock -n 9 || { log "another build-control-plane.sh holds $CACHE_ROOT/e2e/.lock; waiting"; flock 9; }
 
 if [ ! -f "$BIN/.complete" ]; then
-  log "building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into $BIN (first time only; ~15-30 min on 2 cores)"
+  log "building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into $BIN (first time only; ~10-30 min on 2 cores) ($(date +%T))"
   work=$(mktemp -d)
   minor=${K8S_VERSION#v1.}            # 36.3
   staging="v0.$minor"                  # v0.36.3
