@@ -1,3 +1,130 @@
-fn main() {
-    print!("{}", zonegate::crdgen::crd_yaml());
+//! The `zonegate` binary: wiring only; behaviour lives in the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "zonegate", version, about = "Per-tenant authoritative DNS zones for Kubernetes", long_about = None)]
+struct Cli {
+    /// Log format. The level comes from RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ZONEGATE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator: reconcile DNSZones into nameserver Deployments and Services.
+    Operator,
+    /// Serve zones authoritatively over UDP and TCP.
+    ///
+    /// With --manifests, from a directory of YAML manifests (DNSZones and source objects, status
+    /// included), reloaded on change. With --zone, from a live cluster (in-cluster config or
+    /// KUBECONFIG).
+    Serve {
+        /// Directory of manifests (`*.yaml`, `*.yml`, multi-document) to serve every DNSZone from.
+        #[arg(long, conflicts_with = "zone", required_unless_present = "zone")]
+        manifests: Option<PathBuf>,
+        /// The DNSZone to serve from the cluster, as NAMESPACE/NAME.
+        #[arg(long)]
+        zone: Option<String>,
+        /// Address to answer DNS on, UDP and TCP. Repeatable.
+        #[arg(long, default_value = "0.0.0.0:5353")]
+        listen: Vec<SocketAddr>,
+        /// Address for /healthz, /readyz and /metrics.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Directory to persist SOA serials in, so they never go backwards across restarts.
+        #[arg(long, env = "ZONEGATE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Print zones as RFC 1035 master files (for named-checkzone, Knot, NSD or review).
+    Render {
+        /// Directory of manifests.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// Only this DNSZone, as NAMESPACE/NAME.
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Validate a directory of manifests offline; exits non-zero with precise messages.
+    Check {
+        /// Directory of manifests.
+        #[arg(long)]
+        manifests: PathBuf,
+    },
+    /// Print the DNSZone CustomResourceDefinition YAML.
+    Crd,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    use zonegate::cmd::files_mode;
+    let code = match cli.command {
+        Command::Crd => {
+            print!("{}", zonegate::crdgen::crd_yaml());
+            0
+        }
+        Command::Check { manifests } => files_mode::check(manifests),
+        Command::Render { manifests, zone } => files_mode::render(manifests, zone),
+        Command::Serve {
+            manifests,
+            zone,
+            listen,
+            http,
+            state_dir,
+        } => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let result = rt.block_on(async move {
+                match (manifests, zone) {
+                    (Some(dir), _) => files_mode::serve(files_mode::ServeFiles { dir, listen, http, state_dir }).await,
+                    (None, Some(zone)) => Err(format!("serve --zone {zone}: serving from a cluster is not implemented yet (issue: cluster data plane)").into()),
+                    (None, None) => Err("serve needs --manifests DIR or --zone NAMESPACE/NAME".into()),
+                }
+            });
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
+        Command::Operator => {
+            eprintln!("error: `zonegate operator` is not implemented yet (issue: operator)");
+            2
+        }
+    };
+    ExitCode::from(code as u8)
 }

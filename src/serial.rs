@@ -1,8 +1,13 @@
-//! SOA serials. A zone's serial changes only when its content changes, always increases
-//! (RFC 1982 arithmetic on u32, kept far from wrap-around by using Unix time), and never goes
-//! backwards across restarts: on a change the new serial is `max(previous + 1, now)`, where
-//! `now` is the Unix time in seconds; with `--state-dir` the last (content hash, serial) pair per
-//! zone is persisted so that a restart with unchanged content keeps its serial exactly.
+//! SOA serials. A zone's serial changes only when its content changes and then increases
+//! (Unix-time based, far from RFC 1982 wrap-around): the new serial is
+//! `max(previous + 1, content_time)`.
+//!
+//! `content_time` is a timestamp of the inputs that every server reading the same inputs sees
+//! identically: in files mode the newest mtime of the manifest files and directories (a
+//! directory's mtime moves when a file is added or removed). So two servers fed the same tree
+//! publish the same serial, and a restart over unchanged files recomputes the same serial. With
+//! `--state-dir` the last (content hash, serial) pair per zone is also persisted, which keeps
+//! the `previous + 1` bumps (two changes within one second) across restarts too.
 
 use crate::zone::ZoneData;
 use std::collections::BTreeMap;
@@ -70,7 +75,7 @@ impl SerialKeeper {
         Self { state, file }
     }
 
-    /// The serial for `zone` with content `hash` at Unix time `now`.
+    /// The serial for `zone` with content `hash` whose inputs are dated `now` (Unix seconds).
     pub fn serial(&mut self, zone: &str, hash: u64, now: u64) -> u32 {
         let now = now.min(u32::MAX as u64) as u32;
         let serial = match self.state.get(zone) {

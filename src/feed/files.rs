@@ -61,6 +61,9 @@ pub struct Loaded {
     pub problems: Vec<LoadProblem>,
     /// Number of YAML files read.
     pub files: usize,
+    /// Newest modification time (Unix seconds) of the files and directories read: the
+    /// content's timestamp, identical on every server that reads the same tree (see `serial`).
+    pub newest_mtime: u64,
 }
 
 impl ManifestLoader {
@@ -79,7 +82,7 @@ impl ManifestLoader {
     pub fn load(&mut self) -> Loaded {
         let mut loaded = Loaded::default();
         let mut files = Vec::new();
-        if let Err(e) = collect_yaml_files(&self.root, &mut files) {
+        if let Err(e) = collect_yaml_files(&self.root, &mut files, &mut loaded.newest_mtime) {
             loaded.problems.push(LoadProblem {
                 location: self.root.display().to_string(),
                 object: None,
@@ -333,8 +336,19 @@ fn describe_serde(e: serde_json::Error) -> String {
     e.to_string()
 }
 
-fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Collects YAML files below `dir`, tracking the newest mtime of them and of the directories
+/// (a directory's mtime changes when a file in it is created, removed or renamed).
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>, newest: &mut u64) -> std::io::Result<()> {
     let meta = std::fs::metadata(dir)?;
+    *newest = (*newest).max(mtime_secs(&meta));
     if meta.is_file() {
         out.push(dir.to_path_buf());
         return Ok(());
@@ -349,8 +363,11 @@ fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()>
         }
         let ft = entry.file_type()?;
         if ft.is_dir() {
-            collect_yaml_files(&path, out)?;
+            collect_yaml_files(&path, out, newest)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            if let Ok(m) = entry.metadata() {
+                *newest = (*newest).max(mtime_secs(&m));
+            }
             out.push(path);
         }
     }

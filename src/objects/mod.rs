@@ -401,7 +401,9 @@ impl SourceObject {
     ) -> Result<Option<SourceObject>, serde_json::Error> {
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let obj = match (group, kind) {
-            ("networking.k8s.io", "Ingress") => SourceObject::Ingress(serde_json::from_value(value)?),
+            ("networking.k8s.io", "Ingress") => {
+                SourceObject::Ingress(serde_json::from_value(value)?)
+            }
             ("", "Service") => SourceObject::Service(serde_json::from_value(value)?),
             ("gateway.networking.k8s.io", "Gateway") => {
                 SourceObject::Gateway(serde_json::from_value(value)?)

@@ -32,7 +32,10 @@ impl ObjectStore {
     }
 
     /// Objects of one namespace, in key order.
-    pub fn in_namespace<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = &'a Arc<SourceObject>> + 'a {
+    pub fn in_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<SourceObject>> + 'a {
         self.objects
             .iter()
             .filter(move |(k, _)| k.namespace == namespace)
@@ -41,7 +44,11 @@ impl ObjectStore {
 
     /// A Gateway by namespace and name.
     pub fn gateway(&self, namespace: &str, name: &str) -> Option<&super::Gateway> {
-        let key = ObjectKey { kind: "Gateway", namespace: namespace.to_string(), name: name.to_string() };
+        let key = ObjectKey {
+            kind: "Gateway",
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
         match self.objects.get(&key).map(|o| o.as_ref()) {
             Some(SourceObject::Gateway(g)) => Some(g),
             _ => None,

@@ -14,7 +14,10 @@ pub struct RecordSet {
 
 impl RecordSet {
     pub fn new(ttl: u32) -> Self {
-        Self { ttl, rdata: Vec::new() }
+        Self {
+            ttl,
+            rdata: Vec::new(),
+        }
     }
 
     /// Adds `rdata` unless present; the RRset keeps the lowest TTL it was given.
@@ -55,7 +58,11 @@ pub struct ZoneData {
 
 impl ZoneData {
     pub fn new(origin: Name, soa: SoaData) -> Self {
-        Self { origin, soa, records: BTreeMap::new() }
+        Self {
+            origin,
+            soa,
+            records: BTreeMap::new(),
+        }
     }
 
     /// Adds one record, merging into the RRset of its name and type.
@@ -75,6 +82,11 @@ impl ZoneData {
 
     /// Number of records (not RRsets), SOA included.
     pub fn record_count(&self) -> usize {
-        1 + self.records.values().flat_map(|m| m.values()).map(|s| s.rdata.len()).sum::<usize>()
+        1 + self
+            .records
+            .values()
+            .flat_map(|m| m.values())
+            .map(|s| s.rdata.len())
+            .sum::<usize>()
     }
 }

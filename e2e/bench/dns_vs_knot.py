@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""DNS data-plane benchmark: `zonegate serve --manifests` side by side with Knot DNS.
+
+Both servers get the same zone (Knot loads exactly what `zonegate render` prints), run on the
+same machine in turn, and are measured with the same dnsperf runs:
+
+  * max QPS: dnsperf, 90% existing names / 10% NXDOMAIN, fixed duration;
+  * latency: p50/p99 at a fixed offered load (dnsperf -Q, per-query latencies with -v);
+  * RSS after loading (VmRSS) at each zone size;
+  * start-up: spawn to first correct answer;
+  * zonegate only (Knot has no file watch): time from a manifest change to the changed answer.
+
+Usage: e2e/bench/dns_vs_knot.py [--names 10000,100000] [--seconds 10] [--rate 20000]
+Prints a Markdown report on stdout. Needs: cargo, knotd, dnsperf (e2e/deps.sh installs them).
+"""
+import argparse, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ZONE = "bench.example"
+
+
+def log(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    while True:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+
+
+def ip_for(i, gen=0):
+    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" if gen == 0 else f"172.16.{(i >> 8) & 255}.{i & 255}"
+
+
+def write_manifests(d, n):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "zone.yaml"), "w") as f:
+        f.write(f"apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: bench, namespace: bench}}\n"
+                f"spec: {{domain: {ZONE}}}\nstatus:\n  nameservers:\n"
+                f"  - {{hostname: ns1.{ZONE}, addresses: [192.0.2.1]}}\n  - {{hostname: ns2.{ZONE}, addresses: [192.0.2.2]}}\n")
+    per = 1000
+    for chunk in range((n + per - 1) // per):
+        write_chunk(d, chunk, n, per, gen=0)
+
+
+def write_chunk(d, chunk, n, per, gen):
+    lines = [f"apiVersion: externaldns.k8s.io/v1alpha1\nkind: DNSEndpoint\nmetadata: {{name: e{chunk}, namespace: bench}}\nspec:\n  endpoints:\n"]
+    for i in range(chunk * per, min(n, (chunk + 1) * per)):
+        ip = ip_for(i, gen if i == chunk * per else 0)
+        lines.append(f"  - {{dnsName: host{i}.{ZONE}, recordType: A, targets: [{ip}]}}\n")
+    tmp = os.path.join(d, f".e{chunk}.tmp")
+    with open(tmp, "w") as f:
+        f.write("".join(lines))
+    os.rename(tmp, os.path.join(d, f"e{chunk}.yaml"))
+
+
+def write_queries(path, n, count=200000):
+    rnd = random.Random(42)
+    with open(path, "w") as f:
+        for _ in range(count):
+            if rnd.random() < 0.9:
+                f.write(f"host{rnd.randrange(n)}.{ZONE} A\n")
+            else:
+                f.write(f"nx{rnd.randrange(10 * n)}.{ZONE} A\n")
+
+
+def dns_query(port, name, timeout=0.5):
+    """One A query over UDP; returns the first IPv4 in the answer (or None)."""
+    qid = random.randrange(65536)
+    q = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(q, ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    ancount = struct.unpack(">H", data[6:8])[0]
+    if ancount == 0:
+        return ""
+    # find the first A rdata: scan for type A class IN after the question
+    i = len(q)
+    for _ in range(ancount):
+        if data[i] & 0xC0 == 0xC0:
+            i += 2
+        else:
+            while data[i] != 0:
+                i += data[i] + 1
+            i += 1
+        rtype, _, _, rdlen = struct.unpack(">HHIH", data[i:i + 10])
+        i += 10
+        if rtype == 1 and rdlen == 4:
+            return ".".join(str(b) for b in data[i:i + 4])
+        i += rdlen
+    return ""
+
+
+def wait_answer(port, name, want, timeout=60.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if dns_query(port, name, 0.2) == want:
+            return time.monotonic() - t0
+        time.sleep(0.001)
+    raise RuntimeError(f"no answer {want} for {name} within {timeout}s")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def dnsperf(port, queries, seconds, rate=None):
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-c", "8", "-q", "500", "-T", "1"]
+    if rate:
+        cmd += ["-Q", str(rate), "-v"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    res = {}
+    m = re.search(r"Queries per second:\s+([\d.]+)", out)
+    res["qps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Queries lost:\s+(\d+)", out)
+    res["lost"] = int(m.group(1)) if m else -1
+    m = re.search(r"Queries completed:\s+(\d+)", out)
+    res["completed"] = int(m.group(1)) if m else 0
+    if rate:
+        lat = [float(x) for x in re.findall(r"^> \S+ .* ([\d.]+)$", out, re.M)]
+        lat.sort()
+        if lat:
+            res["p50_ms"] = lat[len(lat) // 2] * 1000
+            res["p99_ms"] = lat[int(len(lat) * 0.99)] * 1000
+            res["samples"] = len(lat)
+    return res
+
+
+class Proc:
+    def __init__(self, cmd, **kw):
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def start_zonegate(binary, manifests, port):
+    p = Proc([binary, "serve", "--manifests", manifests, "--listen", f"127.0.0.1:{port}"], env={**os.environ, "RUST_LOG": "error"})
+    startup = wait_answer(port, f"host0.{ZONE}", ip_for(0))
+    return p, startup
+
+
+def start_knot(workdir, zonefile, port):
+    conf = os.path.join(workdir, "knot.conf")
+    os.makedirs(os.path.join(workdir, "knot-db"), exist_ok=True)
+    with open(conf, "w") as f:
+        f.write(f"""server:
+  listen: 127.0.0.1@{port}
+  udp-workers: 2
+  tcp-workers: 1
+  background-workers: 1
+  rundir: {workdir}
+log:
+  - target: stderr
+    any: error
+database:
+  storage: {workdir}/knot-db
+zone:
+  - domain: {ZONE}
+    file: {zonefile}
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+""")
+    p = Proc(["knotd", "-c", conf])
+    startup = wait_answer(port, f"host0.{ZONE}", ip_for(0))
+    return p, startup
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--names", default="10000,100000")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rate", type=int, default=20000, help="offered load for the latency run")
+    ap.add_argument("--changes", type=int, default=10)
+    args = ap.parse_args()
+    for tool in ("knotd", "dnsperf"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"{tool} not found: run e2e/deps.sh")
+    log("building zonegate (release)")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "zonegate")
+    results = {}
+    work = tempfile.mkdtemp(prefix="zg-bench-")
+    try:
+        for n in [int(x) for x in args.names.split(",")]:
+            d = os.path.join(work, f"m{n}")
+            write_manifests(d, n)
+            zonefile = os.path.join(work, f"{ZONE}.{n}.zone")
+            with open(zonefile, "w") as f:
+                subprocess.run([binary, "render", "--manifests", d], stdout=f, check=True)
+            queries = os.path.join(work, f"q{n}.txt")
+            write_queries(queries, n)
+            r = results[n] = {}
+            for name in ("zonegate", "knot"):
+                port = free_port()
+                log(f"{n} names: starting {name}")
+                if name == "zonegate":
+                    proc, startup = start_zonegate(binary, d, port)
+                else:
+                    proc, startup = start_knot(work, zonefile, port)
+                try:
+                    time.sleep(0.5)
+                    rss = rss_kib(proc.p.pid)
+                    log(f"{name}: startup {startup:.3f}s rss {rss} KiB; dnsperf max qps")
+                    peak = dnsperf(port, queries, args.seconds)
+                    log(f"{name}: {peak}; latency at {args.rate} qps")
+                    lat = dnsperf(port, queries, max(3, args.seconds // 2), rate=args.rate)
+                    r[name] = {"startup_s": startup, "rss_kib": rss, "rss_after_kib": rss_kib(proc.p.pid), **{f"max_{k}": v for k, v in peak.items()}, **{f"lat_{k}": v for k, v in lat.items()}}
+                    if name == "zonegate":
+                        times = []
+                        for c in range(args.changes):
+                            chunk = c % max(1, n // 1000)
+                            i = chunk * 1000
+                            gen = 1 if c % 2 == 0 else 0
+                            write_chunk(d, chunk, n, 1000, gen)
+                            t = wait_answer(port, f"host{i}.{ZONE}", ip_for(i, gen), 30)
+                            times.append(t)
+                            time.sleep(0.05)
+                        for c in range(args.changes):  # restore
+                            write_chunk(d, c % max(1, n // 1000), n, 1000, 0)
+                        r[name]["change_ms_median"] = statistics.median(times) * 1000
+                        r[name]["change_ms_max"] = max(times) * 1000
+                finally:
+                    proc.stop()
+                log(f"{name}: {json.dumps(r[name])}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpu = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo"], capture_output=True, text=True).stdout.split("\n")
+    print(f"Machine: {cpu[0]} cores, {cpu[1].split(':')[-1].strip() if len(cpu) > 1 else '?'}; dnsperf 8 clients, 500 outstanding, {args.seconds}s; latency at {args.rate} qps offered.\n")
+    print("| names | server | max QPS | ratio vs Knot | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n, r in results.items():
+        for name in ("zonegate", "knot"):
+            x = r[name]
+            ratio = x["max_qps"] / r["knot"]["max_qps"] if r["knot"]["max_qps"] else 0
+            ch = f"{x['change_ms_median']:.1f} / {x['change_ms_max']:.1f}" if "change_ms_median" in x else "n/a (no watch)"
+            print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
+    print("\n```json\n" + json.dumps(results, indent=1) + "\n```")
+
+
+if __name__ == "__main__":
+    main()

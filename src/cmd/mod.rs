@@ -1,0 +1,2 @@
+//! The subcommands behind the `zonegate` binary.
+pub mod files_mode;

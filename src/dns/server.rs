@@ -1,0 +1,178 @@
+//! Transports: UDP (one socket per core with SO_REUSEPORT, each drained by its own thread) and
+//! TCP (RFC 7766 framing, idle timeout, bounded connections). Every request goes through the
+//! same responder against the current zone snapshot, swapped atomically on change.
+
+use super::compiled::ZoneSet;
+use super::responder::{Summary, Transport, respond};
+use crate::metrics::{QueryLabels, ServerMetrics};
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+/// The zones being served; readers never block writers.
+pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
+
+/// Open TCP connections at most; more wait in the accept queue.
+const MAX_TCP_CONNECTIONS: usize = 1024;
+/// A TCP connection idle this long is closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+fn record(metrics: &ServerMetrics, s: &Summary, transport: Transport, started: Instant) {
+    metrics.latency.observe(started.elapsed().as_secs_f64());
+    metrics
+        .queries
+        .get_or_create(&QueryLabels {
+            zone: s.zone.clone().unwrap_or_else(|| "none".into()),
+            qtype: s.qtype.to_string(),
+            rcode: s.rcode.to_str().to_string(),
+            transport: match transport {
+                Transport::Udp => "udp",
+                Transport::Tcp => "tcp",
+            },
+        })
+        .inc();
+}
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    sock.set_reuse_address(true)?;
+    #[cfg(unix)]
+    sock.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+/// Binds UDP and TCP on `addr` and serves until the process exits. Returns the bound addresses
+/// (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    zones: SharedZones,
+    metrics: Arc<ServerMetrics>,
+) -> std::io::Result<SocketAddr> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // The first socket fixes the port when 0 was asked for; the others join it.
+    let first = udp_socket(addr)?;
+    let bound = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..threads {
+        sockets.push(udp_socket(bound)?);
+    }
+    for (i, sock) in sockets.into_iter().enumerate() {
+        let zones = zones.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name(format!("dns-udp-{i}"))
+            .spawn(move || udp_loop(sock, zones, metrics))?;
+    }
+    let tcp = tokio_tcp_listener(bound)?;
+    tokio::spawn(tcp_accept_loop(tcp, zones, metrics));
+    Ok(bound)
+}
+
+fn tokio_tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(sock.into())
+}
+
+fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMetrics>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let (len, peer) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "udp receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let snapshot = zones.load();
+        if let Some((resp, summary)) = respond(&snapshot, &buf[..len], Transport::Udp) {
+            if let Err(e) = sock.send_to(&resp, peer) {
+                tracing::debug!(error = %e, %peer, "udp send failed");
+            }
+            record(&metrics, &summary, Transport::Udp, started);
+        }
+    }
+}
+
+async fn tcp_accept_loop(
+    listener: tokio::net::TcpListener,
+    zones: SharedZones,
+    metrics: Arc<ServerMetrics>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    loop {
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closes");
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let zones = zones.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = tcp_connection(stream, zones, metrics).await {
+                tracing::debug!(error = %e, %peer, "tcp connection ended");
+            }
+        });
+    }
+}
+
+async fn tcp_connection(
+    mut stream: tokio::net::TcpStream,
+    zones: SharedZones,
+    metrics: Arc<ServerMetrics>,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()), // idle
+        }
+        let len = u16::from_be_bytes(len) as usize;
+        buf.resize(len, 0);
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        let started = Instant::now();
+        let snapshot = zones.load();
+        let Some((resp, summary)) = respond(&snapshot, &buf, Transport::Tcp) else {
+            return Ok(()); // nothing sensible to say: close
+        };
+        let mut out = Vec::with_capacity(resp.len() + 2);
+        out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
+        out.extend_from_slice(&resp);
+        stream.write_all(&out).await?;
+        record(&metrics, &summary, Transport::Tcp, started);
+    }
+}

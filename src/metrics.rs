@@ -1,0 +1,112 @@
+//! Prometheus metrics of the DNS server (`/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// Zone apex, or `none` for names outside every served zone.
+    pub zone: String,
+    pub qtype: String,
+    pub rcode: String,
+    pub transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabels {
+    pub zone: String,
+}
+
+/// Every metric the server exports.
+pub struct ServerMetrics {
+    pub registry: Registry,
+    pub queries: Family<QueryLabels, Counter>,
+    pub latency: Histogram,
+    pub records: Family<ZoneLabels, Gauge>,
+    pub serial: Family<ZoneLabels, Gauge>,
+    pub problems: Family<ZoneLabels, Gauge>,
+    pub reloads: Counter,
+    pub reload_errors: Counter,
+    pub zones: Gauge,
+}
+
+impl Default for ServerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("zonegate");
+        let queries = Family::<QueryLabels, Counter>::default();
+        registry.register(
+            "dns_queries",
+            "DNS queries answered, by zone, type, response code and transport",
+            queries.clone(),
+        );
+        // 10us .. ~80ms
+        let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.00001, 2.0, 14,
+        ));
+        registry.register(
+            "dns_query_duration_seconds",
+            "Time to build one DNS response",
+            latency.clone(),
+        );
+        let records = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "zone_records",
+            "Records served per zone (SOA included)",
+            records.clone(),
+        );
+        let serial = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "zone_serial",
+            "SOA serial currently served per zone",
+            serial.clone(),
+        );
+        let problems = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "zone_problems",
+            "Inputs dropped or invalid in the last compile, per zone",
+            problems.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register(
+            "reloads",
+            "Times the served zones were recompiled and swapped in",
+            reloads.clone(),
+        );
+        let reload_errors = Counter::default();
+        registry.register(
+            "reload_errors",
+            "Reloads that found broken input (last good data kept)",
+            reload_errors.clone(),
+        );
+        let zones = Gauge::default();
+        registry.register("zones", "Zones served", zones.clone());
+        Self {
+            registry,
+            queries,
+            latency,
+            records,
+            serial,
+            problems,
+            reloads,
+            reload_errors,
+            zones,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding to a String cannot fail");
+        out
+    }
+}
