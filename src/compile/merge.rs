@@ -1,0 +1,561 @@
+//! The zone-wide rules applied to all candidates, and the final `ZoneData`.
+
+use super::names::show;
+use super::{Candidate, Class, Compiled, Compiler, Problem};
+use crate::zone::ZoneData;
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Applies the rules, in this order, each to the candidates the previous ones kept:
+/// 1. the apex: NS records there come only from `spec.nameservers` and NS in `spec.records`
+///    (DNSEndpoint NS at the apex are ignored); no CNAME at the apex;
+/// 2. the zone's nameserver names (inside the zone) hold only their glue: anything else there
+///    is dropped (the nameserver's glue wins);
+/// 3. NS at a wildcard name are dropped (RFC 4592 §4.2);
+/// 4. delegation cuts (NS below the apex, from `spec.delegations`, `spec.records` or
+///    DNSEndpoints): at or below the topmost cut only its NS RRset and A/AAAA glue at its
+///    nameserver names (from the DNSZone or DNSEndpoints, not from Ingresses and the like)
+///    remain; everything else is occluded (a lower cut's NS too);
+/// 5. CNAME exclusivity: a name with any other data loses all its CNAMEs; of competing CNAME
+///    targets the oldest contributor's wins (`Seniority`; within one contributor the first);
+/// 6. the rest is added to the zone in candidate order; RRsets merge and dedupe, with the
+///    minimum TTL of their records.
+///
+/// Every dropped candidate yields a problem against its object and field.
+pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
+    let origin = c.origin.clone();
+    let cands = &c.candidates;
+    let mut keep = vec![true; cands.len()];
+    let mut drops: Vec<(usize, String)> = Vec::new();
+    let mut drop = |i: usize, keep: &mut Vec<bool>, message: String| {
+        keep[i] = false;
+        drops.push((i, message));
+    };
+
+    // 1-3: per-candidate rules.
+    let reserved: BTreeSet<&Name> = c
+        .nameservers
+        .iter()
+        .filter(|n| origin.zone_of(n) && **n != origin)
+        .collect();
+    for (i, cand) in cands.iter().enumerate() {
+        if cand.class == Class::Apex {
+            continue;
+        }
+        let rtype = cand.rdata.record_type();
+        let message = if cand.name == origin && rtype == RecordType::NS && cand.class != Class::Zone
+        {
+            Some("NS records at the zone apex come from spec.nameservers; ignored".to_string())
+        } else if cand.name == origin && rtype == RecordType::CNAME {
+            Some("a CNAME cannot be at the zone apex; dropped".to_string())
+        } else if reserved.contains(&cand.name) {
+            Some(format!(
+                "{} is a nameserver of this zone; its glue records win; dropped",
+                show(&cand.name)
+            ))
+        } else if rtype == RecordType::NS && cand.name.is_wildcard() {
+            Some("NS records cannot be at a wildcard name; dropped".to_string())
+        } else {
+            None
+        };
+        if let Some(m) = message {
+            drop(i, &mut keep, m);
+        }
+    }
+
+    // 4: delegation cuts.
+    let cuts: BTreeSet<Name> = cands
+        .iter()
+        .zip(&keep)
+        .filter(|(cand, k)| {
+            **k && cand.rdata.record_type() == RecordType::NS && cand.name != origin
+        })
+        .map(|(cand, _)| cand.name.clone())
+        .collect();
+    if !cuts.is_empty() {
+        let topmost = |name: &Name| -> Option<Name> {
+            let mut found = None;
+            let mut cur = name.clone();
+            while cur != origin && !cur.is_root() {
+                if cuts.contains(&cur) {
+                    found = Some(cur.clone());
+                }
+                cur = cur.base_name();
+            }
+            found
+        };
+        let mut glue_names: BTreeMap<Name, BTreeSet<Name>> = BTreeMap::new();
+        for (cand, _) in cands.iter().zip(&keep).filter(|(_, k)| **k) {
+            if let RData::NS(ns) = &cand.rdata
+                && cand.name != origin
+                && topmost(&cand.name).as_ref() == Some(&cand.name)
+            {
+                glue_names
+                    .entry(cand.name.clone())
+                    .or_default()
+                    .insert(ns.0.clone());
+            }
+        }
+        for (i, cand) in cands.iter().enumerate() {
+            if !keep[i] || cand.class == Class::Apex {
+                continue;
+            }
+            let Some(cut) = topmost(&cand.name) else {
+                continue;
+            };
+            let rtype = cand.rdata.record_type();
+            let is_cut_ns = rtype == RecordType::NS && cand.name == cut;
+            let is_glue = matches!(rtype, RecordType::A | RecordType::AAAA)
+                && matches!(cand.class, Class::Zone | Class::Endpoint)
+                && glue_names.get(&cut).is_some_and(|g| g.contains(&cand.name));
+            if !is_cut_ns && !is_glue {
+                drop(
+                    i,
+                    &mut keep,
+                    format!("occluded by the delegation of {}; dropped", show(&cut)),
+                );
+            }
+        }
+    }
+
+    // 5: CNAME exclusivity.
+    let mut by_name: BTreeMap<&Name, Vec<usize>> = BTreeMap::new();
+    for (i, cand) in cands.iter().enumerate() {
+        if keep[i] {
+            by_name.entry(&cand.name).or_default().push(i);
+        }
+    }
+    for (name, idxs) in &by_name {
+        let (cnames, others): (Vec<usize>, Vec<usize>) = idxs
+            .iter()
+            .partition(|&&i| cands[i].rdata.record_type() == RecordType::CNAME);
+        if cnames.is_empty() {
+            continue;
+        }
+        if !others.is_empty() {
+            let types: BTreeSet<String> = others
+                .iter()
+                .map(|&i| cands[i].rdata.record_type().to_string())
+                .collect();
+            let types = types.into_iter().collect::<Vec<_>>().join(", ");
+            for &i in &cnames {
+                drop(
+                    i,
+                    &mut keep,
+                    format!(
+                        "CNAME to {} dropped: {} also has {types} records",
+                        target(&cands[i]),
+                        show(name)
+                    ),
+                );
+            }
+            continue;
+        }
+        let winner = *cnames
+            .iter()
+            .min_by_key(|&&i| (&c.origins[cands[i].origin].seniority, i))
+            .expect("non-empty");
+        for &i in &cnames {
+            if cands[i].rdata == cands[winner].rdata {
+                continue;
+            }
+            let why = if cands[i].origin == cands[winner].origin {
+                "a name has only one CNAME".to_string()
+            } else {
+                format!(
+                    "{} (older) publishes it",
+                    c.origins[cands[winner].origin].object
+                )
+            };
+            drop(
+                i,
+                &mut keep,
+                format!(
+                    "CNAME to {} dropped: {} keeps its CNAME to {}, {why}",
+                    target(&cands[i]),
+                    show(name),
+                    target(&cands[winner])
+                ),
+            );
+        }
+    }
+
+    // Problems: the inputs' first, then the merge's in rule order; no duplicates.
+    let mut problems = c.problems;
+    for (i, message) in drops {
+        let cand = &cands[i];
+        problems.push(Problem::new(
+            c.origins[cand.origin].object.clone(),
+            cand.field.clone(),
+            message,
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    problems.retain(|p| seen.insert(p.clone()));
+
+    // 6: the zone.
+    let soa = c.soa.expect("the apex step sets the SOA");
+    let mut data = ZoneData::new(origin, soa);
+    for (cand, _) in c.candidates.into_iter().zip(keep).filter(|(_, k)| *k) {
+        data.add(cand.name, cand.ttl, cand.rdata);
+    }
+    Compiled { data, problems }
+}
+
+/// A CNAME candidate's target, for messages.
+fn target(cand: &Candidate) -> String {
+    match &cand.rdata {
+        RData::CNAME(t) => show(&t.0),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::testing::*;
+    use hickory_proto::rr::RecordType;
+    use serde_json::json;
+
+    #[test]
+    fn a_records_merge_across_objects_and_dedupe() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress(
+                    "one",
+                    &["www.acme.example.com"],
+                    &["192.0.2.1", "192.0.2.2"],
+                ),
+                ingress(
+                    "two",
+                    &["www.acme.example.com"],
+                    &["192.0.2.2", "192.0.2.3"],
+                ),
+            ],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::A),
+            vec!["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        );
+        assert!(out.problems.is_empty());
+    }
+
+    #[test]
+    fn rrset_ttl_is_minimum() {
+        let fast = with_meta(
+            ingress("fast", &["www.acme.example.com"], &["192.0.2.2"]),
+            "annotations",
+            json!({"external-dns.alpha.kubernetes.io/ttl": "15"}),
+        );
+        let out = compile_zone(
+            zone(json!({"ttl": 300})),
+            &[
+                ingress("slow", &["www.acme.example.com"], &["192.0.2.1"]),
+                fast,
+            ],
+        );
+        assert_eq!(
+            ttl_of(&out, "www.acme.example.com", RecordType::A),
+            Some(15)
+        );
+    }
+
+    #[test]
+    fn cname_dropped_when_name_has_other_data() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress("ip", &["www.acme.example.com"], &["192.0.2.1"]),
+                ingress("host", &["www.acme.example.com"], &["lb.example.net"]),
+                ingress("host2", &["www.acme.example.com"], &["lb2.example.net"]),
+            ],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::A),
+            vec!["192.0.2.1"]
+        );
+        assert!(rrset(&out, "www.acme.example.com", RecordType::CNAME).is_empty());
+        assert_eq!(
+            problems(&out),
+            vec![
+                "Ingress acme/host: spec.rules[0].host: CNAME to lb.example.net dropped: www.acme.example.com also has A records",
+                "Ingress acme/host2: spec.rules[0].host: CNAME to lb2.example.net dropped: www.acme.example.com also has A records",
+            ]
+        );
+    }
+
+    #[test]
+    fn competing_cnames_oldest_wins() {
+        let newer = with_meta(
+            ingress("a-newer", &["www.acme.example.com"], &["new.example.net"]),
+            "creationTimestamp",
+            json!("2024-05-01T00:00:00Z"),
+        );
+        let older = with_meta(
+            ingress("b-older", &["www.acme.example.com"], &["old.example.net"]),
+            "creationTimestamp",
+            json!("2023-01-01T00:00:00Z"),
+        );
+        let same = with_meta(
+            ingress("c-same", &["www.acme.example.com"], &["old.example.net"]),
+            "creationTimestamp",
+            json!("2025-01-01T00:00:00Z"),
+        );
+        let out = compile_zone(zone(json!({})), &[newer, older, same]);
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["old.example.net."]
+        );
+        assert_eq!(
+            problems(&out),
+            vec![
+                "Ingress acme/a-newer: spec.rules[0].host: CNAME to new.example.net dropped: www.acme.example.com keeps its CNAME to old.example.net, Ingress acme/b-older (older) publishes it"
+            ]
+        );
+    }
+
+    #[test]
+    fn competing_cnames_without_timestamps_order_by_kind_namespace_name() {
+        let ep = dns_endpoint(
+            "ep",
+            json!([{"dnsName": "www.acme.example.com", "recordType": "CNAME", "targets": ["ep.example.net"]}]),
+        );
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress("web", &["www.acme.example.com"], &["ing.example.net"]),
+                ep,
+            ],
+        );
+        // "DNSEndpoint" sorts before "Ingress".
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["ep.example.net."]
+        );
+        assert!(has_problem(
+            &out,
+            "Ingress acme/web: spec.rules[0].host: CNAME to ing.example.net dropped"
+        ));
+    }
+
+    #[test]
+    fn objects_with_timestamp_are_older_than_without() {
+        let dated = with_meta(
+            ingress("z", &["www.acme.example.com"], &["dated.example.net"]),
+            "creationTimestamp",
+            json!("2030-01-01T00:00:00Z"),
+        );
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress("a", &["www.acme.example.com"], &["undated.example.net"]),
+                dated,
+            ],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["dated.example.net."]
+        );
+    }
+
+    #[test]
+    fn static_cname_is_oldest() {
+        let old = with_meta(
+            ingress("web", &["www.acme.example.com"], &["ing.example.net"]),
+            "creationTimestamp",
+            json!("2000-01-01T00:00:00Z"),
+        );
+        let out = compile_zone(
+            zone(
+                json!({"records": [{"name": "www", "type": "CNAME", "values": ["static.example.net"]}]}),
+            ),
+            &[old],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["static.example.net."]
+        );
+        assert!(has_problem(
+            &out,
+            "keeps its CNAME to static.example.net, DNSZone acme/z (older) publishes it"
+        ));
+    }
+
+    #[test]
+    fn same_cname_from_two_objects_is_kept_silently() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress("a", &["www.acme.example.com"], &["lb.example.net"]),
+                ingress("b", &["www.acme.example.com"], &["LB.example.net."]),
+            ],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["lb.example.net."]
+        );
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+
+    #[test]
+    fn two_cnames_from_one_object_keep_first() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[ingress(
+                "a",
+                &["www.acme.example.com"],
+                &["lb1.example.net", "lb2.example.net"],
+            )],
+        );
+        assert_eq!(
+            rrset(&out, "www.acme.example.com", RecordType::CNAME),
+            vec!["lb1.example.net."]
+        );
+        assert!(has_problem(
+            &out,
+            "CNAME to lb2.example.net dropped: www.acme.example.com keeps its CNAME to lb1.example.net, a name has only one CNAME"
+        ));
+    }
+
+    #[test]
+    fn cname_at_apex_from_source_dropped() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[ingress("web", &["acme.example.com"], &["lb.example.net"])],
+        );
+        assert!(rrset(&out, "acme.example.com", RecordType::CNAME).is_empty());
+        assert_eq!(
+            problems(&out),
+            vec![
+                "Ingress acme/web: spec.rules[0].host: a CNAME cannot be at the zone apex; dropped"
+            ]
+        );
+    }
+
+    #[test]
+    fn source_records_at_nameserver_names_dropped() {
+        let z = with_status(
+            zone(json!({})),
+            json!({"nameservers": [{"hostname": "ns1.acme.example.com", "addresses": ["192.0.2.53"]}]}),
+        );
+        let out = compile_zone(
+            z,
+            &[ingress(
+                "web",
+                &["ns1.acme.example.com", "ns2.acme.example.com"],
+                &["192.0.2.1"],
+            )],
+        );
+        assert_eq!(
+            rrset(&out, "ns1.acme.example.com", RecordType::A),
+            vec!["192.0.2.53"]
+        );
+        assert!(absent(&out, "ns2.acme.example.com"));
+        assert_eq!(
+            problems(&out),
+            vec![
+                "Ingress acme/web: spec.rules[0].host: ns1.acme.example.com is a nameserver of this zone; its glue records win; dropped",
+                "Ingress acme/web: spec.rules[1].host: ns2.acme.example.com is a nameserver of this zone; its glue records win; dropped",
+            ]
+        );
+    }
+
+    #[test]
+    fn static_records_at_nameserver_names_dropped_too() {
+        let out = compile_zone(
+            zone(json!({"records": [{"name": "ns1", "type": "TXT", "values": ["\"x\""]}]})),
+            &[],
+        );
+        assert!(absent(&out, "ns1.acme.example.com"));
+        assert!(has_problem(
+            &out,
+            "DNSZone acme/z: spec.records[0].values[0]: ns1.acme.example.com is a nameserver"
+        ));
+    }
+
+    #[test]
+    fn source_records_below_a_delegation_are_occluded_even_glue_shaped() {
+        let z = zone(json!({"delegations": [{"name": "team-a", "nameservers": [
+            {"hostname": "ns1.team-a.acme.example.com", "addresses": ["192.0.2.10"]}]}]}));
+        let out = compile_zone(
+            z,
+            &[ingress(
+                "web",
+                &[
+                    "team-a.acme.example.com",
+                    "ns1.team-a.acme.example.com",
+                    "x.y.team-a.acme.example.com",
+                ],
+                &["192.0.2.99"],
+            )],
+        );
+        assert_eq!(
+            rrset(&out, "ns1.team-a.acme.example.com", RecordType::A),
+            vec!["192.0.2.10"]
+        );
+        assert!(rrset(&out, "team-a.acme.example.com", RecordType::A).is_empty());
+        assert!(absent(&out, "x.y.team-a.acme.example.com"));
+        assert_eq!(out.problems.len(), 3, "{:?}", out.problems);
+        assert!(
+            out.problems
+                .iter()
+                .all(|p| p.message
+                    == "occluded by the delegation of team-a.acme.example.com; dropped")
+        );
+    }
+
+    #[test]
+    fn wildcard_ns_dropped() {
+        let out = compile_zone(
+            zone(json!({"records": [{"name": "*.x", "type": "NS", "values": ["ns.example.net"]}]})),
+            &[],
+        );
+        assert!(absent(&out, "*.x.acme.example.com"));
+        assert!(has_problem(
+            &out,
+            "NS records cannot be at a wildcard name; dropped"
+        ));
+    }
+
+    #[test]
+    fn wildcard_and_specific_coexist() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[
+                ingress("wild", &["*.apps.acme.example.com"], &["192.0.2.1"]),
+                ingress("one", &["x.apps.acme.example.com"], &["192.0.2.2"]),
+            ],
+        );
+        assert_eq!(
+            rrset(&out, "*.apps.acme.example.com", RecordType::A),
+            vec!["192.0.2.1"]
+        );
+        assert_eq!(
+            rrset(&out, "x.apps.acme.example.com", RecordType::A),
+            vec!["192.0.2.2"]
+        );
+    }
+
+    #[test]
+    fn problems_are_deduplicated() {
+        // The same bad Gateway address is reported once although two routes use it.
+        let g = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": meta("acme", "gw"),
+            "spec": {"listeners": [{"name": "h", "port": 80, "protocol": "HTTP"}]}, "status": {"addresses": [{"value": "bad"}, {"value": "192.0.2.1"}]}});
+        let r = |name: &str| {
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta("acme", name),
+            "spec": {"hostnames": [format!("{name}.acme.example.com")], "parentRefs": [{"name": "gw"}]},
+            "status": {"parents": [{"parentRef": {"name": "gw"}, "conditions": [{"type": "Accepted", "status": "True"}]}]}})
+        };
+        let out = compile_zone(zone(json!({})), &[g, r("r1"), r("r2")]);
+        assert_eq!(
+            rrset(&out, "r2.acme.example.com", RecordType::A),
+            vec!["192.0.2.1"]
+        );
+        assert_eq!(
+            problems(&out),
+            vec![
+                "Gateway acme/gw: status.addresses[0]: \"bad\" is not an IP address; address ignored"
+            ]
+        );
+    }
+}
