@@ -28,32 +28,23 @@ fn defaulted<'a>(r: &'a ParentRef, route_ns: &'a str) -> Parent<'a> {
     )
 }
 
-fn kind_str(kind: RouteKind) -> &'static str {
-    match kind {
-        RouteKind::HTTPRoute => "HTTPRoute",
-        RouteKind::GRPCRoute => "GRPCRoute",
-        RouteKind::TLSRoute => "TLSRoute",
-    }
-}
-
 /// Whether a listener takes routes of `kind` from `route_ns`: the protocol must fit (HTTP or
 /// HTTPS for HTTPRoute and GRPCRoute, TLS for TLSRoute), `allowedRoutes.kinds` (when set) must
 /// list the kind, and `allowedRoutes.namespaces.from` must allow the namespace (`Same`, the
 /// default, means the Gateway's; `All` any; `Selector` cannot be evaluated without namespace
 /// labels, so the route's `Accepted` condition is trusted).
 fn listener_fits(l: &Listener, kind: RouteKind, route_ns: &str, gw_ns: &str) -> bool {
-    let protocol = match kind {
-        RouteKind::HTTPRoute | RouteKind::GRPCRoute => {
-            matches!(l.protocol.as_str(), "HTTP" | "HTTPS")
-        }
-        RouteKind::TLSRoute => l.protocol == "TLS",
+    let (kind_name, protocol) = match kind {
+        RouteKind::HTTPRoute => ("HTTPRoute", matches!(l.protocol.as_str(), "HTTP" | "HTTPS")),
+        RouteKind::GRPCRoute => ("GRPCRoute", matches!(l.protocol.as_str(), "HTTP" | "HTTPS")),
+        RouteKind::TLSRoute => ("TLSRoute", l.protocol == "TLS"),
     };
     let Some(allowed) = &l.allowed_routes else {
         return protocol && route_ns == gw_ns;
     };
     let kinds = allowed.kinds.is_empty()
         || allowed.kinds.iter().any(|k| {
-            k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP && k.kind == kind_str(kind)
+            k.group.as_deref().unwrap_or(GATEWAY_GROUP) == GATEWAY_GROUP && k.kind == kind_name
         });
     let from = match allowed.namespaces.as_ref().and_then(|n| n.from.as_deref()) {
         None | Some("Same") => route_ns == gw_ns,
@@ -160,8 +151,6 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, kind: RouteKind,
     }
 
     let store = c.store;
-    let mut names: Vec<(Name, String)> = Vec::new();
-    let mut targets: Vec<RData> = Vec::new();
     for (i, pref) in route.spec.parent_refs.iter().enumerate() {
         let field = format!("spec.parentRefs[{i}]");
         let want = defaulted(pref, route_ns);
@@ -188,6 +177,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, kind: RouteKind,
             continue;
         };
         let gw_object = format!("Gateway {gw_ns}/{gw_name}");
+        let mut names: Vec<(Name, String)> = Vec::new();
         let mut selected = 0;
         for (k, l) in gw.spec.listeners.iter().enumerate() {
             if section.is_some_and(|s| s != l.name)
@@ -232,21 +222,22 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, kind: RouteKind,
             c.report(
                 &src.object,
                 field,
-                format!("selects no listener of Gateway {gw_ns}/{gw_name} that takes {}s; nothing published through it", kind_str(kind)),
+                format!("selects no listener of Gateway {gw_ns}/{gw_name} that takes {}s; nothing published through it", obj.kind()),
             );
             continue;
         }
-        if src.target_override.is_none() {
-            for t in gateway_targets(c, gw) {
-                if !targets.contains(&t) {
-                    targets.push(t);
-                }
-            }
+        // Names reached through this Gateway get its addresses; a name reached through two
+        // Gateways gets both.
+        names.retain(|(n, _)| c.origin.zone_of(n));
+        if names.is_empty() {
+            continue;
         }
+        let targets = match src.target_override {
+            Some(_) => Vec::new(),
+            None => gateway_targets(c, gw),
+        };
+        c.publish(&src, names, targets);
     }
-    // Each (name, target) pair: a name reached through two Gateways gets both addresses.
-    names.retain(|(n, _)| c.origin.zone_of(n));
-    c.publish(&src, names, targets);
 }
 
 #[cfg(test)]
@@ -361,6 +352,47 @@ mod tests {
             rrset(&out, "app.acme.example.com", RecordType::AAAA),
             vec!["2001:db8::100"]
         );
+    }
+
+    #[test]
+    fn each_gateway_addresses_only_its_own_names() {
+        let g1 = gw(
+            "infra",
+            "g1",
+            json!([http_listener("h", Some("one.acme.example.com"))]),
+            json!([{"value": "192.0.2.1"}]),
+        );
+        let g2 = gw(
+            "infra",
+            "g2",
+            json!([http_listener("h", Some("two.acme.example.com"))]),
+            json!([{"value": "192.0.2.2"}]),
+        );
+        let out = compile_zone(
+            zone(json!({})),
+            &[g1, g2, http_route("r", &[], &["g1", "g2"])],
+        );
+        assert_eq!(
+            rrset(&out, "one.acme.example.com", RecordType::A),
+            vec!["192.0.2.1"]
+        );
+        assert_eq!(
+            rrset(&out, "two.acme.example.com", RecordType::A),
+            vec!["192.0.2.2"]
+        );
+    }
+
+    #[test]
+    fn gateway_address_problems_only_when_publishing_here() {
+        let g = gw(
+            "infra",
+            "gw",
+            json!([http_listener("h", Some("app.other.org"))]),
+            json!([{"value": "bad"}]),
+        );
+        let out = compile_zone(zone(json!({})), &[g, http_route("r", &[], &["gw"])]);
+        assert!(published(&out).is_empty());
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
     }
 
     #[test]
