@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// 3. NS at a wildcard name are dropped (RFC 4592 §4.2);
 /// 4. delegation cuts (NS below the apex, from `spec.delegations`, `spec.records` or
 ///    DNSEndpoints): at or below the topmost cut only its NS RRset and A/AAAA glue at its
-///    nameserver names (from the DNSZone or DNSEndpoints, not from Ingresses and the like)
-///    remain; everything else is occluded (a lower cut's NS too);
+///    nameserver names remain; everything else is occluded (a lower cut's NS too). Glue comes
+///    from the DNSZone (`spec.delegations`, `spec.records`), or from DNSEndpoints when a
+///    DNSEndpoint delegates the cut; never from Ingresses and the like, and a DNSEndpoint cannot
+///    add addresses to a delegation only the DNSZone makes;
 /// 5. CNAME exclusivity: a name with any other data loses all its CNAMEs; of competing CNAME
 ///    targets the oldest contributor's wins (`Seniority`; within one contributor the first);
 /// 6. the rest is added to the zone in candidate order; RRsets merge and dedupe, with the
@@ -84,16 +86,16 @@ pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
             }
             found
         };
-        let mut glue_names: BTreeMap<Name, BTreeSet<Name>> = BTreeMap::new();
+        // Per topmost cut: its nameserver names, and whether a DNSEndpoint delegates it.
+        let mut glue_names: BTreeMap<Name, (BTreeSet<Name>, bool)> = BTreeMap::new();
         for (cand, _) in cands.iter().zip(&keep).filter(|(_, k)| **k) {
             if let RData::NS(ns) = &cand.rdata
                 && cand.name != origin
                 && topmost(&cand.name).as_ref() == Some(&cand.name)
             {
-                glue_names
-                    .entry(cand.name.clone())
-                    .or_default()
-                    .insert(ns.0.clone());
+                let entry = glue_names.entry(cand.name.clone()).or_default();
+                entry.0.insert(ns.0.clone());
+                entry.1 |= cand.class == Class::Endpoint;
             }
         }
         for (i, cand) in cands.iter().enumerate() {
@@ -106,8 +108,11 @@ pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
             let rtype = cand.rdata.record_type();
             let is_cut_ns = rtype == RecordType::NS && cand.name == cut;
             let is_glue = matches!(rtype, RecordType::A | RecordType::AAAA)
-                && matches!(cand.class, Class::Zone | Class::Endpoint)
-                && glue_names.get(&cut).is_some_and(|g| g.contains(&cand.name));
+                && glue_names.get(&cut).is_some_and(|(names, by_endpoint)| {
+                    names.contains(&cand.name)
+                        && (cand.class == Class::Zone
+                            || (cand.class == Class::Endpoint && *by_endpoint))
+                });
             if !is_cut_ns && !is_glue {
                 drop(
                     i,
@@ -471,6 +476,27 @@ mod tests {
             &out,
             "DNSZone acme/z: spec.records[0].values[0]: ns1.acme.example.com is a nameserver"
         ));
+    }
+
+    #[test]
+    fn endpoint_cannot_add_glue_to_a_zone_delegation() {
+        let z = zone(json!({"delegations": [{"name": "team-a", "nameservers": [
+            {"hostname": "ns1.team-a.acme.example.com", "addresses": ["192.0.2.10"]}]}]}));
+        let ep = dns_endpoint(
+            "ep",
+            json!([{"dnsName": "ns1.team-a.acme.example.com", "recordType": "A", "targets": ["203.0.113.66"]}]),
+        );
+        let out = compile_zone(z, &[ep]);
+        assert_eq!(
+            rrset(&out, "ns1.team-a.acme.example.com", RecordType::A),
+            vec!["192.0.2.10"]
+        );
+        assert_eq!(
+            problems(&out),
+            vec![
+                "DNSEndpoint acme/ep: spec.endpoints[0].dnsName: occluded by the delegation of team-a.acme.example.com; dropped"
+            ]
+        );
     }
 
     #[test]
