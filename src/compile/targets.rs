@@ -56,9 +56,12 @@ pub(crate) fn parse_value(rtype: RecordType, raw: &str) -> Result<RData, String>
         _ => {}
     }
     let rdata = RData::try_from_str(rtype, raw).map_err(|e| invalid(e.to_string()))?;
+    // The root (`.`) stays the root: a null MX (RFC 7505) or an SRV "no service" target.
     let absolute = |name: &Name| -> Result<Name, String> {
-        let text = name.to_ascii();
-        names::parse_host(&text, Syntax::Dns, false).map_err(invalid)
+        if name.is_root() {
+            return Ok(Name::root());
+        }
+        names::parse_host(&name.to_ascii(), Syntax::Dns, false).map_err(invalid)
     };
     Ok(match rdata {
         RData::CNAME(CNAME(n)) => RData::CNAME(CNAME(absolute(&n)?)),
@@ -73,6 +76,19 @@ pub(crate) fn parse_value(rtype: RecordType, raw: &str) -> Result<RData, String>
         RData::TXT(txt) => {
             let strings: Vec<&[u8]> = txt.txt_data.iter().flat_map(|s| chunks(s)).collect();
             RData::TXT(TXT::from_bytes(strings))
+        }
+        RData::CAA(caa) => {
+            // RFC 8659 §4.1: a tag is 1 to 15 ASCII letters and digits.
+            if caa.tag.is_empty()
+                || caa.tag.len() > 15
+                || !caa.tag.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(invalid(format!(
+                    "tag {:?} is not 1 to 15 letters and digits",
+                    caa.tag
+                )));
+            }
+            RData::CAA(caa)
         }
         other => other,
     })
@@ -193,6 +209,25 @@ mod tests {
         assert!(parse_value(RecordType::MX, "70000 mail.example.org").is_err());
         assert!(parse_value(RecordType::CNAME, "a..b").is_err());
         assert!(parse_value(RecordType::CNAME, "*.example.org").is_err());
+    }
+
+    #[test]
+    fn root_targets_stay_root() {
+        let mx = parse_value(RecordType::MX, "0 .").unwrap();
+        assert_eq!(mx, RData::MX(MX::new(0, Name::root())));
+        let srv = parse_value(RecordType::SRV, "0 0 0 .").unwrap();
+        assert_eq!(srv.to_string(), "0 0 0 .");
+    }
+
+    #[test]
+    fn caa_tag_must_be_alphanumeric() {
+        assert!(
+            parse_value(RecordType::CAA, "0 bad!tag \"x\"")
+                .unwrap_err()
+                .contains("tag")
+        );
+        assert!(parse_value(RecordType::CAA, "0 issuewild \";\"").is_ok());
+        assert!(parse_value(RecordType::CAA, "256 issue \"x\"").is_err());
     }
 
     #[test]
