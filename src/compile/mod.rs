@@ -187,13 +187,12 @@ fn compile_sources(c: &mut Compiler<'_>, opts: &CompileOptions) {
     };
     let kinds: BTreeSet<SourceKind> = c.zone.spec.sources.kinds.iter().copied().collect();
     let selector = match selector::Selector::new(c.zone.spec.sources.selector.as_ref()) {
-        Ok(s) => Some(s),
+        Ok(s) => s,
         Err((field, message)) => {
             c.report_zone(field, format!("{message}; no source object is read"));
-            None
+            return;
         }
     };
-    let Some(selector) = selector else { return };
 
     let store = c.store;
     for obj in store.objects.values() {
