@@ -9,6 +9,8 @@ use crate::zone::ZoneData;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+type Claimant<'a> = (&'a (String, String), &'a crate::objects::store::ZoneEntry);
+
 /// The outcome for one DNSZone object.
 #[derive(Debug)]
 pub struct ZoneReport {
@@ -28,8 +30,7 @@ pub struct ZoneReport {
 /// Compiles every zone in `store`. Two DNSZones claiming the same domain: the older one
 /// (creationTimestamp, then namespace/name) keeps it; the other is reported and not served.
 pub fn compile_all(store: &ObjectStore) -> Vec<ZoneReport> {
-    let mut claims: BTreeMap<String, Vec<(&(String, String), &crate::objects::store::ZoneEntry)>> =
-        BTreeMap::new();
+    let mut claims: BTreeMap<String, Vec<Claimant>> = BTreeMap::new();
     for (key, entry) in &store.zones {
         claims
             .entry(entry.zone.spec.domain.clone())

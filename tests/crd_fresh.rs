@@ -2,8 +2,11 @@
 
 #[test]
 fn committed_crd_is_current() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/dnszones.zonegate.dev.yaml"))
-        .expect("crds/dnszones.zonegate.dev.yaml exists");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/dnszones.zonegate.dev.yaml"
+    ))
+    .expect("crds/dnszones.zonegate.dev.yaml exists");
     let generated = zonegate::crdgen::crd_yaml();
     assert!(
         committed == generated,

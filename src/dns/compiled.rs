@@ -194,7 +194,7 @@ impl CompiledZone {
         let mut target = qname.clone();
         let mut chain = 0;
         loop {
-            let step = self.lookup_one(&target, qtype, chain > 0);
+            let step = self.lookup_one(&target, qtype);
             match step {
                 Step::Data(records) => {
                     answers.extend(records);
@@ -207,7 +207,7 @@ impl CompiledZone {
                     };
                 }
                 Step::Cname(record, next) => {
-                    answers.push(record);
+                    answers.push(*record);
                     chain += 1;
                     if chain > MAX_CNAME_CHAIN || !self.origin.zone_of(&next) {
                         // Out of zone (or too long): the resolver follows it.
@@ -268,7 +268,7 @@ impl CompiledZone {
         }
     }
 
-    fn lookup_one(&self, name: &Name, qtype: RecordType, following: bool) -> Step {
+    fn lookup_one(&self, name: &Name, qtype: RecordType) -> Step {
         if let Some(cut) = self.cut_above(name) {
             // DS at the cut itself belongs to the parent side (we hold none: NODATA).
             let at_cut_ds = cut == name && qtype == RecordType::DS;
@@ -277,7 +277,7 @@ impl CompiledZone {
             }
         }
         if let Some(node) = self.nodes.get(name) {
-            return self.from_node(node, name, qtype, following);
+            return self.answer_from_node(node, name, qtype);
         }
         if self.empty_non_terminals.contains(name) {
             return Step::NoData;
@@ -294,13 +294,13 @@ impl CompiledZone {
         if let Ok(wild) = encloser.prepend_label("*")
             && let Some(node) = self.nodes.get(&wild)
         {
-            return self.from_node(node, name, qtype, following);
+            return self.answer_from_node(node, name, qtype);
         }
         Step::NxDomain
     }
 
     /// Answers from a node; `owner` is the name records are given (differs for wildcards).
-    fn from_node(&self, node: &Node, owner: &Name, qtype: RecordType, _following: bool) -> Step {
+    fn answer_from_node(&self, node: &Node, owner: &Name, qtype: RecordType) -> Step {
         let rename = |records: &[Record]| -> Vec<Record> {
             records
                 .iter()
@@ -331,7 +331,7 @@ impl CompiledZone {
         {
             let mut record = first.clone();
             record.name = owner.clone();
-            return Step::Cname(record, target.0.to_lowercase());
+            return Step::Cname(Box::new(record), target.0.to_lowercase());
         }
         Step::NoData
     }
@@ -382,7 +382,7 @@ impl CompiledZone {
 
 enum Step {
     Data(Vec<Record>),
-    Cname(Record, Name),
+    Cname(Box<Record>, Name),
     Referral(Name),
     NoData,
     NxDomain,

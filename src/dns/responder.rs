@@ -82,7 +82,7 @@ pub fn respond(
         return finish(resp, edns.take(), transport, client_edns, qtype);
     }
     let udp_limit = match client_edns {
-        Some(e) => (e.max_payload().max(512)).min(MAX_UDP_PAYLOAD) as usize,
+        Some(e) => e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize,
         None => PLAIN_UDP_LIMIT,
     };
     let udp_limit = if transport == Transport::Udp {
@@ -146,7 +146,7 @@ fn finish(
 ) -> Option<(Vec<u8>, Summary)> {
     let limit = match (transport, client_edns) {
         (Transport::Tcp, _) => None,
-        (Transport::Udp, Some(e)) => Some((e.max_payload().max(512)).min(MAX_UDP_PAYLOAD) as usize),
+        (Transport::Udp, Some(e)) => Some(e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize),
         (Transport::Udp, None) => Some(PLAIN_UDP_LIMIT),
     };
     finish_limited(resp, edns, limit, None, qtype)

@@ -35,7 +35,7 @@ impl std::fmt::Display for LoadProblem {
 #[derive(Clone, Debug)]
 enum Parsed {
     Zone(Arc<DNSZone>),
-    Source(SourceObject),
+    Source(Box<SourceObject>),
 }
 
 #[derive(Clone, Debug)]
@@ -161,7 +161,7 @@ impl ManifestLoader {
                             });
                             continue;
                         }
-                        loaded.store.insert_object(o.clone());
+                        loaded.store.insert_object((**o).clone());
                     }
                 }
             }
@@ -299,7 +299,7 @@ impl ManifestLoader {
             }
         } else {
             match SourceObject::from_value(&api_version, &kind, value) {
-                Ok(Some(o)) => Ok(Some(Parsed::Source(o))),
+                Ok(Some(o)) => Ok(Some(Parsed::Source(Box::new(o)))),
                 Ok(None) => Ok(None), // a kind we do not read (Deployment, ...): ignore silently
                 Err(e) => Err(describe_serde(e)),
             }
