@@ -28,6 +28,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, ep: &DnsEndpoint
         let Some(name) = c.host(&src, &e.dns_name, &name_field, Syntax::Dns) else {
             continue;
         };
+        c.flush(&src);
         let rtype = match e.record_type.to_ascii_uppercase().as_str() {
             "A" => RecordType::A,
             "AAAA" => RecordType::AAAA,

@@ -101,7 +101,7 @@ impl fmt::Display for Problem {
 pub struct Compiled {
     pub data: ZoneData,
     /// Deterministic order: inputs in compile order (apex, static records, delegations, source
-    /// objects by kind/namespace/name), then the merge rules by owner name. No duplicates.
+    /// objects by kind/namespace/name), then the merge rules in rule order. No duplicates.
     pub problems: Vec<Problem>,
 }
 
@@ -318,6 +318,10 @@ pub(crate) struct Source<'o> {
     pub ttl: u32,
     /// The target annotation's records; they replace the object's own targets.
     pub target_override: Option<Vec<RData>>,
+    /// Problems with the TTL and target annotations: reported only once the object publishes
+    /// something in this zone (see `Compiler::flush`), so that an object of another zone does
+    /// not flood this one with its problems.
+    pub deferred: Vec<Problem>,
 }
 
 impl<'a> Compiler<'a> {
@@ -355,7 +359,9 @@ impl<'a> Compiler<'a> {
     }
 
     /// Starts a source object: registers it as a contributor and reads its TTL annotation and,
-    /// for `Class::Host` objects, its target annotation.
+    /// for `Class::Host` objects, its target annotation. An invalid TTL annotation leaves
+    /// `spec.ttl`; invalid target items are skipped, and when no item is valid the object keeps
+    /// its own targets.
     pub(crate) fn source<'o>(&mut self, obj: &'o SourceObject, class: Class) -> Source<'o> {
         let meta = obj.meta();
         let key = obj.key();
@@ -379,15 +385,16 @@ impl<'a> Compiler<'a> {
             class,
             ttl: self.ttl,
             target_override: None,
+            deferred: Vec::new(),
         };
         if let Some((field, ttl)) = annotations::ttl(meta) {
             match ttl {
                 Ok(ttl) => src.ttl = ttl,
-                Err(e) => self.report(
+                Err(e) => src.deferred.push(Problem::new(
                     &src.object,
                     field,
                     format!("{e}; using spec.ttl ({})", self.ttl),
-                ),
+                )),
             }
         }
         if class == Class::Host
@@ -397,12 +404,16 @@ impl<'a> Compiler<'a> {
             for item in items {
                 match targets::target_rdata(item) {
                     Ok(rdata) => targets.push(rdata),
-                    Err(e) => {
-                        self.report(&src.object, field.clone(), format!("{e}; target ignored"))
-                    }
+                    Err(e) => src.deferred.push(Problem::new(
+                        &src.object,
+                        field.clone(),
+                        format!("{e}; target ignored"),
+                    )),
                 }
             }
-            src.target_override = Some(targets);
+            // Only valid items replace the object's targets; if none is valid the object keeps
+            // its own (the problems say why the annotation had no effect).
+            src.target_override = (!targets.is_empty()).then_some(targets);
         }
         src
     }
@@ -439,6 +450,11 @@ impl<'a> Compiler<'a> {
         out
     }
 
+    /// Reports the object's deferred annotation problems (the final list drops duplicates).
+    pub(crate) fn flush(&mut self, src: &Source<'_>) {
+        self.problems.extend(src.deferred.iter().cloned());
+    }
+
     /// Publishes the object's targets (or its target annotation's) at every name, each name
     /// once (the first field that gave it is the one reported).
     pub(crate) fn publish(
@@ -447,6 +463,10 @@ impl<'a> Compiler<'a> {
         names: Vec<(Name, String)>,
         targets: Vec<RData>,
     ) {
+        if names.is_empty() {
+            return;
+        }
+        self.flush(src);
         let targets = src.target_override.clone().unwrap_or(targets);
         let mut seen = BTreeSet::new();
         for (name, field) in names {

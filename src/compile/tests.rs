@@ -267,6 +267,34 @@ fn ttl_annotation_overrides_and_invalid_is_reported() {
 }
 
 #[test]
+fn annotation_problems_only_for_objects_publishing_here() {
+    let other = with_meta(
+        ingress("other", &["www.other.org"], &["192.0.2.1"]),
+        "annotations",
+        json!({"external-dns.alpha.kubernetes.io/ttl": "forever", "external-dns.alpha.kubernetes.io/target": "bad_target"}),
+    );
+    let out = compile_zone(zone(json!({})), &[other.clone()]);
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let mut here = other;
+    here["spec"]["rules"][0]["host"] = json!("www.acme.example.com");
+    let out = compile_zone(zone(json!({})), &[here]);
+    // No valid target item: the Ingress keeps its own address.
+    assert_eq!(
+        rrset(&out, "www.acme.example.com", RecordType::A),
+        vec!["192.0.2.1"]
+    );
+    assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
+    assert!(has_problem(
+        &out,
+        "Ingress acme/other: metadata.annotations[external-dns.alpha.kubernetes.io/ttl]: invalid TTL \"forever\""
+    ));
+    assert!(has_problem(
+        &out,
+        "Ingress acme/other: metadata.annotations[external-dns.alpha.kubernetes.io/target]: invalid hostname \"bad_target\""
+    ));
+}
+
+#[test]
 fn output_is_deterministic() {
     let objs = vec![
         ingress("b", &["x.acme.example.com"], &["lb-b.example.net"]),
