@@ -115,7 +115,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
                         .enumerate()
                         .map(|(m, a)| {
                             (
-                                a.as_str(),
+                                a.0.as_str(),
                                 format!("{base}.nameservers[{k}].addresses[{m}]"),
                             )
                         })
