@@ -51,6 +51,7 @@ test: lint
 	set -a; . "$$run/env"; set +a
 	rc=0
 	phase "cargo test (unit, integration, e2e)" $(CARGO) test --all-targets --no-fail-fast -- --include-ignored $(TEST_ARGS) || rc=$$?
+	phase "DNS end to end with dig, kdig, named-checkzone, Zonemaster (e2e/dns_e2e.sh)" e2e/dns_e2e.sh || rc=$$?
 	exit $$rc
 
 unit:

@@ -15,6 +15,7 @@ TOOLS=(
   named-checkzone:bind9-utils
   knotd:knot
   dnsperf:dnsperf
+  zonemaster-cli:zonemaster-cli
   ip:iproute2
   flock:util-linux
   setsid:util-linux
