@@ -273,7 +273,7 @@ fn annotation_problems_only_for_objects_publishing_here() {
         "annotations",
         json!({"external-dns.alpha.kubernetes.io/ttl": "forever", "external-dns.alpha.kubernetes.io/target": "bad_target"}),
     );
-    let out = compile_zone(zone(json!({})), &[other.clone()]);
+    let out = compile_zone(zone(json!({})), std::slice::from_ref(&other));
     assert!(out.problems.is_empty(), "{:?}", out.problems);
     let mut here = other;
     here["spec"]["rules"][0]["host"] = json!("www.acme.example.com");
