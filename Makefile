@@ -68,4 +68,4 @@ cluster-down:
 	e2e/cluster down $(RUN)
 
 crds:
-	$(CARGO) run -q -- crd > crds/dnszones.zonegate.dev.yaml
+	$(CARGO) run -q --example write-crds
