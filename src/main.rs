@@ -37,6 +37,9 @@ enum Command {
         /// The DNSZone to serve from the cluster, as NAMESPACE/NAME.
         #[arg(long)]
         zone: Option<String>,
+        /// Kubeconfig to use with --zone (default: in-cluster, then KUBECONFIG, then ~/.kube/config).
+        #[arg(long, requires = "zone")]
+        kubeconfig: Option<PathBuf>,
         /// Address to answer DNS on, UDP and TCP. Repeatable.
         #[arg(long, default_value = "0.0.0.0:5353")]
         listen: Vec<SocketAddr>,
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve {
             manifests,
             zone,
+            kubeconfig,
             listen,
             http,
             state_dir,
@@ -108,9 +112,30 @@ fn main() -> ExitCode {
             };
             let result = rt.block_on(async move {
                 match (manifests, zone) {
-                    (Some(dir), _) => files_mode::serve(files_mode::ServeFiles { dir, listen, http, state_dir }).await,
-                    (None, Some(zone)) => Err(format!("serve --zone {zone}: serving from a cluster is not implemented yet (issue: cluster data plane)").into()),
-                    (None, None) => Err("serve needs --manifests DIR or --zone NAMESPACE/NAME".into()),
+                    (Some(dir), _) => {
+                        files_mode::serve(files_mode::ServeFiles {
+                            dir,
+                            listen,
+                            http,
+                            state_dir,
+                        })
+                        .await
+                    }
+                    (None, Some(zone)) => {
+                        zonegate::cmd::cluster_mode::serve(
+                            zonegate::cmd::cluster_mode::ServeCluster {
+                                zone,
+                                kubeconfig,
+                                listen,
+                                http,
+                                state_dir,
+                            },
+                        )
+                        .await
+                    }
+                    (None, None) => {
+                        Err("serve needs --manifests DIR or --zone NAMESPACE/NAME".into())
+                    }
                 }
             });
             match result {

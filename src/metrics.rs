@@ -21,6 +21,17 @@ pub struct ZoneLabels {
     pub zone: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub namespace: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub namespace: String,
+}
+
 /// Every metric the server exports.
 pub struct ServerMetrics {
     pub registry: Registry,
@@ -32,6 +43,14 @@ pub struct ServerMetrics {
     pub reloads: Counter,
     pub reload_errors: Counter,
     pub zones: Gauge,
+    /// Cluster mode: 1 for each watch that is failing (its last known objects are served).
+    pub watch_failing: Family<WatchLabels, Gauge>,
+    /// Cluster mode: 1 for each namespace the zone lists but may not read (no consent).
+    pub namespace_refused: Family<NamespaceLabels, Gauge>,
+    /// Cluster mode: seconds since the oldest failing watch started failing (0 when all fine).
+    pub stale_seconds: Gauge,
+    /// Cluster mode: objects held from the apiserver.
+    pub objects: Gauge,
 }
 
 impl Default for ServerMetrics {
@@ -90,6 +109,30 @@ impl ServerMetrics {
         );
         let zones = Gauge::default();
         registry.register("zones", "Zones served", zones.clone());
+        let watch_failing = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "source_watch_failing",
+            "Watches failing now (last known data is served)",
+            watch_failing.clone(),
+        );
+        let namespace_refused = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "namespace_refused",
+            "Namespaces the zone lists but may not read (no DNSZoneGrant)",
+            namespace_refused.clone(),
+        );
+        let stale_seconds = Gauge::default();
+        registry.register(
+            "source_stale_seconds",
+            "Seconds since the oldest failing watch started failing",
+            stale_seconds.clone(),
+        );
+        let objects = Gauge::default();
+        registry.register(
+            "source_objects",
+            "Objects held from the apiserver",
+            objects.clone(),
+        );
         Self {
             registry,
             queries,
@@ -100,6 +143,10 @@ impl ServerMetrics {
             reloads,
             reload_errors,
             zones,
+            watch_failing,
+            namespace_refused,
+            stale_seconds,
+            objects,
         }
     }
 

@@ -63,11 +63,13 @@ pub fn compile_all(store: &ObjectStore) -> Vec<ZoneReport> {
                 continue;
             }
             let compiled = compile(&entry.zone, store, &CompileOptions::default());
+            // An invalid domain compiles to an empty zone at the root: never serve that.
+            let servable = !compiled.data.origin.is_root();
             reports.push(ZoneReport {
                 zone,
                 domain: domain.clone(),
                 origin: entry.origin.clone(),
-                data: Some(compiled.data),
+                data: servable.then_some(compiled.data),
                 serial: None,
                 rejected: None,
                 problems: compiled.problems,

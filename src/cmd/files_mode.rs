@@ -261,7 +261,7 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,2 +1,3 @@
 //! Object feeds: where objects come from (manifest files; the apiserver in cluster mode).
 pub mod files;
+pub mod kube;
