@@ -8,6 +8,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod objects;
+pub mod operator;
 pub mod publish;
 pub mod render;
 pub mod serial;

@@ -1,0 +1,1050 @@
+//! The objects an accepted DNSZone should have, as server-side apply bodies. Pure functions of
+//! the zone, the operator's settings and the DNSZoneGrants of the namespaces it reads.
+//!
+//! Per zone `Z` in namespace `N` (nameserver `i` is 1-based):
+//!
+//! | object | name | namespace | owner |
+//! |---|---|---|---|
+//! | ServiceAccount | `Z-dns` | N | the DNSZone |
+//! | Role + RoleBinding (read the zone's source kinds, its DNSZones) | `Z-dns` | N | the DNSZone |
+//! | Role + RoleBinding (read consented kinds, DNSZoneGrants, zoneRef'd DNSZones) | `Z-dns.N` | each other namespace read | none: the operator deletes them |
+//! | ClusterRoleBinding to `zonegate-gateway-reader` (route kinds only) | `zonegate.N.Z.gateways` | — | none: the operator deletes it |
+//! | Deployment | `Z-ns<i>` | N | the DNSZone |
+//! | Service (port 53 UDP+TCP) | `Z-ns<i>` | N | the DNSZone |
+//! | PodDisruptionBudget (all of the zone's pods, maxUnavailable 1) | `Z-dns` | N | the DNSZone |
+//!
+//! Namespaced objects can only be owned by objects of their own namespace, and cluster-scoped
+//! ones only by cluster-scoped owners, hence the two kinds without owner.
+
+use super::apply::hash_value;
+use super::{
+    ANNOTATION_HASH, GATEWAY_READER_CLUSTER_ROLE, LABEL_MANAGED_BY, LABEL_NAMESERVER, LABEL_ZONE,
+    LABEL_ZONE_NAMESPACE, MANAGED_BY, ZoneKey,
+};
+use crate::api::{DNSZone, DNSZoneGrant, ServiceType, SourceKind};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Container ports of the server pods and the Services' port.
+pub const DNS_PORT: u16 = 5353;
+pub const HTTP_PORT: u16 = 8080;
+pub const SERVICE_PORT: u16 = 53;
+/// UID/GID the server runs as (the distroless `nonroot` user).
+pub const RUN_AS: i64 = 65532;
+
+/// How strictly the pods of different nameservers are kept off the same node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NodeSpread {
+    /// Required anti-affinity: losing one node never takes two nameservers (needs at least
+    /// `spec.nameservers.count` schedulable nodes).
+    #[default]
+    Required,
+    /// Preferred anti-affinity only (single-node development clusters).
+    Preferred,
+}
+
+/// Operator configuration of the server pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub image: String,
+    pub image_pull_policy: Option<String>,
+    /// `resources.requests` / `resources.limits` (`cpu`, `memory`, ...), as written.
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
+    pub node_spread: NodeSpread,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            image: "zonegate:latest".into(),
+            image_pull_policy: None,
+            requests: BTreeMap::from([
+                ("cpu".into(), "50m".into()),
+                ("memory".into(), "64Mi".into()),
+            ]),
+            limits: BTreeMap::from([("memory".into(), "256Mi".into())]),
+            node_spread: NodeSpread::Required,
+        }
+    }
+}
+
+/// Kinds of objects the operator writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OwnedKind {
+    ServiceAccount,
+    Role,
+    RoleBinding,
+    ClusterRole,
+    ClusterRoleBinding,
+    Deployment,
+    Service,
+    PodDisruptionBudget,
+}
+
+impl OwnedKind {
+    pub const ALL: [OwnedKind; 8] = [
+        OwnedKind::ServiceAccount,
+        OwnedKind::Role,
+        OwnedKind::RoleBinding,
+        OwnedKind::ClusterRole,
+        OwnedKind::ClusterRoleBinding,
+        OwnedKind::Deployment,
+        OwnedKind::Service,
+        OwnedKind::PodDisruptionBudget,
+    ];
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            OwnedKind::ServiceAccount | OwnedKind::Service => "v1",
+            OwnedKind::Role
+            | OwnedKind::RoleBinding
+            | OwnedKind::ClusterRole
+            | OwnedKind::ClusterRoleBinding => "rbac.authorization.k8s.io/v1",
+            OwnedKind::Deployment => "apps/v1",
+            OwnedKind::PodDisruptionBudget => "policy/v1",
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            OwnedKind::ServiceAccount => "ServiceAccount",
+            OwnedKind::Role => "Role",
+            OwnedKind::RoleBinding => "RoleBinding",
+            OwnedKind::ClusterRole => "ClusterRole",
+            OwnedKind::ClusterRoleBinding => "ClusterRoleBinding",
+            OwnedKind::Deployment => "Deployment",
+            OwnedKind::Service => "Service",
+            OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            OwnedKind::ServiceAccount => "serviceaccounts",
+            OwnedKind::Role => "roles",
+            OwnedKind::RoleBinding => "rolebindings",
+            OwnedKind::ClusterRole => "clusterroles",
+            OwnedKind::ClusterRoleBinding => "clusterrolebindings",
+            OwnedKind::Deployment => "deployments",
+            OwnedKind::Service => "services",
+            OwnedKind::PodDisruptionBudget => "poddisruptionbudgets",
+        }
+    }
+
+    pub fn namespaced(self) -> bool {
+        !matches!(self, OwnedKind::ClusterRole | OwnedKind::ClusterRoleBinding)
+    }
+}
+
+/// One object to apply: the body carries the hash annotation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredObject {
+    pub kind: OwnedKind,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub body: Value,
+    /// Hash of the body without the annotation.
+    pub hash: String,
+}
+
+impl DesiredObject {
+    /// Adds `apiVersion`, `kind` and the hash annotation to `body` (which has `metadata`).
+    fn new(kind: OwnedKind, mut body: Value) -> Self {
+        body["apiVersion"] = json!(kind.api_version());
+        body["kind"] = json!(kind.kind());
+        let hash = hash_value(&body);
+        let meta = body["metadata"].as_object_mut().expect("metadata object");
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        annotations[ANNOTATION_HASH] = json!(hash);
+        let name = meta["name"].as_str().expect("metadata.name").to_string();
+        let namespace = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        DesiredObject {
+            kind,
+            namespace,
+            name,
+            body,
+            hash,
+        }
+    }
+
+    /// `kind namespace/name` for logs and messages.
+    pub fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind.kind(), self.name),
+            None => format!("{} {}", self.kind.kind(), self.name),
+        }
+    }
+}
+
+/// The names of a zone's objects.
+pub fn nameserver_object_name(zone: &str, i: usize) -> String {
+    format!("{zone}-ns{i}")
+}
+pub fn dns_object_name(zone: &str) -> String {
+    format!("{zone}-dns")
+}
+/// Role/RoleBinding of zone `zone_ns/zone` in another namespace (`.` cannot occur in zone
+/// names, so these never collide with a zone's own objects).
+pub fn foreign_object_name(zone_ns: &str, zone: &str) -> String {
+    format!("{zone}-dns.{zone_ns}")
+}
+pub fn gateway_binding_name(zone_ns: &str, zone: &str) -> String {
+    format!("zonegate.{zone_ns}.{zone}.gateways")
+}
+
+/// The zone's nameserver hostnames (lowercase, no trailing dot): `spec.nameservers.hostnames`,
+/// else `ns1.<domain>` ... `nsN.<domain>`.
+pub fn nameserver_hostnames(zone: &DNSZone) -> Vec<String> {
+    let domain = super::tenancy::normalize(&zone.spec.domain);
+    let count = zone.spec.nameservers.count.max(1) as usize;
+    let given = zone.spec.nameservers.hostnames.as_deref().unwrap_or(&[]);
+    (1..=count)
+        .map(|i| match given.get(i - 1) {
+            Some(h) => super::tenancy::normalize(&h.0),
+            None => format!("ns{i}.{domain}"),
+        })
+        .collect()
+}
+
+/// The API group and resource a source kind is read through.
+pub fn source_resource(kind: SourceKind) -> (&'static str, &'static str) {
+    match kind {
+        SourceKind::Ingress => ("networking.k8s.io", "ingresses"),
+        SourceKind::Service => ("", "services"),
+        SourceKind::HTTPRoute => ("gateway.networking.k8s.io", "httproutes"),
+        SourceKind::GRPCRoute => ("gateway.networking.k8s.io", "grpcroutes"),
+        SourceKind::TLSRoute => ("gateway.networking.k8s.io", "tlsroutes"),
+        SourceKind::DNSEndpoint => ("externaldns.k8s.io", "dnsendpoints"),
+        SourceKind::VirtualServer => ("k8s.nginx.org", "virtualservers"),
+    }
+}
+
+fn reads_routes(kinds: &[SourceKind]) -> bool {
+    kinds.iter().any(|k| {
+        matches!(
+            k,
+            SourceKind::HTTPRoute | SourceKind::GRPCRoute | SourceKind::TLSRoute
+        )
+    })
+}
+
+/// Read-only rules on `resources` ((group, resource) pairs), one rule per API group, sorted.
+pub fn read_rules(resources: &BTreeSet<(&str, &str)>) -> Value {
+    let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (g, r) in resources {
+        by_group.entry(g).or_default().push(r);
+    }
+    Value::Array(
+        by_group
+            .into_iter()
+            .map(|(g, rs)| json!({"apiGroups": [g], "resources": rs, "verbs": ["get", "list", "watch"]}))
+            .collect(),
+    )
+}
+
+/// The source kinds `zone` may read in each namespace of `spec.sources.namespaces` other than its
+/// own, by the DNSZoneGrants there (a namespace without a matching grant maps to no kinds).
+pub fn consented_kinds(
+    zone: &DNSZone,
+    grants: &[&DNSZoneGrant],
+) -> BTreeMap<String, BTreeSet<SourceKind>> {
+    let (zns, zname) = zone_key_parts(zone);
+    let mut out = BTreeMap::new();
+    for ns in &zone.spec.sources.namespaces {
+        if ns.0 == zns {
+            continue;
+        }
+        let mut kinds = BTreeSet::new();
+        for g in grants
+            .iter()
+            .filter(|g| g.metadata.namespace.as_deref() == Some(ns.0.as_str()))
+        {
+            for k in &zone.spec.sources.kinds {
+                if g.spec.allows(zns, zname, *k) {
+                    kinds.insert(*k);
+                }
+            }
+        }
+        out.insert(ns.0.clone(), kinds);
+    }
+    out
+}
+
+fn zone_key_parts(zone: &DNSZone) -> (&str, &str) {
+    (
+        zone.metadata.namespace.as_deref().unwrap_or_default(),
+        zone.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Labels of every object of the zone.
+pub fn zone_labels(zone: &ZoneKey) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(LABEL_MANAGED_BY.into(), json!(MANAGED_BY));
+    m.insert(LABEL_ZONE.into(), json!(zone.name));
+    m.insert(LABEL_ZONE_NAMESPACE.into(), json!(zone.namespace));
+    m
+}
+
+fn nameserver_labels(zone: &ZoneKey, i: usize) -> Map<String, Value> {
+    let mut m = zone_labels(zone);
+    m.insert(LABEL_NAMESERVER.into(), json!(format!("ns{i}")));
+    m
+}
+
+fn owner_reference(zone: &DNSZone) -> Value {
+    json!([{
+        "apiVersion": "zonegate.dev/v1alpha1",
+        "kind": "DNSZone",
+        "name": zone.metadata.name.as_deref().unwrap_or_default(),
+        "uid": zone.metadata.uid.as_deref().unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
+}
+
+/// Metadata of an object in the zone's namespace, owned by the zone.
+fn owned_meta(zone: &DNSZone, name: String, labels: Map<String, Value>) -> Value {
+    let (ns, _) = zone_key_parts(zone);
+    json!({
+        "name": name,
+        "namespace": ns,
+        "labels": labels,
+        "ownerReferences": owner_reference(zone),
+    })
+}
+
+/// Every object an accepted zone should have, in apply order (identities and permissions before
+/// the pods that use them).
+pub fn desired_objects(
+    zone: &DNSZone,
+    settings: &ServerSettings,
+    grants: &[&DNSZoneGrant],
+) -> Vec<DesiredObject> {
+    let mut out = vec![desired_service_account(zone)];
+    out.extend(desired_rbac(zone, grants));
+    for i in 1..=zone.spec.nameservers.count.max(1) as usize {
+        out.push(desired_deployment(zone, settings, i));
+        out.push(desired_service(zone, i));
+    }
+    out.push(desired_pdb(zone));
+    out
+}
+
+fn key_of(zone: &DNSZone) -> ZoneKey {
+    let (ns, name) = zone_key_parts(zone);
+    ZoneKey::new(ns, name)
+}
+
+pub fn desired_service_account(zone: &DNSZone) -> DesiredObject {
+    let key = key_of(zone);
+    DesiredObject::new(
+        OwnedKind::ServiceAccount,
+        json!({ "metadata": owned_meta(zone, dns_object_name(&key.name), zone_labels(&key)) }),
+    )
+}
+
+/// Roles and bindings of the zone's ServiceAccount: in its namespace, in each other namespace it
+/// reads, and the Gateway reader binding when it reads routes.
+pub fn desired_rbac(zone: &DNSZone, grants: &[&DNSZoneGrant]) -> Vec<DesiredObject> {
+    let key = key_of(zone);
+    let sa = dns_object_name(&key.name);
+    let subject = json!([{ "kind": "ServiceAccount", "name": sa, "namespace": key.namespace }]);
+    let mut out = Vec::new();
+
+    // Own namespace: the source kinds and the namespace's DNSZones.
+    let mut own: BTreeSet<(&str, &str)> = zone
+        .spec
+        .sources
+        .kinds
+        .iter()
+        .map(|k| source_resource(*k))
+        .collect();
+    own.insert(("zonegate.dev", "dnszones"));
+    let name = dns_object_name(&key.name);
+    out.push(DesiredObject::new(
+        OwnedKind::Role,
+        json!({ "metadata": owned_meta(zone, name.clone(), zone_labels(&key)), "rules": read_rules(&own) }),
+    ));
+    out.push(DesiredObject::new(
+        OwnedKind::RoleBinding,
+        json!({
+            "metadata": owned_meta(zone, name.clone(), zone_labels(&key)),
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+            "subjects": subject,
+        }),
+    ));
+
+    // Other namespaces: DNSZoneGrants where listed (to see consent come and go), the consented
+    // kinds, and DNSZones where a delegation's zoneRef points.
+    let mut foreign: BTreeMap<String, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    for (ns, kinds) in consented_kinds(zone, grants) {
+        let set = foreign.entry(ns).or_default();
+        set.insert(("zonegate.dev", "dnszonegrants"));
+        set.extend(kinds.into_iter().map(source_resource));
+    }
+    for d in &zone.spec.delegations {
+        if let Some(r) = &d.zone_ref
+            && let Some(ns) = &r.namespace
+            && ns.0 != key.namespace
+        {
+            foreign
+                .entry(ns.0.clone())
+                .or_default()
+                .insert(("zonegate.dev", "dnszones"));
+        }
+    }
+    let name = foreign_object_name(&key.namespace, &key.name);
+    for (ns, resources) in foreign {
+        let meta = json!({ "name": name, "namespace": ns, "labels": zone_labels(&key) });
+        out.push(DesiredObject::new(
+            OwnedKind::Role,
+            json!({ "metadata": meta, "rules": read_rules(&resources) }),
+        ));
+        out.push(DesiredObject::new(
+            OwnedKind::RoleBinding,
+            json!({
+                "metadata": meta,
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+                "subjects": subject,
+            }),
+        ));
+    }
+
+    if reads_routes(&zone.spec.sources.kinds) {
+        out.push(DesiredObject::new(
+            OwnedKind::ClusterRoleBinding,
+            json!({
+                "metadata": {
+                    "name": gateway_binding_name(&key.namespace, &key.name),
+                    "labels": zone_labels(&key),
+                },
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": GATEWAY_READER_CLUSTER_ROLE,
+                },
+                "subjects": subject,
+            }),
+        ));
+    }
+    out
+}
+
+/// The shared ClusterRole of Gateway readers (applied once by the operator).
+pub fn desired_gateway_reader() -> DesiredObject {
+    let mut labels = Map::new();
+    labels.insert(LABEL_MANAGED_BY.into(), json!(MANAGED_BY));
+    DesiredObject::new(
+        OwnedKind::ClusterRole,
+        json!({
+            "metadata": { "name": GATEWAY_READER_CLUSTER_ROLE, "labels": labels },
+            "rules": read_rules(&BTreeSet::from([("gateway.networking.k8s.io", "gateways")])),
+        }),
+    )
+}
+
+/// The server Deployment of nameserver `i`.
+pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -> DesiredObject {
+    let key = key_of(zone);
+    let ns_label = format!("ns{i}");
+    let selector = json!({ LABEL_ZONE: key.name, LABEL_NAMESERVER: ns_label });
+    let other_nameservers = json!({
+        "matchLabels": { LABEL_ZONE: key.name },
+        "matchExpressions": [{ "key": LABEL_NAMESERVER, "operator": "NotIn", "values": [ns_label] }],
+    });
+    let same_nameserver = json!({ "matchLabels": selector });
+    let host = "kubernetes.io/hostname";
+    let mut preferred = vec![
+        json!({ "weight": 50, "podAffinityTerm": { "labelSelector": other_nameservers, "topologyKey": "topology.kubernetes.io/zone" } }),
+        json!({ "weight": 25, "podAffinityTerm": { "labelSelector": same_nameserver, "topologyKey": host } }),
+    ];
+    let mut anti = Map::new();
+    match settings.node_spread {
+        NodeSpread::Required => {
+            anti.insert(
+                "requiredDuringSchedulingIgnoredDuringExecution".into(),
+                json!([{ "labelSelector": other_nameservers, "topologyKey": host }]),
+            );
+        }
+        NodeSpread::Preferred => preferred.insert(
+            0,
+            json!({ "weight": 100, "podAffinityTerm": { "labelSelector": other_nameservers, "topologyKey": host } }),
+        ),
+    }
+    anti.insert(
+        "preferredDuringSchedulingIgnoredDuringExecution".into(),
+        Value::Array(preferred),
+    );
+
+    let mut resources = Map::new();
+    if !settings.requests.is_empty() {
+        resources.insert("requests".into(), json!(settings.requests));
+    }
+    if !settings.limits.is_empty() {
+        resources.insert("limits".into(), json!(settings.limits));
+    }
+    let mut container = json!({
+        "name": "dns",
+        "image": settings.image,
+        "args": [
+            "serve",
+            "--zone", format!("{}/{}", key.namespace, key.name),
+            "--listen", format!("0.0.0.0:{DNS_PORT}"),
+            "--http", format!("0.0.0.0:{HTTP_PORT}"),
+        ],
+        "ports": [
+            { "name": "dns-udp", "containerPort": DNS_PORT, "protocol": "UDP" },
+            { "name": "dns-tcp", "containerPort": DNS_PORT, "protocol": "TCP" },
+            { "name": "http", "containerPort": HTTP_PORT, "protocol": "TCP" },
+        ],
+        "livenessProbe": {
+            "httpGet": { "path": "/healthz", "port": "http" },
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": { "path": "/readyz", "port": "http" },
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+        },
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "capabilities": { "drop": ["ALL"] },
+        },
+        "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }],
+    });
+    if let Some(p) = &settings.image_pull_policy {
+        container["imagePullPolicy"] = json!(p);
+    }
+    let mut pod_labels = nameserver_labels(&key, i);
+    pod_labels.insert("app.kubernetes.io/component".into(), json!("nameserver"));
+    DesiredObject::new(
+        OwnedKind::Deployment,
+        json!({
+            "metadata": owned_meta(zone, nameserver_object_name(&key.name, i), nameserver_labels(&key, i)),
+            "spec": {
+                "replicas": zone.spec.nameservers.replicas.max(1),
+                "selector": { "matchLabels": selector },
+                // A new pod must be ready before an old one goes: a rollout never leaves the
+                // nameserver without an answering pod.
+                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
+                "revisionHistoryLimit": 3,
+                "template": {
+                    "metadata": { "labels": pod_labels },
+                    "spec": {
+                        "serviceAccountName": dns_object_name(&key.name),
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": RUN_AS,
+                            "runAsGroup": RUN_AS,
+                            "seccompProfile": { "type": "RuntimeDefault" },
+                        },
+                        "affinity": { "podAntiAffinity": anti },
+                        "containers": [container],
+                        "volumes": [{ "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } }],
+                    },
+                },
+            },
+        }),
+    )
+}
+
+/// The Service of nameserver `i`: port 53 UDP and TCP to the pods' 5353.
+pub fn desired_service(zone: &DNSZone, i: usize) -> DesiredObject {
+    let key = key_of(zone);
+    let svc = &zone.spec.nameservers.service;
+    let mut meta = owned_meta(
+        zone,
+        nameserver_object_name(&key.name, i),
+        nameserver_labels(&key, i),
+    );
+    if !svc.annotations.is_empty() {
+        meta["annotations"] = json!(svc.annotations);
+    }
+    let type_ = match svc.type_ {
+        ServiceType::LoadBalancer => "LoadBalancer",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::ClusterIP => "ClusterIP",
+    };
+    let mut spec = json!({
+        "type": type_,
+        "selector": { LABEL_ZONE: key.name, LABEL_NAMESERVER: format!("ns{i}") },
+        "ports": [
+            { "name": "dns-udp", "port": SERVICE_PORT, "targetPort": "dns-udp", "protocol": "UDP" },
+            { "name": "dns-tcp", "port": SERVICE_PORT, "targetPort": "dns-tcp", "protocol": "TCP" },
+        ],
+    });
+    if svc.type_ == ServiceType::LoadBalancer
+        && let Some(class) = &svc.load_balancer_class
+    {
+        spec["loadBalancerClass"] = json!(class);
+    }
+    if svc.type_ != ServiceType::ClusterIP
+        && let Some(p) = svc.external_traffic_policy
+    {
+        spec["externalTrafficPolicy"] = json!(match p {
+            crate::api::ExternalTrafficPolicy::Cluster => "Cluster",
+            crate::api::ExternalTrafficPolicy::Local => "Local",
+        });
+    }
+    DesiredObject::new(
+        OwnedKind::Service,
+        json!({ "metadata": meta, "spec": spec }),
+    )
+}
+
+/// One budget over all the zone's server pods: a drain takes at most one of them at a time, so
+/// every nameserver but at most one keeps all its pods. (Per-nameserver budgets cannot say
+/// that: with one replica each, they would let every nameserver be evicted at once.)
+pub fn desired_pdb(zone: &DNSZone) -> DesiredObject {
+    let key = key_of(zone);
+    DesiredObject::new(
+        OwnedKind::PodDisruptionBudget,
+        json!({
+            "metadata": owned_meta(zone, dns_object_name(&key.name), zone_labels(&key)),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": { "matchLabels": { LABEL_ZONE: key.name } },
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+        }),
+    )
+}
+
+/// The `(kind, namespace, name)` identity of a desired object.
+pub fn identity(o: &DesiredObject) -> (OwnedKind, Option<String>, String) {
+    (o.kind, o.namespace.clone(), o.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+
+    fn zone(spec: Value) -> DNSZone {
+        serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"namespace": "acme", "name": "web", "uid": "u-1", "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn grant(ns: &str, spec: Value) -> DNSZoneGrant {
+        serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZoneGrant",
+            "metadata": {"namespace": ns, "name": "g"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn find<'a>(
+        objs: &'a [DesiredObject],
+        kind: OwnedKind,
+        ns: Option<&str>,
+        name: &str,
+    ) -> &'a DesiredObject {
+        objs.iter()
+            .find(|o| o.kind == kind && o.namespace.as_deref() == ns && o.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {kind:?} {ns:?}/{name} in {:?}",
+                    objs.iter().map(DesiredObject::describe).collect::<Vec<_>>()
+                )
+            })
+    }
+
+    #[test]
+    fn default_zone_gets_every_object_with_labels_and_owner() {
+        let z = zone(json!({"domain": "acme.example.com"}));
+        let objs = desired_objects(&z, &ServerSettings::default(), &[]);
+        let names: Vec<String> = objs.iter().map(DesiredObject::describe).collect();
+        assert_eq!(
+            names,
+            vec![
+                "ServiceAccount acme/web-dns",
+                "Role acme/web-dns",
+                "RoleBinding acme/web-dns",
+                "ClusterRoleBinding zonegate.acme.web.gateways",
+                "Deployment acme/web-ns1",
+                "Service acme/web-ns1",
+                "Deployment acme/web-ns2",
+                "Service acme/web-ns2",
+                "PodDisruptionBudget acme/web-dns",
+            ]
+        );
+        for o in &objs {
+            let labels = &o.body["metadata"]["labels"];
+            assert_eq!(labels[LABEL_MANAGED_BY], "zonegate", "{}", o.describe());
+            assert_eq!(labels[LABEL_ZONE], "web", "{}", o.describe());
+            assert_eq!(labels[LABEL_ZONE_NAMESPACE], "acme", "{}", o.describe());
+            assert_eq!(o.body["metadata"]["annotations"][ANNOTATION_HASH], o.hash);
+            assert_eq!(o.body["apiVersion"], o.kind.api_version());
+            assert_eq!(o.body["kind"], o.kind.kind());
+            if o.kind.namespaced() {
+                let owner = &o.body["metadata"]["ownerReferences"][0];
+                assert_eq!(owner["uid"], "u-1");
+                assert_eq!(owner["kind"], "DNSZone");
+                assert_eq!(owner["controller"], true);
+            } else {
+                assert!(o.body["metadata"].get("ownerReferences").is_none());
+            }
+        }
+        // Every body is a valid object of its kind.
+        for o in &objs {
+            let b = o.body.clone();
+            match o.kind {
+                OwnedKind::ServiceAccount => {
+                    drop(serde_json::from_value::<ServiceAccount>(b).unwrap())
+                }
+                OwnedKind::Role => drop(serde_json::from_value::<Role>(b).unwrap()),
+                OwnedKind::RoleBinding => drop(serde_json::from_value::<RoleBinding>(b).unwrap()),
+                OwnedKind::ClusterRoleBinding => {
+                    drop(serde_json::from_value::<ClusterRoleBinding>(b).unwrap())
+                }
+                OwnedKind::Deployment => drop(serde_json::from_value::<Deployment>(b).unwrap()),
+                OwnedKind::Service => drop(serde_json::from_value::<Service>(b).unwrap()),
+                OwnedKind::PodDisruptionBudget => {
+                    drop(serde_json::from_value::<PodDisruptionBudget>(b).unwrap())
+                }
+                OwnedKind::ClusterRole => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn deployment_runs_the_server_hardened() {
+        let z =
+            zone(json!({"domain": "acme.example.com", "nameservers": {"count": 3, "replicas": 2}}));
+        let mut s = ServerSettings {
+            image: "registry.example/zonegate:1.2.3".into(),
+            ..ServerSettings::default()
+        };
+        s.image_pull_policy = Some("Always".into());
+        let d: Deployment = serde_json::from_value(desired_deployment(&z, &s, 2).body).unwrap();
+        assert_eq!(d.metadata.name.as_deref(), Some("web-ns2"));
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let sel = spec.selector.match_labels.unwrap();
+        assert_eq!(sel[LABEL_ZONE], "web");
+        assert_eq!(sel[LABEL_NAMESERVER], "ns2");
+        let ru = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(
+            serde_json::to_value(&ru).unwrap(),
+            json!({"maxSurge": 1, "maxUnavailable": 0})
+        );
+        let t = spec.template;
+        assert_eq!(t.metadata.unwrap().labels.unwrap()[LABEL_NAMESERVER], "ns2");
+        let pod = t.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("web-dns"));
+        let psc = pod.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.run_as_user, Some(65532));
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/zonegate:1.2.3"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            c.args.clone().unwrap(),
+            vec![
+                "serve",
+                "--zone",
+                "acme/web",
+                "--listen",
+                "0.0.0.0:5353",
+                "--http",
+                "0.0.0.0:8080"
+            ]
+        );
+        let ports: Vec<(String, i32, String)> = c
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.container_port, p.protocol.unwrap()))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                ("dns-udp".into(), 5353, "UDP".into()),
+                ("dns-tcp".into(), 5353, "TCP".into()),
+                ("http".into(), 8080, "TCP".into())
+            ]
+        );
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
+        assert!(c.security_context.as_ref().unwrap().privileged.is_none());
+        let live = c.liveness_probe.clone().unwrap().http_get.unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        let ready = c.readiness_probe.clone().unwrap().http_get.unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        let res = serde_json::to_value(c.resources.clone().unwrap()).unwrap();
+        assert_eq!(
+            res,
+            json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+        );
+
+        // Other nameservers of the zone never share a node (required), and prefer other zones.
+        let anti = serde_json::to_value(pod.affinity.unwrap().pod_anti_affinity.unwrap()).unwrap();
+        assert_eq!(
+            anti["requiredDuringSchedulingIgnoredDuringExecution"],
+            json!([{
+                "labelSelector": {
+                    "matchLabels": {LABEL_ZONE: "web"},
+                    "matchExpressions": [{"key": LABEL_NAMESERVER, "operator": "NotIn", "values": ["ns2"]}],
+                },
+                "topologyKey": "kubernetes.io/hostname",
+            }])
+        );
+        assert_eq!(
+            anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
+
+        s.node_spread = NodeSpread::Preferred;
+        let d = desired_deployment(&z, &s, 1).body;
+        let anti = &d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
+        assert!(
+            anti.get("requiredDuringSchedulingIgnoredDuringExecution")
+                .is_none()
+        );
+        assert_eq!(
+            anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+            100
+        );
+        assert_eq!(
+            anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"],
+            "kubernetes.io/hostname"
+        );
+    }
+
+    #[test]
+    fn service_follows_spec_nameservers_service() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"service": {
+            "type": "LoadBalancer",
+            "annotations": {"metallb.universe.tf/address-pool": "public"},
+            "loadBalancerClass": "example.com/lb",
+            "externalTrafficPolicy": "Local"}}}),
+        );
+        let o = desired_service(&z, 1);
+        let s: Service = serde_json::from_value(o.body.clone()).unwrap();
+        let ann = s.metadata.annotations.unwrap();
+        assert_eq!(ann["metallb.universe.tf/address-pool"], "public");
+        assert_eq!(ann[ANNOTATION_HASH], o.hash);
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+        assert_eq!(spec.load_balancer_class.as_deref(), Some("example.com/lb"));
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        assert_eq!(spec.selector.unwrap()[LABEL_NAMESERVER], "ns1");
+        assert_eq!(
+            serde_json::to_value(spec.ports.unwrap()).unwrap(),
+            json!([
+                {"name": "dns-udp", "port": 53, "targetPort": "dns-udp", "protocol": "UDP"},
+                {"name": "dns-tcp", "port": 53, "targetPort": "dns-tcp", "protocol": "TCP"},
+            ])
+        );
+
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"service": {
+            "type": "ClusterIP", "loadBalancerClass": "x", "externalTrafficPolicy": "Local"}}}),
+        );
+        let spec = &desired_service(&z, 1).body["spec"];
+        assert_eq!(spec["type"], "ClusterIP");
+        assert!(spec.get("loadBalancerClass").is_none());
+        assert!(spec.get("externalTrafficPolicy").is_none());
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"service": {
+            "type": "NodePort", "loadBalancerClass": "x", "externalTrafficPolicy": "Local"}}}),
+        );
+        let spec = &desired_service(&z, 1).body["spec"];
+        assert!(spec.get("loadBalancerClass").is_none());
+        assert_eq!(spec["externalTrafficPolicy"], "Local");
+    }
+
+    #[test]
+    fn pdb_spans_the_whole_zone() {
+        let z = zone(json!({"domain": "acme.example.com"}));
+        let p = &desired_pdb(&z).body;
+        assert_eq!(p["metadata"]["name"], "web-dns");
+        assert_eq!(p["spec"]["maxUnavailable"], 1);
+        assert_eq!(
+            p["spec"]["selector"],
+            json!({"matchLabels": {LABEL_ZONE: "web"}})
+        );
+        assert_eq!(p["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+    }
+
+    #[test]
+    fn rbac_reads_exactly_the_zone_kinds_in_its_namespace() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "sources": {"kinds": ["Service", "Ingress", "DNSEndpoint"]}}),
+        );
+        let objs = desired_rbac(&z, &[]);
+        assert_eq!(objs.len(), 2, "no gateway binding without route kinds");
+        let role = find(&objs, OwnedKind::Role, Some("acme"), "web-dns");
+        assert_eq!(
+            role.body["rules"],
+            json!([
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["zonegate.dev"], "resources": ["dnszones"], "verbs": ["get", "list", "watch"]},
+            ])
+        );
+        let rb = find(&objs, OwnedKind::RoleBinding, Some("acme"), "web-dns");
+        assert_eq!(
+            rb.body["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "web-dns"})
+        );
+        assert_eq!(
+            rb.body["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "web-dns", "namespace": "acme"}])
+        );
+    }
+
+    #[test]
+    fn rbac_in_other_namespaces_follows_consent() {
+        let z = zone(json!({"domain": "acme.example.com",
+        "sources": {"kinds": ["Ingress", "Service", "HTTPRoute"], "namespaces": ["acme", "shop", "blog", "nogrant"]},
+        "delegations": [
+            {"name": "team", "zoneRef": {"namespace": "team", "name": "child"}},
+            {"name": "own", "zoneRef": {"name": "sub"}},
+        ]}));
+        let g_shop = grant(
+            "shop",
+            json!({"zones": [{"namespace": "acme", "name": "web"}], "kinds": ["Ingress", "VirtualServer"]}),
+        );
+        let g_blog = grant("blog", json!({"zones": [{"namespace": "acme"}]}));
+        let g_other = grant("nogrant", json!({"zones": [{"namespace": "elsewhere"}]}));
+        let objs = desired_rbac(&z, &[&g_shop, &g_blog, &g_other]);
+        let names: Vec<String> = objs.iter().map(DesiredObject::describe).collect();
+        assert_eq!(
+            names,
+            vec![
+                "Role acme/web-dns",
+                "RoleBinding acme/web-dns",
+                "Role blog/web-dns.acme",
+                "RoleBinding blog/web-dns.acme",
+                "Role nogrant/web-dns.acme",
+                "RoleBinding nogrant/web-dns.acme",
+                "Role shop/web-dns.acme",
+                "RoleBinding shop/web-dns.acme",
+                "Role team/web-dns.acme",
+                "RoleBinding team/web-dns.acme",
+                "ClusterRoleBinding zonegate.acme.web.gateways",
+            ]
+        );
+        let rules =
+            |ns: &str| find(&objs, OwnedKind::Role, Some(ns), "web-dns.acme").body["rules"].clone();
+        let rw = |g: &str, r: &[&str]| json!({"apiGroups": [g], "resources": r, "verbs": ["get", "list", "watch"]});
+        // shop consents to Ingress (and VirtualServer, which the zone does not read).
+        assert_eq!(
+            rules("shop"),
+            json!([
+                rw("networking.k8s.io", &["ingresses"]),
+                rw("zonegate.dev", &["dnszonegrants"])
+            ])
+        );
+        // blog consents to everything: the zone's three kinds.
+        assert_eq!(
+            rules("blog"),
+            json!([
+                rw("", &["services"]),
+                rw("gateway.networking.k8s.io", &["httproutes"]),
+                rw("networking.k8s.io", &["ingresses"]),
+                rw("zonegate.dev", &["dnszonegrants"]),
+            ])
+        );
+        // nogrant: only the grants, to see consent appear.
+        assert_eq!(
+            rules("nogrant"),
+            json!([rw("zonegate.dev", &["dnszonegrants"])])
+        );
+        // team: the child DNSZone of a zoneRef delegation.
+        assert_eq!(rules("team"), json!([rw("zonegate.dev", &["dnszones"])]));
+        let rb = find(&objs, OwnedKind::RoleBinding, Some("shop"), "web-dns.acme");
+        assert_eq!(rb.body["subjects"][0]["namespace"], "acme");
+        assert!(rb.body["metadata"].get("ownerReferences").is_none());
+        let crb = find(
+            &objs,
+            OwnedKind::ClusterRoleBinding,
+            None,
+            "zonegate.acme.web.gateways",
+        );
+        assert_eq!(crb.body["roleRef"]["name"], GATEWAY_READER_CLUSTER_ROLE);
+        assert_eq!(crb.body["subjects"][0]["name"], "web-dns");
+    }
+
+    #[test]
+    fn hash_changes_with_content_only() {
+        let z = zone(json!({"domain": "acme.example.com"}));
+        let s = ServerSettings::default();
+        assert_eq!(
+            desired_deployment(&z, &s, 1).hash,
+            desired_deployment(&z, &s, 1).hash
+        );
+        let s2 = ServerSettings {
+            image: "other".into(),
+            ..s.clone()
+        };
+        assert_ne!(
+            desired_deployment(&z, &s, 1).hash,
+            desired_deployment(&z, &s2, 1).hash
+        );
+        let z2 = zone(json!({"domain": "acme.example.com", "nameservers": {"replicas": 3}}));
+        assert_ne!(
+            desired_deployment(&z, &s, 1).hash,
+            desired_deployment(&z2, &s, 1).hash
+        );
+        // A different incarnation of the zone (new uid) re-applies (new owner reference).
+        let mut z3 = z.clone();
+        z3.metadata.uid = Some("u-2".into());
+        assert_ne!(desired_service(&z, 1).hash, desired_service(&z3, 1).hash);
+    }
+
+    #[test]
+    fn nameserver_names() {
+        let z = zone(json!({"domain": "Acme.example.com", "nameservers": {"count": 3}}));
+        assert_eq!(
+            nameserver_hostnames(&z),
+            vec![
+                "ns1.acme.example.com",
+                "ns2.acme.example.com",
+                "ns3.acme.example.com"
+            ]
+        );
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 2, "hostnames": ["a.dns.example.net", "B.acme.example.com."]}}),
+        );
+        assert_eq!(
+            nameserver_hostnames(&z),
+            vec!["a.dns.example.net", "b.acme.example.com"]
+        );
+    }
+
+    #[test]
+    fn gateway_reader_cluster_role() {
+        let o = desired_gateway_reader();
+        assert_eq!(o.name, GATEWAY_READER_CLUSTER_ROLE);
+        assert_eq!(
+            o.body["rules"],
+            json!([{"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways"], "verbs": ["get", "list", "watch"]}])
+        );
+    }
+}

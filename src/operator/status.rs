@@ -1,0 +1,926 @@
+//! What a DNSZone's status says: its nameservers and their addresses, the records to create at
+//! the parent, and the `Accepted`, `Ready` and `Delegated` conditions. Pure: observed objects in,
+//! status out, plus the events that a change of status deserves.
+
+use super::desired::{nameserver_hostnames, nameserver_object_name};
+use super::tenancy::{Verdict, is_at_or_below, normalize};
+use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::net::IpAddr;
+
+pub const ACCEPTED: &str = "Accepted";
+pub const READY: &str = "Ready";
+pub const DELEGATED: &str = "Delegated";
+
+/// What the last look at the parent zone found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DelegationCheck {
+    /// Checks are turned off.
+    Disabled,
+    /// Not checked yet.
+    Pending,
+    /// Every parent nameserver that answered returns exactly our NS set.
+    Delegated {
+        parent: String,
+        servers: Vec<String>,
+    },
+    /// The parent has no delegation for the zone.
+    NotDelegated { parent: String, detail: String },
+    /// The parent delegates to other nameservers (or glue with other addresses).
+    Mismatch { parent: String, detail: String },
+    /// No parent nameserver could be asked.
+    Unreachable { detail: String },
+}
+
+/// What the status is computed from.
+pub struct Observed<'a> {
+    pub verdict: &'a Verdict,
+    /// Per nameserver (index 0 is ns1): its Deployment and Service as the apiserver has them.
+    pub deployments: Vec<Option<&'a Deployment>>,
+    pub services: Vec<Option<&'a Service>>,
+    /// Addresses of the nodes (for NodePort Services).
+    pub node_addresses: &'a [String],
+    pub delegation: &'a DelegationCheck,
+    /// TTL of the records in `status.delegation`.
+    pub delegation_ttl: u32,
+}
+
+/// External addresses of a nameserver Service: load-balancer IPs or hostnames, node addresses
+/// for NodePort, the cluster IPs for ClusterIP.
+pub fn service_addresses(svc: &Service, node_addresses: &[String]) -> Vec<String> {
+    let type_ = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP");
+    let mut out: Vec<String> = Vec::new();
+    match type_ {
+        "LoadBalancer" => {
+            for ing in svc
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(a) = ing.ip.as_ref().or(ing.hostname.as_ref())
+                    && !a.is_empty()
+                {
+                    out.push(a.clone());
+                }
+            }
+        }
+        "NodePort" => out.extend(node_addresses.iter().cloned()),
+        _ => {
+            let spec = svc.spec.as_ref();
+            let ips = spec
+                .and_then(|s| s.cluster_ips.clone())
+                .or_else(|| spec.and_then(|s| s.cluster_ip.clone()).map(|ip| vec![ip]))
+                .unwrap_or_default();
+            out.extend(ips.into_iter().filter(|ip| !ip.is_empty() && ip != "None"));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|a| seen.insert(a.clone()));
+    out
+}
+
+/// Addresses of the Ready nodes: each node's ExternalIPs, or its InternalIPs when it has none.
+/// Sorted and without duplicates.
+pub fn node_addresses(nodes: &[&Node]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for n in nodes {
+        let Some(status) = &n.status else { continue };
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if !ready {
+            continue;
+        }
+        let addrs = status.addresses.as_deref().unwrap_or_default();
+        let of = |t: &str| -> Vec<String> {
+            addrs
+                .iter()
+                .filter(|a| a.type_ == t)
+                .map(|a| a.address.clone())
+                .collect()
+        };
+        let ext = of("ExternalIP");
+        out.extend(if ext.is_empty() {
+            of("InternalIP")
+        } else {
+            ext
+        });
+    }
+    out.into_iter().collect()
+}
+
+/// The parent-zone records, in zone-file text: NS for every nameserver, then glue A/AAAA for the
+/// nameserver names inside the zone (IP addresses only; a load-balancer hostname cannot be glue).
+pub fn delegation_records(domain: &str, nameservers: &[NameserverStatus], ttl: u32) -> Vec<String> {
+    let domain = normalize(domain);
+    let mut out: Vec<String> = nameservers
+        .iter()
+        .map(|ns| format!("{domain}. {ttl} IN NS {}.", ns.hostname))
+        .collect();
+    for ns in nameservers {
+        if !is_at_or_below(&ns.hostname, &domain) {
+            continue;
+        }
+        for a in &ns.addresses {
+            match a.parse::<IpAddr>() {
+                Ok(IpAddr::V4(ip)) => out.push(format!("{}. {ttl} IN A {ip}", ns.hostname)),
+                Ok(IpAddr::V6(ip)) => out.push(format!("{}. {ttl} IN AAAA {ip}", ns.hostname)),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        // Filled in by `carry_transition_times`.
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// The status the zone should have. `lastTransitionTime`s are taken from `zone.status` when a
+/// condition keeps its status, else set to `now`.
+pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneStatus {
+    let generation = zone.metadata.generation;
+    let name = zone.metadata.name.as_deref().unwrap_or_default();
+    let domain = normalize(&zone.spec.domain);
+    let hostnames = nameserver_hostnames(zone);
+
+    let (accepted, mut nameservers, mut delegation, ready) = match obs.verdict {
+        Verdict::Rejected { reason, message } => (
+            condition(ACCEPTED, "False", reason, message.clone(), generation),
+            Vec::new(),
+            Vec::new(),
+            condition(
+                READY,
+                "False",
+                "NotAccepted",
+                "the zone is not accepted (see the Accepted condition), so it has no nameservers"
+                    .into(),
+                generation,
+            ),
+        ),
+        Verdict::Accepted => {
+            let nameservers: Vec<NameserverStatus> = hostnames
+                .iter()
+                .enumerate()
+                .map(|(i, h)| NameserverStatus {
+                    hostname: h.clone(),
+                    addresses: obs
+                        .services
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .map(|s| service_addresses(s, obs.node_addresses))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let ready = ready_condition(zone, name, &domain, &nameservers, obs, generation);
+            let all_addressed = nameservers.iter().all(|n| !n.addresses.is_empty());
+            let delegation = if all_addressed {
+                delegation_records(&domain, &nameservers, obs.delegation_ttl)
+            } else {
+                Vec::new()
+            };
+            (
+                condition(
+                    ACCEPTED,
+                    "True",
+                    "Accepted",
+                    format!("this zone serves {domain}"),
+                    generation,
+                ),
+                nameservers,
+                delegation,
+                ready,
+            )
+        }
+    };
+    let delegated = delegated_condition(obs, &domain, &hostnames, &delegation, generation);
+    if !obs.verdict.is_accepted() {
+        nameservers.clear();
+        delegation.clear();
+    }
+    let mut conditions = vec![accepted, ready, delegated];
+    carry_transition_times(
+        zone.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        &mut conditions,
+        now,
+    );
+    DNSZoneStatus {
+        observed_generation: generation,
+        conditions,
+        nameservers,
+        delegation,
+    }
+}
+
+fn ready_condition(
+    zone: &DNSZone,
+    name: &str,
+    domain: &str,
+    nameservers: &[NameserverStatus],
+    obs: &Observed<'_>,
+    generation: Option<i64>,
+) -> Condition {
+    let replicas = zone.spec.nameservers.replicas.max(1);
+    let mut pods = Vec::new();
+    let mut addresses = Vec::new();
+    let mut notes = Vec::new();
+    for (i, ns) in nameservers.iter().enumerate() {
+        let obj = nameserver_object_name(name, i + 1);
+        match obs.deployments.get(i).copied().flatten() {
+            None => pods.push(format!(
+                "{}: Deployment {obj} is not created yet",
+                ns.hostname
+            )),
+            Some(d) => {
+                let available = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                if available < 1 {
+                    pods.push(format!(
+                        "{}: none of the {replicas} server pods of Deployment {obj} is available",
+                        ns.hostname
+                    ));
+                } else if (available as u32) < replicas {
+                    notes.push(format!(
+                        "{}: {available} of {replicas} server pods available",
+                        ns.hostname
+                    ));
+                }
+            }
+        }
+        let svc = obs.services.get(i).copied().flatten();
+        let type_ = svc
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.type_.as_deref())
+            .unwrap_or("");
+        match svc {
+            None => addresses.push(format!("{}: Service {obj} is not created yet", ns.hostname)),
+            Some(_) if ns.addresses.is_empty() => addresses.push(match type_ {
+                "LoadBalancer" => format!(
+                    "{}: Service {obj} waits for a load balancer to assign it an external address (is a load-balancer controller such as MetalLB or the cloud's installed{}?)",
+                    ns.hostname,
+                    zone.spec
+                        .nameservers
+                        .service
+                        .load_balancer_class
+                        .as_ref()
+                        .map(|c| format!(" for loadBalancerClass {c}"))
+                        .unwrap_or_default()
+                ),
+                "NodePort" => format!("{}: Service {obj} is a NodePort but no Ready node has an address", ns.hostname),
+                _ => format!("{}: Service {obj} has no cluster IP yet", ns.hostname),
+            }),
+            Some(s) => {
+                if is_at_or_below(&ns.hostname, domain)
+                    && ns.addresses.iter().all(|a| a.parse::<IpAddr>().is_err())
+                {
+                    notes.push(format!(
+                        "{} is inside the zone and needs glue, but its load balancer has only a hostname ({}): use IP load balancers or nameserver hostnames outside the zone (spec.nameservers.hostnames)",
+                        ns.hostname,
+                        ns.addresses.join(", ")
+                    ));
+                }
+                if type_ == "NodePort" {
+                    let ports: Vec<String> = s
+                        .spec
+                        .as_ref()
+                        .and_then(|sp| sp.ports.as_ref())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| {
+                            Some(format!("{}/{}", p.node_port?, p.protocol.as_deref().unwrap_or("TCP")))
+                        })
+                        .collect();
+                    notes.push(format!(
+                        "{} is a NodePort Service answering on node ports {} rather than 53: the parent zone reaches nameservers on port 53 only",
+                        ns.hostname,
+                        ports.join(" and ")
+                    ));
+                }
+            }
+        }
+    }
+    if pods.is_empty() && addresses.is_empty() {
+        let list: Vec<String> = nameservers
+            .iter()
+            .map(|n| format!("{} ({})", n.hostname, n.addresses.join(", ")))
+            .collect();
+        let mut msg = format!(
+            "{} nameservers answer: {}",
+            nameservers.len(),
+            list.join(", ")
+        );
+        for n in notes {
+            msg.push_str("; ");
+            msg.push_str(&n);
+        }
+        condition(READY, "True", "NameserversReady", msg, generation)
+    } else {
+        let reason = if pods.is_empty() {
+            "AddressPending"
+        } else {
+            "PodsUnavailable"
+        };
+        let mut all = pods;
+        all.extend(addresses);
+        condition(READY, "False", reason, all.join("; "), generation)
+    }
+}
+
+fn delegated_condition(
+    obs: &Observed<'_>,
+    domain: &str,
+    hostnames: &[String],
+    delegation: &[String],
+    generation: Option<i64>,
+) -> Condition {
+    if !obs.verdict.is_accepted() {
+        return condition(
+            DELEGATED,
+            "Unknown",
+            "NotAccepted",
+            "the zone is not accepted, so its delegation is not checked".into(),
+            generation,
+        );
+    }
+    let records = if delegation.is_empty() {
+        hostnames
+            .iter()
+            .map(|h| format!("{domain}. IN NS {h}."))
+            .collect::<Vec<_>>()
+            .join("; ")
+            + " (and glue addresses once the nameservers have them)"
+    } else {
+        delegation.join("; ")
+    };
+    match obs.delegation {
+        DelegationCheck::Disabled => condition(
+            DELEGATED,
+            "Unknown",
+            "CheckDisabled",
+            "the operator does not check delegations (--delegation-check-interval 0)".into(),
+            generation,
+        ),
+        DelegationCheck::Pending => condition(
+            DELEGATED,
+            "Unknown",
+            "CheckPending",
+            "the parent zone has not been asked yet".into(),
+            generation,
+        ),
+        DelegationCheck::Delegated { parent, servers } => condition(
+            DELEGATED,
+            "True",
+            "Delegated",
+            format!(
+                "the nameservers of the parent zone {parent} ({}) return this zone's NS set: {}",
+                servers.join(", "),
+                hostnames.join(", ")
+            ),
+            generation,
+        ),
+        DelegationCheck::NotDelegated { parent, detail } => condition(
+            DELEGATED,
+            "False",
+            "NotDelegated",
+            format!(
+                "{detail}; create these records at your registrar or in the parent zone {parent}: {records}"
+            ),
+            generation,
+        ),
+        DelegationCheck::Mismatch { parent, detail } => condition(
+            DELEGATED,
+            "False",
+            "NSMismatch",
+            format!("{detail}; the parent zone {parent} should have exactly: {records}"),
+            generation,
+        ),
+        DelegationCheck::Unreachable { detail } => condition(
+            DELEGATED,
+            "Unknown",
+            "ParentUnreachable",
+            detail.clone(),
+            generation,
+        ),
+    }
+}
+
+/// Keeps the old `lastTransitionTime` of conditions whose status did not change.
+pub fn carry_transition_times(old: &[Condition], new: &mut [Condition], now: Time) {
+    for c in new {
+        c.last_transition_time = match old.iter().find(|o| o.type_ == c.type_) {
+            Some(o) if o.status == c.status => o.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+    }
+}
+
+/// An event to publish about the zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSpec {
+    pub warning: bool,
+    pub reason: String,
+    pub action: String,
+    pub note: String,
+}
+
+/// The events a status change deserves: one per condition whose status or reason changed, and
+/// one with the records to register when `status.delegation` changed.
+pub fn status_events(old: Option<&DNSZoneStatus>, new: &DNSZoneStatus) -> Vec<EventSpec> {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut out = Vec::new();
+    for c in &new.conditions {
+        let before = old_conditions.iter().find(|o| o.type_ == c.type_);
+        if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
+            continue;
+        }
+        out.push(EventSpec {
+            warning: c.status == "False",
+            reason: c.reason.clone(),
+            action: format!("Set{}{}", c.type_, c.status),
+            note: truncate(&format!("{} {}: {}", c.type_, c.status, c.message)),
+        });
+    }
+    let old_delegation = old.map(|s| s.delegation.as_slice()).unwrap_or_default();
+    if !new.delegation.is_empty() && new.delegation != old_delegation {
+        out.push(EventSpec {
+            warning: false,
+            reason: "DelegationRecords".into(),
+            action: "PublishDelegation".into(),
+            note: truncate(&format!(
+                "create these records at your registrar or in the parent zone: {}",
+                new.delegation.join("; ")
+            )),
+        });
+    }
+    out
+}
+
+/// Event notes are limited to 1 kB.
+fn truncate(s: &str) -> String {
+    const MAX: usize = 1000;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn zone(spec: Value, status: Option<Value>) -> DNSZone {
+        let mut v = json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"namespace": "acme", "name": "web", "uid": "u-1", "generation": 3},
+            "spec": spec,
+        });
+        if let Some(s) = status {
+            v["status"] = s;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deployment(available: Option<i32>) -> Deployment {
+        serde_json::from_value(
+            json!({"metadata": {"name": "d"}, "status": {"availableReplicas": available}}),
+        )
+        .unwrap()
+    }
+
+    fn lb(ingress: Value) -> Service {
+        serde_json::from_value(
+            json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": ingress}}}),
+        )
+        .unwrap()
+    }
+
+    fn now() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap())
+    }
+
+    fn cond<'a>(s: &'a DNSZoneStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn ready_zone_with_load_balancers() {
+        let z = zone(json!({"domain": "acme.example.com"}), None);
+        let (d1, d2) = (deployment(Some(2)), deployment(Some(1)));
+        let s1 = lb(json!([{"ip": "192.0.2.1"}, {"ip": "2001:db8::1"}]));
+        let s2 = lb(json!([{"ip": "192.0.2.2"}]));
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d1), Some(&d2)],
+            services: vec![Some(&s1), Some(&s2)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        assert_eq!(st.observed_generation, Some(3));
+        assert_eq!(
+            st.nameservers,
+            vec![
+                NameserverStatus {
+                    hostname: "ns1.acme.example.com".into(),
+                    addresses: vec!["192.0.2.1".into(), "2001:db8::1".into()]
+                },
+                NameserverStatus {
+                    hostname: "ns2.acme.example.com".into(),
+                    addresses: vec!["192.0.2.2".into()]
+                },
+            ]
+        );
+        assert_eq!(
+            st.delegation,
+            vec![
+                "acme.example.com. 3600 IN NS ns1.acme.example.com.",
+                "acme.example.com. 3600 IN NS ns2.acme.example.com.",
+                "ns1.acme.example.com. 3600 IN A 192.0.2.1",
+                "ns1.acme.example.com. 3600 IN AAAA 2001:db8::1",
+                "ns2.acme.example.com. 3600 IN A 192.0.2.2",
+            ]
+        );
+        let a = cond(&st, ACCEPTED);
+        assert_eq!((a.status.as_str(), a.reason.as_str()), ("True", "Accepted"));
+        let r = cond(&st, READY);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("True", "NameserversReady")
+        );
+        assert_eq!(
+            r.message,
+            "2 nameservers answer: ns1.acme.example.com (192.0.2.1, 2001:db8::1), ns2.acme.example.com (192.0.2.2); ns2.acme.example.com: 1 of 2 server pods available"
+        );
+        assert_eq!(r.observed_generation, Some(3));
+        assert_eq!(r.last_transition_time, now());
+        let d = cond(&st, DELEGATED);
+        assert_eq!(
+            (d.status.as_str(), d.reason.as_str()),
+            ("Unknown", "CheckPending")
+        );
+    }
+
+    #[test]
+    fn not_ready_says_what_is_missing() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"service": {"loadBalancerClass": "metallb"}}}),
+            None,
+        );
+        let d1 = deployment(None);
+        let s1 = lb(json!([]));
+        let s2 = lb(json!([{"ip": "192.0.2.2"}]));
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d1), None],
+            services: vec![Some(&s1), Some(&s2)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        let r = cond(&st, READY);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "PodsUnavailable")
+        );
+        assert_eq!(
+            r.message,
+            "ns1.acme.example.com: none of the 2 server pods of Deployment web-ns1 is available; ns2.acme.example.com: Deployment web-ns2 is not created yet; ns1.acme.example.com: Service web-ns1 waits for a load balancer to assign it an external address (is a load-balancer controller such as MetalLB or the cloud's installed for loadBalancerClass metallb?)"
+        );
+        assert!(
+            st.delegation.is_empty(),
+            "no delegation before every nameserver has an address"
+        );
+        assert_eq!(st.nameservers[0].addresses, Vec::<String>::new());
+
+        let (d1, d2) = (deployment(Some(1)), deployment(Some(1)));
+        let obs = Observed {
+            deployments: vec![Some(&d1), Some(&d2)],
+            ..obs
+        };
+        let r = cond(&compute_status(&z, &obs, now()), READY).clone();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "AddressPending")
+        );
+    }
+
+    #[test]
+    fn rejected_zone_has_no_nameservers() {
+        let z = zone(json!({"domain": "acme.example.com"}), None);
+        let v = Verdict::Rejected {
+            reason: "DomainConflict",
+            message: "taken by a/b".into(),
+        };
+        let s1 = lb(json!([{"ip": "192.0.2.1"}]));
+        let obs = Observed {
+            verdict: &v,
+            deployments: vec![],
+            services: vec![Some(&s1)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        let a = cond(&st, ACCEPTED);
+        assert_eq!(
+            (a.status.as_str(), a.reason.as_str(), a.message.as_str()),
+            ("False", "DomainConflict", "taken by a/b")
+        );
+        assert_eq!(cond(&st, READY).reason, "NotAccepted");
+        assert_eq!(cond(&st, DELEGATED).status, "Unknown");
+        assert!(st.nameservers.is_empty() && st.delegation.is_empty());
+    }
+
+    #[test]
+    fn load_balancer_hostname_is_reported_but_is_no_glue() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 2, "hostnames": ["ns1.acme.example.com", "ns.dns.example.net"]}}),
+            None,
+        );
+        let d = deployment(Some(2));
+        let s1 = lb(json!([{"hostname": "abc.elb.example"}]));
+        let s2 = lb(json!([{"hostname": "def.elb.example"}]));
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d), Some(&d)],
+            services: vec![Some(&s1), Some(&s2)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 86400,
+        };
+        let st = compute_status(&z, &obs, now());
+        assert_eq!(st.nameservers[0].addresses, vec!["abc.elb.example"]);
+        assert_eq!(
+            st.delegation,
+            vec![
+                "acme.example.com. 86400 IN NS ns1.acme.example.com.",
+                "acme.example.com. 86400 IN NS ns.dns.example.net."
+            ]
+        );
+        let r = cond(&st, READY);
+        assert_eq!(r.status, "True");
+        assert!(r.message.contains("ns1.acme.example.com is inside the zone and needs glue, but its load balancer has only a hostname (abc.elb.example)"), "{}", r.message);
+        assert!(
+            !r.message.contains("ns.dns.example.net is inside"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn nodeport_uses_node_addresses_and_says_the_port() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 1, "service": {"type": "NodePort"}}}),
+            None,
+        );
+        let d = deployment(Some(2));
+        let s: Service = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [
+            {"port": 53, "protocol": "UDP", "nodePort": 30053}, {"port": 53, "protocol": "TCP", "nodePort": 30054}]}})).unwrap();
+        let nodes = vec!["198.51.100.1".to_string(), "198.51.100.2".to_string()];
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d)],
+            services: vec![Some(&s)],
+            node_addresses: &nodes,
+            delegation: &DelegationCheck::Disabled,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        assert_eq!(st.nameservers[0].addresses, nodes);
+        let r = cond(&st, READY);
+        assert!(
+            r.message
+                .contains("answering on node ports 30053/UDP and 30054/TCP rather than 53"),
+            "{}",
+            r.message
+        );
+        assert_eq!(cond(&st, DELEGATED).reason, "CheckDisabled");
+    }
+
+    #[test]
+    fn cluster_ip_addresses() {
+        let s: Service = serde_json::from_value(json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10", "fd00::10"]}})).unwrap();
+        assert_eq!(service_addresses(&s, &[]), vec!["10.96.0.10", "fd00::10"]);
+        let s: Service = serde_json::from_value(json!({"spec": {"clusterIP": "None"}})).unwrap();
+        assert!(service_addresses(&s, &[]).is_empty());
+    }
+
+    #[test]
+    fn node_addresses_prefer_external_and_skip_unready() {
+        let n = |name: &str, ready: &str, addrs: Value| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": name}, "status": {
+                "conditions": [{"type": "Ready", "status": ready}], "addresses": addrs}}))
+            .unwrap()
+        };
+        let a = n(
+            "a",
+            "True",
+            json!([{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "ExternalIP", "address": "203.0.113.1"}, {"type": "Hostname", "address": "a"}]),
+        );
+        let b = n(
+            "b",
+            "True",
+            json!([{"type": "InternalIP", "address": "10.0.0.2"}]),
+        );
+        let c = n(
+            "c",
+            "False",
+            json!([{"type": "ExternalIP", "address": "203.0.113.3"}]),
+        );
+        assert_eq!(
+            node_addresses(&[&a, &b, &c]),
+            vec!["10.0.0.2", "203.0.113.1"]
+        );
+    }
+
+    #[test]
+    fn delegated_condition_variants() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 1}}),
+            None,
+        );
+        let d = deployment(Some(2));
+        let s = lb(json!([{"ip": "192.0.2.1"}]));
+        let check = |c: DelegationCheck| {
+            let obs = Observed {
+                verdict: &Verdict::Accepted,
+                deployments: vec![Some(&d)],
+                services: vec![Some(&s)],
+                node_addresses: &[],
+                delegation: &c,
+                delegation_ttl: 3600,
+            };
+            cond(&compute_status(&z, &obs, now()), DELEGATED).clone()
+        };
+        let c = check(DelegationCheck::Delegated {
+            parent: "example.com".into(),
+            servers: vec!["127.0.0.1:53".into()],
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Delegated")
+        );
+        assert_eq!(
+            c.message,
+            "the nameservers of the parent zone example.com (127.0.0.1:53) return this zone's NS set: ns1.acme.example.com"
+        );
+        let c = check(DelegationCheck::NotDelegated {
+            parent: "example.com".into(),
+            detail: "127.0.0.1:53 answers NXDOMAIN for acme.example.com".into(),
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotDelegated")
+        );
+        assert_eq!(
+            c.message,
+            "127.0.0.1:53 answers NXDOMAIN for acme.example.com; create these records at your registrar or in the parent zone example.com: acme.example.com. 3600 IN NS ns1.acme.example.com.; ns1.acme.example.com. 3600 IN A 192.0.2.1"
+        );
+        let c = check(DelegationCheck::Mismatch {
+            parent: "example.com".into(),
+            detail: "x".into(),
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NSMismatch")
+        );
+        let c = check(DelegationCheck::Unreachable {
+            detail: "no answer from 127.0.0.1:53".into(),
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (
+                "Unknown",
+                "ParentUnreachable",
+                "no answer from 127.0.0.1:53"
+            )
+        );
+    }
+
+    #[test]
+    fn transition_times_survive_unchanged_status() {
+        let earlier = "2026-01-01T00:00:00Z";
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 1}}),
+            Some(json!({"conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "old words", "lastTransitionTime": earlier},
+                {"type": "Ready", "status": "True", "reason": "NameserversReady", "message": "", "lastTransitionTime": earlier},
+            ]})),
+        );
+        let d = deployment(None);
+        let s = lb(json!([]));
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d)],
+            services: vec![Some(&s)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        assert_eq!(
+            cond(&st, ACCEPTED).last_transition_time.0.to_string(),
+            earlier
+        );
+        assert_eq!(cond(&st, READY).last_transition_time, now());
+        assert_eq!(cond(&st, DELEGATED).last_transition_time, now());
+        // Same inputs, same status: nothing to write.
+        let z2 = DNSZone {
+            status: Some(st.clone()),
+            ..z.clone()
+        };
+        assert_eq!(
+            compute_status(
+                &z2,
+                &obs,
+                Time(k8s_openapi::jiff::Timestamp::from_second(1_900_000_000).unwrap())
+            ),
+            st
+        );
+    }
+
+    #[test]
+    fn events_on_changes_only() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 1}}),
+            None,
+        );
+        let d = deployment(Some(1));
+        let s = lb(json!([{"ip": "192.0.2.1"}]));
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d)],
+            services: vec![Some(&s)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        let ev = status_events(None, &st);
+        let reasons: Vec<&str> = ev.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "Accepted",
+                "NameserversReady",
+                "CheckPending",
+                "DelegationRecords"
+            ]
+        );
+        assert_eq!(
+            ev[3].note,
+            "create these records at your registrar or in the parent zone: acme.example.com. 3600 IN NS ns1.acme.example.com.; ns1.acme.example.com. 3600 IN A 192.0.2.1"
+        );
+        assert!(ev.iter().all(|e| !e.warning));
+        assert!(status_events(Some(&st), &st).is_empty());
+        // Delegated goes False: one warning.
+        let mut st2 = st.clone();
+        st2.conditions[2].status = "False".into();
+        st2.conditions[2].reason = "NotDelegated".into();
+        let ev = status_events(Some(&st), &st2);
+        assert_eq!(ev.len(), 1);
+        assert!(ev[0].warning);
+        assert_eq!(ev[0].action, "SetDelegatedFalse");
+        assert_eq!(truncate(&"x".repeat(2000)).len(), 1000);
+    }
+}
