@@ -87,6 +87,12 @@ impl SerialKeeper {
         serial
     }
 
+    /// Records a serial decided elsewhere (e.g. shared by the zone's other servers), so that a
+    /// later fallback to this keeper continues from it instead of starting over.
+    pub fn remember(&mut self, zone: &str, hash: u64, serial: u32) {
+        self.state.insert(zone.to_string(), (hash, serial));
+    }
+
     /// Writes the state file (atomically: write then rename). Errors are returned for logging.
     pub fn persist(&self) -> std::io::Result<()> {
         let Some(file) = &self.file else {

@@ -65,12 +65,20 @@ struct SharedSerial {
 impl SharedSerial {
     async fn serial(&mut self, zone: &str, hash: u64, now: u64) -> u32 {
         match self.shared(hash, now).await {
-            Ok(s) => s,
+            Ok(s) => {
+                self.local.remember(zone, hash, s);
+                if self.warned {
+                    tracing::info!(configmap = %self.name, "sharing the SOA serial through the ConfigMap again");
+                    self.warned = false;
+                }
+                s
+            }
             Err(e) => {
                 if !self.warned {
-                    tracing::warn!(configmap = %self.name, error = %e, "cannot share the SOA serial through the ConfigMap; using a local, clock-based serial (servers of this zone may publish different serials)");
+                    tracing::warn!(configmap = %self.name, error = %e, "cannot share the SOA serial through the ConfigMap; keeping the last serial, and new content gets a local clock-based one");
                     self.warned = true;
                 }
+                // same content: the serial last agreed; new content: max(last + 1, now)
                 self.local.serial(zone, hash, now)
             }
         }
@@ -163,6 +171,9 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
     // the content last published, to re-check its serial without recompiling
     let mut last_data: Option<(crate::zone::ZoneData, u64, u32)> = None;
     let mut refused_exported: Vec<String> = Vec::new();
+    // logged once when they appear, not on every recompile
+    let mut last_refused: BTreeMap<String, String> = BTreeMap::new();
+    let mut last_problems: BTreeSet<String> = BTreeSet::new();
     let mut failing_exported: Vec<WatchLabels> = Vec::new();
     let mut discovery_tick = tokio::time::interval(Duration::from_secs(10));
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
@@ -231,16 +242,27 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                     })
                     .set(1);
                 refused_exported.push(ns.clone());
-                tracing::warn!(namespace = %ns, "namespace refused: {why}");
+                if last_refused.get(ns) != Some(why) {
+                    tracing::warn!(namespace = %ns, "namespace refused: {why}");
+                }
             }
+            for ns in access.allowed.keys() {
+                if last_refused.contains_key(ns) {
+                    tracing::info!(namespace = %ns, "namespace now readable (consent given)");
+                }
+            }
+            last_refused = access.refused.clone();
             let store = state.store(&access);
             let copts = CompileOptions {
                 namespaces: Some(access.allowed.keys().cloned().collect()),
             };
             let compiled = compile(&zone, &store, &copts);
-            for p in &compiled.problems {
+            let problems: BTreeSet<String> =
+                compiled.problems.iter().map(|p| p.to_string()).collect();
+            for p in problems.difference(&last_problems) {
                 tracing::warn!(problem = %p, "zone input dropped");
             }
+            last_problems = problems;
             if !compiled.data.origin.is_root() {
                 let hash = content_hash(&compiled.data);
                 let origin = compiled.data.origin.to_ascii();

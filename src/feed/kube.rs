@@ -225,6 +225,37 @@ fn convert(
     Ok((name, item))
 }
 
+/// Retry delays of a failing watch: 250 ms doubling up to 4 s, back to 250 ms after a success.
+/// Short on purpose: a DNS server should catch up within seconds of the apiserver's return
+/// (kube's default grows to 30 s), and a few list calls per failing watch are cheap.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchBackoff {
+    next: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self {
+            next: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(4));
+        Some(d)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Runs one watch until aborted, sending what it sees to the feed.
 pub fn spawn_watch(
     client: Client,
@@ -238,7 +269,9 @@ pub fn spawn_watch(
         if let WatchKind::Zone(name) = &key.kind {
             config = config.fields(&format!("metadata.name={name}"));
         }
-        let mut stream = watcher(api, config).default_backoff().boxed();
+        let mut stream = watcher(api, config)
+            .backoff(WatchBackoff::default())
+            .boxed();
         let mut buffer: Option<BTreeMap<String, Item>> = None;
         let mut synced = false;
         while let Some(ev) = stream.next().await {

@@ -12,6 +12,7 @@
 //! | Deployment | `Z-ns<i>` | N | the DNSZone |
 //! | Service (port 53 UDP+TCP) | `Z-ns<i>` | N | the DNSZone |
 //! | PodDisruptionBudget (all of the zone's pods, maxUnavailable 1) | `Z-dns` | N | the DNSZone |
+//! | ConfigMap the servers share the SOA serial through (they get and update only it) | `Z-serial` | N | the DNSZone |
 //!
 //! Namespaced objects can only be owned by objects of their own namespace, and cluster-scoped
 //! ones only by cluster-scoped owners, hence the two kinds without owner.
@@ -80,10 +81,11 @@ pub enum OwnedKind {
     Deployment,
     Service,
     PodDisruptionBudget,
+    ConfigMap,
 }
 
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 8] = [
+    pub const ALL: [OwnedKind; 9] = [
         OwnedKind::ServiceAccount,
         OwnedKind::Role,
         OwnedKind::RoleBinding,
@@ -92,11 +94,12 @@ impl OwnedKind {
         OwnedKind::Deployment,
         OwnedKind::Service,
         OwnedKind::PodDisruptionBudget,
+        OwnedKind::ConfigMap,
     ];
 
     pub fn api_version(self) -> &'static str {
         match self {
-            OwnedKind::ServiceAccount | OwnedKind::Service => "v1",
+            OwnedKind::ServiceAccount | OwnedKind::Service | OwnedKind::ConfigMap => "v1",
             OwnedKind::Role
             | OwnedKind::RoleBinding
             | OwnedKind::ClusterRole
@@ -116,6 +119,7 @@ impl OwnedKind {
             OwnedKind::Deployment => "Deployment",
             OwnedKind::Service => "Service",
             OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
+            OwnedKind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -129,6 +133,7 @@ impl OwnedKind {
             OwnedKind::Deployment => "deployments",
             OwnedKind::Service => "services",
             OwnedKind::PodDisruptionBudget => "poddisruptionbudgets",
+            OwnedKind::ConfigMap => "configmaps",
         }
     }
 
@@ -193,6 +198,10 @@ pub fn dns_object_name(zone: &str) -> String {
 /// names, so these never collide with a zone's own objects).
 pub fn foreign_object_name(zone_ns: &str, zone: &str) -> String {
     format!("{zone}-dns.{zone_ns}")
+}
+/// The ConfigMap through which a zone's servers share the SOA serial (`serve --zone`).
+pub fn serial_configmap_name(zone: &str) -> String {
+    format!("{zone}-serial")
 }
 pub fn gateway_binding_name(zone_ns: &str, zone: &str) -> String {
     format!("zonegate.{zone_ns}.{zone}.gateways")
@@ -327,7 +336,10 @@ pub fn desired_objects(
     settings: &ServerSettings,
     grants: &[&DNSZoneGrant],
 ) -> Vec<DesiredObject> {
-    let mut out = vec![desired_service_account(zone)];
+    let mut out = vec![
+        desired_service_account(zone),
+        desired_serial_configmap(zone),
+    ];
     out.extend(desired_rbac(zone, grants));
     for i in 1..=zone.spec.nameservers.count.max(1) as usize {
         out.push(desired_deployment(zone, settings, i));
@@ -350,6 +362,16 @@ pub fn desired_service_account(zone: &DNSZone) -> DesiredObject {
     )
 }
 
+/// The serial ConfigMap, created empty: the servers fill it. Creating it here lets their Role
+/// name it (`resourceNames` cannot restrict `create`).
+pub fn desired_serial_configmap(zone: &DNSZone) -> DesiredObject {
+    let key = key_of(zone);
+    DesiredObject::new(
+        OwnedKind::ConfigMap,
+        json!({ "metadata": owned_meta(zone, serial_configmap_name(&key.name), zone_labels(&key)) }),
+    )
+}
+
 /// Roles and bindings of the zone's ServiceAccount: in its namespace, in each other namespace it
 /// reads, and the Gateway reader binding when it reads routes.
 pub fn desired_rbac(zone: &DNSZone, grants: &[&DNSZoneGrant]) -> Vec<DesiredObject> {
@@ -368,9 +390,16 @@ pub fn desired_rbac(zone: &DNSZone, grants: &[&DNSZoneGrant]) -> Vec<DesiredObje
         .collect();
     own.insert(("zonegate.dev", "dnszones"));
     let name = dns_object_name(&key.name);
+    let mut rules = read_rules(&own);
+    rules.as_array_mut().expect("rules array").push(json!({
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": [serial_configmap_name(&key.name)],
+        "verbs": ["get", "update"],
+    }));
     out.push(DesiredObject::new(
         OwnedKind::Role,
-        json!({ "metadata": owned_meta(zone, name.clone(), zone_labels(&key)), "rules": read_rules(&own) }),
+        json!({ "metadata": owned_meta(zone, name.clone(), zone_labels(&key)), "rules": rules }),
     ));
     out.push(DesiredObject::new(
         OwnedKind::RoleBinding,
@@ -677,6 +706,7 @@ mod tests {
             names,
             vec![
                 "ServiceAccount acme/web-dns",
+                "ConfigMap acme/web-serial",
                 "Role acme/web-dns",
                 "RoleBinding acme/web-dns",
                 "ClusterRoleBinding zonegate.acme.web.gateways",
@@ -721,6 +751,9 @@ mod tests {
                 OwnedKind::PodDisruptionBudget => {
                     drop(serde_json::from_value::<PodDisruptionBudget>(b).unwrap())
                 }
+                OwnedKind::ConfigMap => drop(
+                    serde_json::from_value::<k8s_openapi::api::core::v1::ConfigMap>(b).unwrap(),
+                ),
                 OwnedKind::ClusterRole => unreachable!(),
             }
         }
@@ -905,6 +938,7 @@ mod tests {
                 {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"], "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
                 {"apiGroups": ["zonegate.dev"], "resources": ["dnszones"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["web-serial"], "verbs": ["get", "update"]},
             ])
         );
         let rb = find(&objs, OwnedKind::RoleBinding, Some("acme"), "web-dns");

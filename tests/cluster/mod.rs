@@ -1,0 +1,157 @@
+//! Helpers for end-to-end tests of `zonegate serve --zone` against the e2e control plane.
+#![allow(dead_code)]
+
+use crate::common::{free_port, http_get, query_msg, udp};
+use crate::support;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `zonegate serve --zone`, killed on drop.
+pub struct ClusterServer {
+    pub child: Child,
+    pub dns: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl ClusterServer {
+    /// Starts the binary and waits until /readyz says ready.
+    pub fn start(ns: &str, zone: &str) -> Self {
+        let s = Self::spawn(ns, zone);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
+    pub fn spawn(ns: &str, zone: &str) -> Self {
+        let env = support::env();
+        let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+            .args(["serve", "--zone", &format!("{ns}/{zone}")])
+            .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("ZONEGATE_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("zonegate starts");
+        Self { child, dns, http }
+    }
+
+    pub fn ready(&self) -> bool {
+        http_get(self.http, "/readyz")
+            .map(|(c, _)| c == 200)
+            .unwrap_or(false)
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        let t0 = Instant::now();
+        while !self.ready() {
+            assert!(
+                t0.elapsed() < timeout,
+                "serve --zone not ready after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for ClusterServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The answer to `name`/`rtype`: the rcode and the RDATA of the answer records, sorted.
+pub fn answer(dns: SocketAddr, name: &str, rtype: RecordType) -> (ResponseCode, Vec<String>) {
+    let m = udp(dns, &query_msg(name, rtype, None));
+    let mut v: Vec<String> = m
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == rtype)
+        .map(|r| r.data.to_string())
+        .collect();
+    v.sort();
+    (m.metadata.response_code, v)
+}
+
+/// Waits until `name`/`rtype` answers exactly `want` (sorted RDATA); returns how long it took.
+pub fn wait_answer(
+    dns: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    want: &[&str],
+    timeout: Duration,
+) -> Duration {
+    let t0 = Instant::now();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    loop {
+        let (_, got) = answer(dns, name, rtype);
+        if got == want {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "{name} {rtype}: wanted {want:?}, still {got:?} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn soa_serial(dns: SocketAddr, zone: &str) -> u32 {
+    let m = udp(dns, &query_msg(zone, RecordType::SOA, None));
+    match m.answers.first().map(|r| &r.data) {
+        Some(RData::SOA(s)) => s.serial,
+        other => panic!("no SOA for {zone}: {other:?}"),
+    }
+}
+
+/// `kubectl apply -n NS -f -`.
+pub fn apply(ns: &str, yaml: &str) {
+    let out = support::kubectl_with_stdin(&["apply", "-n", ns, "-f", "-"], Some(yaml));
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Merge-patches an object's status subresource, as a controller would.
+pub fn patch_status(ns: &str, resource: &str, name: &str, status: serde_json::Value) {
+    let body = serde_json::json!({ "status": status }).to_string();
+    support::kubectl_ok(&[
+        "patch",
+        "-n",
+        ns,
+        resource,
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &body,
+    ]);
+}
+
+pub fn delete(ns: &str, resource: &str, name: &str) {
+    support::kubectl_ok(&["delete", "-n", ns, resource, name, "--wait=false"]);
+}
+
+pub fn zone_yaml(name: &str, domain: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: {name}}}\nspec:\n  domain: {domain}\n{extra_spec}"
+    )
+}
