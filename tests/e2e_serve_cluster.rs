@@ -110,9 +110,7 @@ async fn every_source_kind_create_update_delete() {
     // Gateway + HTTPRoute / GRPCRoute / TLSRoute
     apply(
         &ns,
-        &format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  gatewayClassName: x\n  listeners:\n  - {{name: http, protocol: HTTP, port: 80}}\n  - {{name: tls, protocol: TLS, port: 443, tls: {{mode: Passthrough}}}}\n"
-        ),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: x\n  listeners:\n  - {name: http, protocol: HTTP, port: 80}\n  - {name: tls, protocol: TLS, port: 443, tls: {mode: Passthrough}}\n",
     );
     patch_status(
         &ns,
