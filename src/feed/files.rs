@@ -35,7 +35,7 @@ impl std::fmt::Display for LoadProblem {
 #[derive(Clone, Debug)]
 enum Parsed {
     Zone(Arc<DNSZone>),
-    Source(Box<SourceObject>),
+    Source(Arc<SourceObject>),
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +50,9 @@ pub struct ManifestLoader {
     root: PathBuf,
     /// Last good documents per file.
     last_good: BTreeMap<PathBuf, Vec<ParsedDoc>>,
+    /// What each file gave when last read, by its (mtime, size): unchanged files are not
+    /// read or parsed again, so a change to one file of a large tree costs one file's parse.
+    parsed: BTreeMap<PathBuf, (FileStamp, Option<Vec<ParsedDoc>>, Vec<LoadProblem>)>,
     /// Last good version of each object by identity, for objects that later fail to parse.
     last_good_objects: BTreeMap<String, ParsedDoc>,
 }
@@ -98,9 +101,31 @@ impl ManifestLoader {
                 .unwrap_or(&file)
                 .display()
                 .to_string();
+            let stamp = FileStamp::of(&file);
+            if let Some((seen, docs, problems)) = self.parsed.get(&file)
+                && stamp.is_some()
+                && *seen == stamp
+            {
+                loaded.problems.extend(problems.iter().cloned());
+                match docs {
+                    Some(docs) => {
+                        current.insert(file.clone(), docs.clone());
+                    }
+                    None => {
+                        if let Some(prev) = self.last_good.get(&file) {
+                            current.insert(file.clone(), prev.clone());
+                        }
+                    }
+                }
+                continue;
+            }
             match std::fs::read_to_string(&file) {
                 Ok(text) => {
-                    let docs = self.parse_file(&display, &text, &mut loaded.problems);
+                    let mut problems = Vec::new();
+                    let docs = self.parse_file(&display, &text, &mut problems);
+                    loaded.problems.extend(problems.iter().cloned());
+                    self.parsed
+                        .insert(file.clone(), (stamp, docs.clone(), problems));
                     match docs {
                         Some(docs) => {
                             current.insert(file.clone(), docs);
@@ -161,11 +186,13 @@ impl ManifestLoader {
                             });
                             continue;
                         }
-                        loaded.store.insert_object((**o).clone());
+                        loaded.store.objects.insert(key, o.clone());
                     }
                 }
             }
         }
+        self.parsed
+            .retain(|f, _| current.contains_key(f) || self.last_good.contains_key(f));
         self.last_good = current;
         loaded
     }
@@ -299,7 +326,7 @@ impl ManifestLoader {
             }
         } else {
             match SourceObject::from_value(&api_version, &kind, value) {
-                Ok(Some(o)) => Ok(Some(Parsed::Source(Box::new(o)))),
+                Ok(Some(o)) => Ok(Some(Parsed::Source(Arc::new(o)))),
                 Ok(None) => Ok(None), // a kind we do not read (Deployment, ...): ignore silently
                 Err(e) => Err(describe_serde(e)),
             }
@@ -334,6 +361,28 @@ impl ManifestLoader {
 /// serde_json errors name the problem; add nothing but trim the position noise.
 fn describe_serde(e: serde_json::Error) -> String {
     e.to_string()
+}
+
+/// A file's identity for change detection: modification time (ns) and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp(Option<(u128, u64)>);
+
+impl FileStamp {
+    fn of(path: &Path) -> Self {
+        let m = std::fs::metadata(path).ok();
+        FileStamp(m.and_then(|m| {
+            let t = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos();
+            Some((t, m.len()))
+        }))
+    }
+    fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
