@@ -516,9 +516,22 @@ fn health_readiness_and_metrics() {
         s.dns,
         &query_msg("nope.acme.example.com.", RecordType::A, None),
     );
-    let (code, body) = http_get(s.http, "/metrics").unwrap();
-    assert_eq!(code, 200);
-    assert!(body.contains(r#"zonegate_dns_queries_total{zone="acme.example.com.",qtype="A",rcode="No Error",transport="udp"}"#) || body.contains(r#"zone="acme.example.com.""#), "{body}");
+    // per-thread counters reach /metrics within a second
+    let want = r#"zonegate_dns_queries_total{zone="acme.example.com.",qtype="A",rcode="No Error",transport="udp"} 1"#;
+    let nx = r#"zonegate_dns_queries_total{zone="acme.example.com.",qtype="A",rcode="Non-Existent Domain",transport="udp"} 1"#;
+    let t0 = Instant::now();
+    let body = loop {
+        let (code, body) = http_get(s.http, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        if body.contains(want) && body.contains(nx) {
+            break body;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "query counters missing: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         body.contains(r#"zonegate_zone_records{zone="acme.example.com."}"#),
         "{body}"

@@ -31,6 +31,8 @@ impl Node {
 #[derive(Debug)]
 pub struct CompiledZone {
     origin: Name,
+    /// The apex as text, shared by every response's metrics label.
+    label: Arc<str>,
     serial: u32,
     soa: Arc<[Record]>,
     /// The SOA record with the negative-caching TTL, for the authority section of negative
@@ -139,8 +141,11 @@ impl CompiledZone {
             }
         }
 
+        let label: Arc<str> = Arc::from(origin.to_ascii());
+
         Self {
             origin,
+            label,
             serial,
             soa,
             negative_soa,
@@ -153,6 +158,10 @@ impl CompiledZone {
 
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+    /// The apex as text (`acme.example.com.`).
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
     pub fn serial(&self) -> u32 {
         self.serial

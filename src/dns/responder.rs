@@ -21,7 +21,7 @@ pub enum Transport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     /// The zone apex, if the question was inside a served zone.
-    pub zone: Option<String>,
+    pub zone: Option<std::sync::Arc<str>>,
     pub qtype: RecordType,
     pub rcode: ResponseCode,
     pub truncated: bool,
@@ -107,7 +107,7 @@ pub fn respond(
         resp.metadata.response_code = ResponseCode::Refused;
         return finish_limited(resp, edns, udp_limit, None, qtype);
     };
-    let zone_label = Some(zone.origin().to_ascii());
+    let zone_label = Some(zone.label().clone());
     if query.query_class() != DNSClass::IN && query.query_class() != DNSClass::ANY {
         resp.metadata.response_code = ResponseCode::Refused;
         return finish_limited(resp, edns, udp_limit, zone_label, qtype);
@@ -158,7 +158,7 @@ fn finish_limited(
     mut resp: Message,
     edns: Option<Edns>,
     udp_limit: Option<usize>,
-    zone: Option<String>,
+    zone: Option<std::sync::Arc<str>>,
     qtype: RecordType,
 ) -> Option<(Vec<u8>, Summary)> {
     if let Some(e) = edns {

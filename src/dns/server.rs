@@ -6,7 +6,10 @@ use super::compiled::ZoneSet;
 use super::responder::{Summary, Transport, respond};
 use crate::metrics::{QueryLabels, ServerMetrics};
 use arc_swap::ArcSwap;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,16 +28,89 @@ fn record(metrics: &ServerMetrics, s: &Summary, transport: Transport, started: I
     metrics.latency.observe(started.elapsed().as_secs_f64());
     metrics
         .queries
-        .get_or_create(&QueryLabels {
-            zone: s.zone.clone().unwrap_or_else(|| "none".into()),
-            qtype: s.qtype.to_string(),
-            rcode: s.rcode.to_str().to_string(),
-            transport: match transport {
-                Transport::Udp => "udp",
-                Transport::Tcp => "tcp",
-            },
-        })
+        .get_or_create(&labels(s.zone.as_ref(), s.qtype, s.rcode, transport))
         .inc();
+}
+
+fn labels(
+    zone: Option<&Arc<str>>,
+    qtype: RecordType,
+    rcode: ResponseCode,
+    transport: Transport,
+) -> QueryLabels {
+    QueryLabels {
+        zone: zone.map(|z| z.to_string()).unwrap_or_else(|| "none".into()),
+        qtype: qtype.to_string(),
+        rcode: rcode.to_str().to_string(),
+        transport: match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        },
+    }
+}
+
+/// Query counters of one UDP thread, added to the shared metrics every 250 ms, so that the
+/// answering loop touches no shared lock and allocates no label strings per query. The latency
+/// histogram samples one query in 16.
+struct LocalStats {
+    counts: HashMap<(Option<Arc<str>>, RecordType, ResponseCode), u64>,
+    last_flush: Instant,
+    n: u32,
+}
+
+impl LocalStats {
+    fn new() -> Self {
+        Self {
+            counts: HashMap::new(),
+            last_flush: Instant::now(),
+            n: 0,
+        }
+    }
+
+    fn count(&mut self, s: &Summary, metrics: &ServerMetrics, started: Instant) {
+        *self
+            .counts
+            .entry((s.zone.clone(), s.qtype, s.rcode))
+            .or_default() += 1;
+        self.n = self.n.wrapping_add(1);
+        if self.n % 16 == 0 {
+            metrics.latency.observe(started.elapsed().as_secs_f64());
+        }
+        if self.n % 256 == 0 && self.last_flush.elapsed() > Duration::from_millis(250) {
+            self.flush(metrics);
+        }
+    }
+
+    fn flush(&mut self, metrics: &ServerMetrics) {
+        for ((zone, qtype, rcode), n) in self.counts.drain() {
+            metrics
+                .queries
+                .get_or_create(&labels(zone.as_ref(), qtype, rcode, Transport::Udp))
+                .inc_by(n);
+        }
+        self.last_flush = Instant::now();
+    }
+}
+
+/// Responses of one UDP thread, by request bytes after the id: the responder is a pure function
+/// of (zone snapshot, request bytes), so a repeated question is answered by copying its bytes
+/// and patching the id. Emptied whenever the zone snapshot changes, and when it is full.
+struct AnswerCache {
+    zones: *const ZoneSet,
+    map: HashMap<Box<[u8]>, (Box<[u8]>, Summary)>,
+}
+
+const ANSWER_CACHE_ENTRIES: usize = 16 * 1024;
+/// Longer requests (large EDNS options) are answered without the cache.
+const ANSWER_CACHE_MAX_REQUEST: usize = 300;
+
+impl AnswerCache {
+    fn new() -> Self {
+        Self {
+            zones: std::ptr::null(),
+            map: HashMap::new(),
+        }
+    }
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -92,9 +168,25 @@ fn tokio_tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListen
 
 fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMetrics>) {
     let mut buf = [0u8; 4096];
+    let mut out: Vec<u8> = Vec::with_capacity(1232);
+    let mut stats = LocalStats::new();
+    let mut cache = AnswerCache::new();
+    // wake up now and then to flush counters even when idle
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
     loop {
         let (len, peer) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !stats.counts.is_empty() {
+                    stats.flush(&metrics);
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "udp receive failed");
                 std::thread::sleep(Duration::from_millis(10));
@@ -103,11 +195,36 @@ fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMe
         };
         let started = Instant::now();
         let snapshot = zones.load();
-        if let Some((resp, summary)) = respond(&snapshot, &buf[..len], Transport::Udp) {
+        let ptr: *const ZoneSet = Arc::as_ptr(&snapshot);
+        if ptr != cache.zones {
+            cache.map.clear();
+            cache.zones = ptr;
+        }
+        let request = &buf[..len];
+        let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&len);
+        if cacheable && let Some((resp, summary)) = cache.map.get(&request[2..]) {
+            out.clear();
+            out.extend_from_slice(&request[..2]);
+            out.extend_from_slice(resp);
+            if let Err(e) = sock.send_to(&out, peer) {
+                tracing::debug!(error = %e, %peer, "udp send failed");
+            }
+            stats.count(summary, &metrics, started);
+            continue;
+        }
+        if let Some((resp, summary)) = respond(&snapshot, request, Transport::Udp) {
             if let Err(e) = sock.send_to(&resp, peer) {
                 tracing::debug!(error = %e, %peer, "udp send failed");
             }
-            record(&metrics, &summary, Transport::Udp, started);
+            stats.count(&summary, &metrics, started);
+            if cacheable && resp.len() >= 2 {
+                if cache.map.len() >= ANSWER_CACHE_ENTRIES {
+                    cache.map.clear();
+                }
+                cache
+                    .map
+                    .insert(request[2..].into(), (resp[2..].into(), summary));
+            }
         }
     }
 }

@@ -1,0 +1,594 @@
+//! The `Delegated` check: do the parent zone's nameservers return our NS set?
+//!
+//! Two ways to find the parent's nameservers:
+//!
+//! - **resolver** (`--delegation-resolver ADDR`, default: the first `nameserver` of
+//!   `/etc/resolv.conf`): a recursive resolver finds the closest enclosing zone above the domain
+//!   (the parent's NS RRset, or the SOA owner of a negative answer) and the addresses of its
+//!   nameservers, which are then asked directly on port 53, without recursion;
+//! - **parent** (`--delegation-parent ADDR`): that one server is asked directly, as the parent's
+//!   nameserver.
+//!
+//! Each parent nameserver is asked `<domain> NS` with RD=0. A referral (or an authoritative
+//! answer) with NS records owned by the domain gives its NS set, plus glue when it sends any; an
+//! NXDOMAIN, or a NODATA with the parent's SOA, means no delegation. Timeouts, SERVFAIL, REFUSED
+//! and referrals elsewhere (a server that is not authoritative for the parent) make that server
+//! unusable. The outcome:
+//!
+//! - some server returns another NS set, or glue with other addresses: `Mismatch`;
+//! - else some server has no delegation: `NotDelegated`;
+//! - else some server returns our NS set: `Delegated`;
+//! - else nobody answered usefully: `Unreachable` (the condition is `Unknown`).
+//!
+//! Only this module knows DNS wire format (hickory-proto messages over tokio sockets).
+
+use super::status::DelegationCheck;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Where the parent's nameservers are found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckMode {
+    Resolver(SocketAddr),
+    Parent(SocketAddr),
+}
+
+/// The checker's settings.
+#[derive(Clone, Debug)]
+pub struct Checker {
+    pub mode: CheckMode,
+    /// Per query and attempt.
+    pub timeout: Duration,
+    /// Port the parent's nameservers are asked on in resolver mode (53).
+    pub port: u16,
+}
+
+/// What the zone expects the parent to say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Lowercase, no trailing dot.
+    pub domain: String,
+    pub nameservers: BTreeSet<String>,
+    /// Addresses of the in-zone nameservers (glue), by hostname.
+    pub glue: BTreeMap<String, BTreeSet<IpAddr>>,
+}
+
+/// One parent server's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ServerView {
+    Delegates {
+        ns: BTreeSet<String>,
+        glue: BTreeMap<String, BTreeSet<IpAddr>>,
+    },
+    NoDelegation(String),
+}
+
+/// The first `nameserver` of a resolv.conf text, on port 53.
+pub fn resolv_conf_nameserver(text: &str) -> Option<SocketAddr> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .next()
+}
+
+fn lower(n: &Name) -> String {
+    n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn parent_of(domain: &str) -> String {
+    domain
+        .split_once('.')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default()
+}
+
+impl Checker {
+    /// Asks the parent about `expected.domain`.
+    pub async fn check(&self, expected: &Expected) -> DelegationCheck {
+        let (parent, servers) = match &self.mode {
+            CheckMode::Parent(addr) => (parent_of(&expected.domain), vec![*addr]),
+            CheckMode::Resolver(resolver) => match self.find_parent(*resolver, &expected.domain).await {
+                Ok(found) => found,
+                Err(detail) => return DelegationCheck::Unreachable { detail },
+            },
+        };
+        let mut views = Vec::new();
+        for s in &servers {
+            views.push((*s, self.ask_server(*s, &expected.domain).await));
+        }
+        judge(&parent, expected, &views)
+    }
+
+    /// Resolver mode: the parent zone's apex and its nameservers' addresses.
+    async fn find_parent(
+        &self,
+        resolver: SocketAddr,
+        domain: &str,
+    ) -> Result<(String, Vec<SocketAddr>), String> {
+        let at = |e: String| format!("resolver {resolver}: {e}");
+        let mut candidate = parent_of(domain);
+        if candidate.is_empty() {
+            return Err(format!("{domain} has no parent zone to ask"));
+        }
+        // The closest enclosing zone: the candidate's own NS RRset, or the SOA owner a negative
+        // answer names.
+        let (apex, resp) = loop {
+            let resp = self
+                .query(resolver, &candidate, RecordType::NS, true)
+                .await
+                .map_err(at)?;
+            if resp.answers.iter().any(|r| {
+                matches!(r.data, RData::NS(_)) && lower(&r.name) == candidate
+            }) {
+                break (candidate.clone(), resp);
+            }
+            let soa_owner = resp
+                .authorities
+                .iter()
+                .find(|r| matches!(r.data, RData::SOA(_)))
+                .map(|r| lower(&r.name));
+            match soa_owner {
+                Some(owner) if owner != candidate && super::tenancy::is_at_or_below(&candidate, &owner) => {
+                    candidate = owner;
+                }
+                _ => {
+                    let up = parent_of(&candidate);
+                    if up.is_empty() {
+                        return Err(at(format!("found no zone above {domain}")));
+                    }
+                    candidate = up;
+                }
+            }
+        };
+        let ns_names: Vec<String> = resp
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(ns) if lower(&r.name) == apex => Some(lower(&ns.0)),
+                _ => None,
+            })
+            .collect();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for host in &ns_names {
+            let mut ips: Vec<IpAddr> = resp
+                .additionals
+                .iter()
+                .filter(|r| lower(&r.name) == *host)
+                .filter_map(|r| match r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })
+                .collect();
+            if ips.is_empty() {
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if let Ok(r) = self.query(resolver, host, t, true).await {
+                        ips.extend(r.answers.iter().filter_map(|r| match r.data {
+                            RData::A(a) => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+            for ip in ips {
+                let sa = SocketAddr::new(ip, self.port);
+                if !addrs.contains(&sa) {
+                    addrs.push(sa);
+                }
+            }
+        }
+        if addrs.is_empty() {
+            return Err(at(format!(
+                "no addresses for the nameservers of the parent zone {apex} ({})",
+                ns_names.join(", ")
+            )));
+        }
+        Ok((apex, addrs))
+    }
+
+    /// One parent server's answer about `domain`.
+    async fn ask_server(&self, server: SocketAddr, domain: &str) -> Result<ServerView, String> {
+        let resp = self.query(server, domain, RecordType::NS, false).await?;
+        interpret(&resp, domain)
+    }
+
+    /// One query, UDP with EDNS (retried once), then TCP when truncated.
+    async fn query(
+        &self,
+        server: SocketAddr,
+        name: &str,
+        rtype: RecordType,
+        recursion: bool,
+    ) -> Result<Message, String> {
+        let qname = Name::from_ascii(format!("{name}."))
+            .map_err(|e| format!("invalid name {name}: {e}"))?;
+        let id = query_id();
+        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+        msg.metadata.recursion_desired = recursion;
+        msg.add_query(Query::query(qname, rtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        msg.set_edns(edns);
+        let bytes = msg.to_vec().map_err(|e| format!("encoding the query: {e}"))?;
+        let mut last = String::new();
+        for _ in 0..2 {
+            match self.udp(server, &bytes, id).await {
+                Ok(resp) if resp.metadata.truncation => {
+                    return self.tcp(server, &bytes, id).await.and_then(|r| check_rcode(server, r));
+                }
+                Ok(resp) => return check_rcode(server, resp),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn udp(&self, server: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("address")
+        } else {
+            "[::]:0".parse().expect("address")
+        };
+        let sock = tokio::net::UdpSocket::bind(bind)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        sock.connect(server)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        sock.send(bytes).await.map_err(|e| format!("{server}: {e}"))?;
+        let mut buf = vec![0u8; 4096];
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+                .await
+                .map_err(|_| format!("{server}: no answer within {:?}", self.timeout))?
+                .map_err(|e| format!("{server}: {e}"))?;
+            match Message::from_vec(&buf[..n]) {
+                Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
+                    return Ok(m);
+                }
+                _ => continue, // not ours: keep waiting
+            }
+        }
+    }
+
+    async fn tcp(&self, server: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
+        let io = async {
+            let mut s = tokio::net::TcpStream::connect(server).await?;
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(bytes);
+            s.write_all(&framed).await?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await?;
+            let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(body)
+        };
+        let body = tokio::time::timeout(self.timeout, io)
+            .await
+            .map_err(|_| format!("{server}: no answer over TCP within {:?}", self.timeout))?
+            .map_err(|e| format!("{server} (TCP): {e}"))?;
+        let m = Message::from_vec(&body).map_err(|e| format!("{server}: bad response: {e}"))?;
+        if m.metadata.id != id {
+            return Err(format!("{server}: response with the wrong id"));
+        }
+        Ok(m)
+    }
+}
+
+fn query_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos as u16) ^ ((nanos >> 16) as u16) ^ NEXT.fetch_add(0x9e37, Ordering::Relaxed)
+}
+
+fn check_rcode(server: SocketAddr, m: Message) -> Result<Message, String> {
+    match m.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(m),
+        other => Err(format!("{server} answers {other}")),
+    }
+}
+
+/// A parent server's response to `<domain> NS` (RD=0).
+fn interpret(resp: &Message, domain: &str) -> Result<ServerView, String> {
+    if resp.metadata.response_code == ResponseCode::NXDomain {
+        return Ok(ServerView::NoDelegation(format!("answers NXDOMAIN for {domain}")));
+    }
+    let ns_of = |records: &[hickory_proto::rr::Record]| -> BTreeSet<String> {
+        records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(ns) if lower(&r.name) == domain => Some(lower(&ns.0)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut ns = ns_of(&resp.authorities);
+    if ns.is_empty() {
+        ns = ns_of(&resp.answers);
+    }
+    if !ns.is_empty() {
+        let mut glue: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+        for r in &resp.additionals {
+            let ip = match r.data {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(a) => IpAddr::V6(a.0),
+                _ => continue,
+            };
+            glue.entry(lower(&r.name)).or_default().insert(ip);
+        }
+        return Ok(ServerView::Delegates { ns, glue });
+    }
+    if resp
+        .authorities
+        .iter()
+        .any(|r| matches!(r.data, RData::SOA(_)))
+        || resp.metadata.authoritative
+    {
+        return Ok(ServerView::NoDelegation(format!(
+            "has no NS records for {domain}"
+        )));
+    }
+    let elsewhere: Vec<String> = resp
+        .authorities
+        .iter()
+        .filter(|r| matches!(r.data, RData::NS(_)))
+        .map(|r| lower(&r.name))
+        .collect();
+    Err(match elsewhere.first() {
+        Some(z) => format!("is not authoritative for the parent zone (refers to {z})"),
+        None => "gives neither a delegation nor a negative answer".into(),
+    })
+}
+
+/// The overall outcome from every server's view.
+fn judge(
+    parent: &str,
+    expected: &Expected,
+    views: &[(SocketAddr, Result<ServerView, String>)],
+) -> DelegationCheck {
+    let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    for (server, v) in views {
+        if let Ok(ServerView::Delegates { ns, glue }) = v {
+            if *ns != expected.nameservers {
+                return DelegationCheck::Mismatch {
+                    parent: parent.into(),
+                    detail: format!(
+                        "parent nameserver {server} delegates {} to {} instead of {}",
+                        expected.domain,
+                        list(ns),
+                        list(&expected.nameservers)
+                    ),
+                };
+            }
+            for (host, ours) in &expected.glue {
+                if let Some(theirs) = glue.get(host)
+                    && theirs != ours
+                {
+                    let show = |s: &BTreeSet<IpAddr>| {
+                        s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    };
+                    return DelegationCheck::Mismatch {
+                        parent: parent.into(),
+                        detail: format!(
+                            "parent nameserver {server} has glue {} for {host} instead of {}",
+                            show(theirs),
+                            show(ours)
+                        ),
+                    };
+                }
+            }
+        }
+    }
+    if let Some((server, Ok(ServerView::NoDelegation(why)))) = views
+        .iter()
+        .find(|(_, v)| matches!(v, Ok(ServerView::NoDelegation(_))))
+    {
+        return DelegationCheck::NotDelegated {
+            parent: parent.into(),
+            detail: format!("parent nameserver {server} {why}"),
+        };
+    }
+    let good: Vec<String> = views
+        .iter()
+        .filter(|(_, v)| v.is_ok())
+        .map(|(s, _)| s.to_string())
+        .collect();
+    if !good.is_empty() {
+        return DelegationCheck::Delegated {
+            parent: parent.into(),
+            servers: good,
+        };
+    }
+    let errors: Vec<String> = views
+        .iter()
+        .filter_map(|(s, v)| v.as_ref().err().map(|e| format!("{s}: {e}")))
+        .collect();
+    DelegationCheck::Unreachable {
+        detail: format!(
+            "could not ask the nameservers of the parent zone {parent}: {}",
+            errors.join("; ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, NS, SOA};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn expected() -> Expected {
+        Expected {
+            domain: "acme.example.com".into(),
+            nameservers: ["ns1.acme.example.com", "ns2.acme.example.com"]
+                .map(String::from)
+                .into(),
+            glue: BTreeMap::from([(
+                "ns1.acme.example.com".to_string(),
+                BTreeSet::from(["192.0.2.1".parse().unwrap()]),
+            )]),
+        }
+    }
+
+    fn referral(ns: &[&str], glue: &[(&str, &str)]) -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        for n in ns {
+            m.authorities.push(Record::from_rdata(
+                name("acme.example.com."),
+                3600,
+                RData::NS(NS(name(n))),
+            ));
+        }
+        for (h, ip) in glue {
+            m.additionals.push(Record::from_rdata(
+                name(h),
+                3600,
+                RData::A(A(ip.parse().unwrap())),
+            ));
+        }
+        m
+    }
+
+    fn nodata() -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.authoritative = true;
+        m.authorities.push(Record::from_rdata(
+            name("example.com."),
+            3600,
+            RData::SOA(SOA::new(
+                name("ns.example.com."),
+                name("hostmaster.example.com."),
+                1,
+                3600,
+                600,
+                86400,
+                60,
+            )),
+        ));
+        m
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn referral_with_our_ns_set_is_delegated() {
+        let e = expected();
+        let v = interpret(
+            &referral(&["NS1.acme.example.com.", "ns2.acme.example.com."], &[("ns1.acme.example.com.", "192.0.2.1")]),
+            "acme.example.com",
+        );
+        let out = judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]);
+        assert_eq!(
+            out,
+            DelegationCheck::Delegated { parent: "example.com".into(), servers: vec!["127.0.0.1:53".into()] }
+        );
+    }
+
+    #[test]
+    fn other_ns_set_or_glue_is_a_mismatch() {
+        let e = expected();
+        let v = interpret(&referral(&["ns1.acme.example.com.", "old.example.net."], &[]), "acme.example.com");
+        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]) {
+            DelegationCheck::Mismatch { detail, .. } => assert_eq!(
+                detail,
+                "parent nameserver 127.0.0.1:53 delegates acme.example.com to ns1.acme.example.com, old.example.net instead of ns1.acme.example.com, ns2.acme.example.com"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let v = interpret(
+            &referral(&["ns1.acme.example.com.", "ns2.acme.example.com."], &[("ns1.acme.example.com.", "192.0.2.99")]),
+            "acme.example.com",
+        );
+        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]) {
+            DelegationCheck::Mismatch { detail, .. } => assert_eq!(
+                detail,
+                "parent nameserver 127.0.0.1:53 has glue 192.0.2.99 for ns1.acme.example.com instead of 192.0.2.1"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn negative_answers_are_not_delegated() {
+        let e = expected();
+        let v = interpret(&nodata(), "acme.example.com");
+        assert_eq!(v, Ok(ServerView::NoDelegation("has no NS records for acme.example.com".into())));
+        let mut nx = nodata();
+        nx.metadata.response_code = ResponseCode::NXDomain;
+        let v2 = interpret(&nx, "acme.example.com");
+        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v2), (addr("127.0.0.2:53"), v)]) {
+            DelegationCheck::NotDelegated { parent, detail } => {
+                assert_eq!(parent, "example.com");
+                assert_eq!(detail, "parent nameserver 127.0.0.1:53 answers NXDOMAIN for acme.example.com");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nobody_answering_is_unreachable_and_lame_servers_do_not_count() {
+        let e = expected();
+        let mut lame = Message::new(1, MessageType::Response, OpCode::Query);
+        lame.authorities.push(Record::from_rdata(name("com."), 3600, RData::NS(NS(name("a.gtld.example.")))));
+        let v = interpret(&lame, "acme.example.com");
+        assert_eq!(v, Err("is not authoritative for the parent zone (refers to com)".into()));
+        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v), (addr("127.0.0.2:53"), Err("no answer".into()))]) {
+            DelegationCheck::Unreachable { detail } => assert_eq!(
+                detail,
+                "could not ask the nameservers of the parent zone example.com: 127.0.0.1:53: is not authoritative for the parent zone (refers to com); 127.0.0.2:53: no answer"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // One good server is enough when the others fail.
+        let ok = interpret(&referral(&["ns1.acme.example.com.", "ns2.acme.example.com."], &[]), "acme.example.com");
+        assert!(matches!(
+            judge("example.com", &e, &[(addr("127.0.0.2:53"), Err("timeout".into())), (addr("127.0.0.1:53"), ok)]),
+            DelegationCheck::Delegated { .. }
+        ));
+    }
+
+    #[test]
+    fn resolv_conf() {
+        assert_eq!(
+            resolv_conf_nameserver("# x\nsearch svc.cluster.local\nnameserver 10.96.0.10\nnameserver 8.8.8.8\n"),
+            Some(addr("10.96.0.10:53"))
+        );
+        assert_eq!(resolv_conf_nameserver("nameserver fe80::1%eth0\n"), Some(addr("[fe80::1]:53")));
+        assert_eq!(resolv_conf_nameserver("search x\n"), None);
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        // A bound socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let checker = Checker {
+            mode: CheckMode::Parent(silent.local_addr().unwrap()),
+            timeout: Duration::from_millis(100),
+            port: 53,
+        };
+        match checker.check(&expected()).await {
+            DelegationCheck::Unreachable { detail } => {
+                assert!(detail.contains("no answer within"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The operator's Prometheus metrics and its HTTP endpoint: `/metrics`, `/healthz` (the process
+//! runs) and `/readyz` (it is a standby waiting for the Lease, or the leader with its caches
+//! synced).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// What failed: `apply`, `delete`, `status`, `cache`, ...
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// Object kind written (`Deployment`, `DNSZone/status`, `Event`, ...).
+    pub kind: String,
+    /// `apply`, `delete` or `create`.
+    pub verb: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub condition: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// `delegated`, `not_delegated`, `mismatch`, `unreachable`.
+    pub result: &'static str,
+}
+
+/// Every metric of the operator.
+pub struct OperatorMetrics {
+    registry: Registry,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Histogram,
+    pub writes: Family<WriteLabels, Counter>,
+    pub zones: Family<ConditionLabels, Gauge>,
+    pub leader: Gauge,
+    pub delegation_checks: Family<CheckLabels, Counter>,
+    /// Per zone (`ns/name`): the status of each condition, from which `zones` is counted.
+    zone_conditions: Mutex<BTreeMap<String, Vec<(String, String)>>>,
+    pub ready: AtomicBool,
+}
+
+impl Default for OperatorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OperatorMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("zonegate_operator");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "DNSZone reconciles, by result",
+            reconciles.clone(),
+        );
+        let errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors, by what failed",
+            errors.clone(),
+        );
+        // 1 ms .. ~16 s
+        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to reconcile one DNSZone",
+            duration.clone(),
+        );
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Writes to the Kubernetes API (applies, deletes, status patches, events), by kind and verb",
+            writes.clone(),
+        );
+        let zones = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "zones",
+            "DNSZones by condition and status",
+            zones.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease and reconciles",
+            leader.clone(),
+        );
+        let delegation_checks = Family::<CheckLabels, Counter>::default();
+        registry.register(
+            "delegation_checks",
+            "Questions to parent zones about a zone's delegation, by outcome",
+            delegation_checks.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            writes,
+            zones,
+            leader,
+            delegation_checks,
+            zone_conditions: Mutex::new(BTreeMap::new()),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn write(&self, kind: &str, verb: &'static str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_string(),
+                verb,
+            })
+            .inc();
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records the conditions of zone `key` (`None`: the zone is gone) and recounts `zones`.
+    pub fn set_zone_conditions(&self, key: &str, conditions: Option<Vec<(String, String)>>) {
+        let mut map = self.zone_conditions.lock().expect("metrics lock");
+        match conditions {
+            Some(c) => {
+                if map.get(key) == Some(&c) {
+                    return;
+                }
+                map.insert(key.to_string(), c);
+            }
+            None => {
+                if map.remove(key).is_none() {
+                    return;
+                }
+            }
+        }
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for conds in map.values() {
+            for (c, s) in conds {
+                *counts.entry((c.clone(), s.clone())).or_default() += 1;
+            }
+        }
+        self.zones.clear();
+        for ((condition, status), n) in counts {
+            self.zones
+                .get_or_create(&ConditionLabels { condition, status })
+                .set(n);
+        }
+    }
+
+    /// Forgets the zones not in `live` (`ns/name`).
+    pub fn retain_zones(&self, live: &std::collections::HashSet<String>) {
+        let gone: Vec<String> = self
+            .zone_conditions
+            .lock()
+            .expect("metrics lock")
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.set_zone_conditions(&k, None);
+        }
+    }
+
+    /// Forgets every zone (on losing the lease).
+    pub fn clear_zones(&self) {
+        self.zone_conditions.lock().expect("metrics lock").clear();
+        self.zones.clear();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding to a String cannot fail");
+        out
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process exits; returns the
+/// bound address.
+pub async fn serve(addr: SocketAddr, metrics: Arc<OperatorMetrics>) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                let read = tokio::time::timeout(Duration::from_secs(5), async {
+                    while len < buf.len() {
+                        let n = stream.read(&mut buf[len..]).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        len += n;
+                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+                if !matches!(read, Ok(Ok(()))) {
+                    return;
+                }
+                let head = String::from_utf8_lossy(&buf[..len]);
+                let mut parts = head.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let path = path.split('?').next().unwrap_or("");
+                let (status, ctype, body) = match (method, path) {
+                    ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
+                    ("GET", "/readyz") if metrics.ready.load(Ordering::Acquire) => {
+                        ("200 OK", "text/plain", "ready\n".to_string())
+                    }
+                    ("GET", "/readyz") => (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "not ready: starting, or the leader's caches are not synced yet\n"
+                            .to_string(),
+                    ),
+                    ("GET", "/metrics") => (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        metrics.encode(),
+                    ),
+                    ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                    _ => (
+                        "405 Method Not Allowed",
+                        "text/plain",
+                        "method not allowed\n".to_string(),
+                    ),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_by_condition_are_recounted() {
+        let m = OperatorMetrics::new();
+        let c = |a: &str, r: &str| {
+            Some(vec![
+                ("Accepted".to_string(), a.to_string()),
+                ("Ready".to_string(), r.to_string()),
+            ])
+        };
+        m.set_zone_conditions("a/x", c("True", "True"));
+        m.set_zone_conditions("a/y", c("True", "False"));
+        m.set_zone_conditions("b/z", c("False", "False"));
+        let text = m.encode();
+        assert!(text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 2"), "{text}");
+        assert!(text.contains("zonegate_operator_zones{condition=\"Accepted\",status=\"True\"} 2"), "{text}");
+        m.set_zone_conditions("b/z", None);
+        let text = m.encode();
+        assert!(text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 1"), "{text}");
+        assert!(!text.contains("condition=\"Accepted\",status=\"False\""), "{text}");
+        m.write("Deployment", "apply");
+        m.reconciles.get_or_create(&ResultLabels { result: "ok" }).inc();
+        let text = m.encode();
+        assert!(text.contains("zonegate_operator_api_writes_total{kind=\"Deployment\",verb=\"apply\"} 1"), "{text}");
+        assert!(text.contains("zonegate_operator_reconciles_total{result=\"ok\"} 1"), "{text}");
+    }
+}
