@@ -73,10 +73,10 @@ impl LocalStats {
             .entry((s.zone.clone(), s.qtype, s.rcode))
             .or_default() += 1;
         self.n = self.n.wrapping_add(1);
-        if self.n % 16 == 0 {
+        if self.n.is_multiple_of(16) {
             metrics.latency.observe(started.elapsed().as_secs_f64());
         }
-        if self.n % 256 == 0 && self.last_flush.elapsed() > Duration::from_millis(250) {
+        if self.n.is_multiple_of(256) && self.last_flush.elapsed() > Duration::from_millis(250) {
             self.flush(metrics);
         }
     }
@@ -97,8 +97,11 @@ impl LocalStats {
 /// and patching the id. Emptied whenever the zone snapshot changes, and when it is full.
 struct AnswerCache {
     zones: *const ZoneSet,
-    map: HashMap<Box<[u8]>, (Box<[u8]>, Summary)>,
+    map: HashMap<Box<[u8]>, CachedAnswer>,
 }
+
+/// A response without its id, and what it was.
+type CachedAnswer = (Box<[u8]>, Summary);
 
 const ANSWER_CACHE_ENTRIES: usize = 16 * 1024;
 /// Longer requests (large EDNS options) are answered without the cache.
