@@ -52,7 +52,7 @@ pub struct ManifestLoader {
     last_good: BTreeMap<PathBuf, Vec<ParsedDoc>>,
     /// What each file gave when last read, by its (mtime, size): unchanged files are not
     /// read or parsed again, so a change to one file of a large tree costs one file's parse.
-    parsed: BTreeMap<PathBuf, (FileStamp, Option<Vec<ParsedDoc>>, Vec<LoadProblem>)>,
+    parsed: BTreeMap<PathBuf, ParsedFile>,
     /// Last good version of each object by identity, for objects that later fail to parse.
     last_good_objects: BTreeMap<String, ParsedDoc>,
 }
@@ -362,6 +362,9 @@ impl ManifestLoader {
 fn describe_serde(e: serde_json::Error) -> String {
     e.to_string()
 }
+
+/// A file as last read: its stamp, its documents (`None`: invalid YAML) and its problems.
+type ParsedFile = (FileStamp, Option<Vec<ParsedDoc>>, Vec<LoadProblem>);
 
 /// A file's identity for change detection: modification time (ns) and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
