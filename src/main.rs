@@ -24,7 +24,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: reconcile DNSZones into nameserver Deployments and Services.
-    Operator,
+    Operator(zonegate::operator::OperatorArgs),
     /// Serve zones authoritatively over UDP and TCP.
     ///
     /// With --manifests, from a directory of YAML manifests (DNSZones and source objects, status
@@ -146,10 +146,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Operator => {
-            eprintln!("error: `zonegate operator` is not implemented yet (issue: operator)");
-            2
-        }
+        Command::Operator(args) => i32::from(zonegate::operator::main(args)),
     };
     ExitCode::from(code as u8)
 }

@@ -200,11 +200,21 @@ impl Stores {
             }
         }
         let mut out = Vec::new();
-        of(&self.service_accounts, OwnedKind::ServiceAccount, zone, &mut out);
+        of(
+            &self.service_accounts,
+            OwnedKind::ServiceAccount,
+            zone,
+            &mut out,
+        );
         of(&self.config_maps, OwnedKind::ConfigMap, zone, &mut out);
         of(&self.roles, OwnedKind::Role, zone, &mut out);
         of(&self.role_bindings, OwnedKind::RoleBinding, zone, &mut out);
-        of(&self.cluster_role_bindings, OwnedKind::ClusterRoleBinding, zone, &mut out);
+        of(
+            &self.cluster_role_bindings,
+            OwnedKind::ClusterRoleBinding,
+            zone,
+            &mut out,
+        );
         of(&self.deployments, OwnedKind::Deployment, zone, &mut out);
         of(&self.services, OwnedKind::Service, zone, &mut out);
         of(&self.pdbs, OwnedKind::PodDisruptionBudget, zone, &mut out);
@@ -221,21 +231,26 @@ impl Stores {
             .map(|z| ZoneKey::new(z.namespace().unwrap_or_default(), z.name_any()))
             .collect();
         let mut out = Vec::new();
-        let mut check = |kind: OwnedKind, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            let Some(l) = &meta.labels else { return };
-            if meta.owner_references.as_ref().is_some_and(|o| !o.is_empty()) {
-                return;
-            }
-            if let (Some(z), Some(zns)) = (l.get(LABEL_ZONE), l.get(LABEL_ZONE_NAMESPACE))
-                && !zones.contains(&ZoneKey::new(zns, z))
-            {
-                out.push((
-                    kind,
-                    meta.namespace.clone(),
-                    meta.name.clone().unwrap_or_default(),
-                ));
-            }
-        };
+        let mut check =
+            |kind: OwnedKind, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                let Some(l) = &meta.labels else { return };
+                if meta
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| !o.is_empty())
+                {
+                    return;
+                }
+                if let (Some(z), Some(zns)) = (l.get(LABEL_ZONE), l.get(LABEL_ZONE_NAMESPACE))
+                    && !zones.contains(&ZoneKey::new(zns, z))
+                {
+                    out.push((
+                        kind,
+                        meta.namespace.clone(),
+                        meta.name.clone().unwrap_or_default(),
+                    ));
+                }
+            };
         for o in self.roles.state() {
             check(OwnedKind::Role, &o.metadata);
         }
@@ -296,7 +311,11 @@ impl Ctx {
     }
 
     /// Applies `obj` unless the live object already is as desired. Returns whether it wrote.
-    async fn ensure(&self, obj: &DesiredObject, live: Option<(Value, String)>) -> Result<bool, Error> {
+    async fn ensure(
+        &self,
+        obj: &DesiredObject,
+        live: Option<(Value, String)>,
+    ) -> Result<bool, Error> {
         let id: ObjectId = (obj.kind, obj.namespace.clone(), obj.name.clone());
         if let Some((_, rv)) = &live {
             let applied = self.applied.lock().expect("applied lock");
@@ -326,7 +345,10 @@ impl Ctx {
         tracing::info!(object = %obj.describe(), reason, "applied");
         self.applied.lock().expect("applied lock").insert(
             id,
-            (obj.hash.clone(), stored.resource_version().unwrap_or_default()),
+            (
+                obj.hash.clone(),
+                stored.resource_version().unwrap_or_default(),
+            ),
         );
         Ok(true)
     }
@@ -348,16 +370,22 @@ impl Ctx {
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(Error::kube(format!("deleting {what}"))(e)),
         }
-        self.applied
-            .lock()
-            .expect("applied lock")
-            .remove(&(kind, ns.map(str::to_string), name.to_string()));
+        self.applied.lock().expect("applied lock").remove(&(
+            kind,
+            ns.map(str::to_string),
+            name.to_string(),
+        ));
         Ok(())
     }
 
     /// The delegation result to show for the zone, starting a new check when the last one is
     /// older than the interval or asked about something else.
-    fn delegation(self: &Arc<Self>, key: &ZoneKey, zone: &DNSZone, expected: Expected) -> DelegationCheck {
+    fn delegation(
+        self: &Arc<Self>,
+        key: &ZoneKey,
+        zone: &DNSZone,
+        expected: Expected,
+    ) -> DelegationCheck {
         let Some(checker) = self.config.checker.clone() else {
             return DelegationCheck::Disabled;
         };
@@ -371,7 +399,13 @@ impl Ctx {
                 None => (DelegationCheck::Pending, true),
             }
         };
-        if stale && self.checks_running.lock().expect("lock").insert(key.clone()) {
+        if stale
+            && self
+                .checks_running
+                .lock()
+                .expect("lock")
+                .insert(key.clone())
+        {
             let ctx = self.clone();
             let key = key.clone();
             let zref = ObjectRef::from_obj(zone);
@@ -479,6 +513,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
     let key = ZoneKey::new(zone.namespace().unwrap_or_default(), zone.name_any());
+    tracing::debug!(zone = %key, "reconciling");
 
     // Who may serve which domain, over every zone of the cluster.
     let mut claims: Vec<Claim> = ctx
@@ -502,6 +537,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     } else {
         Vec::new()
     };
+    tracing::debug!(zone = %key, ?verdict, objects = desired.len(), "desired");
     for obj in &desired {
         let live = ctx
             .stores
@@ -612,16 +648,21 @@ fn error_policy(zone: Arc<DNSZone>, error: &Error, _ctx: Arc<Ctx>) -> Action {
 fn reflect<K>(
     api: Api<K>,
     wc: watcher::Config,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, wc).default_backoff()).touched_objects();
+    let stream = reflector::reflector(writer, watcher(api, wc).default_backoff()).touched_objects();
     (reader, stream)
 }
 
-fn zone_ref_of_labels(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<ObjectRef<DNSZone>> {
+fn zone_ref_of_labels(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<ObjectRef<DNSZone>> {
     let l = meta.labels.as_ref()?;
     Some(ObjectRef::new(l.get(LABEL_ZONE)?).within(l.get(LABEL_ZONE_NAMESPACE)?))
 }
@@ -690,10 +731,16 @@ async fn lead(
         reflect(Api::<ServiceAccount>::all(client.clone()), owned.clone());
     let (config_maps, cm_stream) = reflect(Api::<ConfigMap>::all(client.clone()), owned.clone());
     let (roles, role_stream) = reflect(Api::<Role>::all(client.clone()), owned.clone());
-    let (role_bindings, rb_stream) = reflect(Api::<RoleBinding>::all(client.clone()), owned.clone());
-    let (cluster_role_bindings, crb_stream) =
-        reflect(Api::<ClusterRoleBinding>::all(client.clone()), owned.clone());
-    let (pdbs, pdb_stream) = reflect(Api::<PodDisruptionBudget>::all(client.clone()), owned.clone());
+    let (role_bindings, rb_stream) =
+        reflect(Api::<RoleBinding>::all(client.clone()), owned.clone());
+    let (cluster_role_bindings, crb_stream) = reflect(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        owned.clone(),
+    );
+    let (pdbs, pdb_stream) = reflect(
+        Api::<PodDisruptionBudget>::all(client.clone()),
+        owned.clone(),
+    );
     let (nodes, node_stream) = reflect(Api::<Node>::all(client.clone()), all.clone());
     let stores = Stores {
         zones: zones.clone(),
@@ -737,7 +784,12 @@ async fn lead(
             // Deleted: its objects in other namespaces and its ClusterRoleBinding go now.
             sweep_ctx.sweep.notify_one();
         }
-        related_zones(&z, &changed)
+        // Itself too: during the initial list the cache is filled only at its end.
+        let mut refs = related_zones(&z, &changed);
+        if !refs.contains(&key) {
+            refs.push(key);
+        }
+        refs
     };
     let z = zones.clone();
     let grant_mapper = move |g: DNSZoneGrant| {

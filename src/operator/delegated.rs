@@ -93,10 +93,12 @@ impl Checker {
     pub async fn check(&self, expected: &Expected) -> DelegationCheck {
         let (parent, servers) = match &self.mode {
             CheckMode::Parent(addr) => (parent_of(&expected.domain), vec![*addr]),
-            CheckMode::Resolver(resolver) => match self.find_parent(*resolver, &expected.domain).await {
-                Ok(found) => found,
-                Err(detail) => return DelegationCheck::Unreachable { detail },
-            },
+            CheckMode::Resolver(resolver) => {
+                match self.find_parent(*resolver, &expected.domain).await {
+                    Ok(found) => found,
+                    Err(detail) => return DelegationCheck::Unreachable { detail },
+                }
+            }
         };
         let mut views = Vec::new();
         for s in &servers {
@@ -123,9 +125,11 @@ impl Checker {
                 .query(resolver, &candidate, RecordType::NS, true)
                 .await
                 .map_err(at)?;
-            if resp.answers.iter().any(|r| {
-                matches!(r.data, RData::NS(_)) && lower(&r.name) == candidate
-            }) {
+            if resp
+                .answers
+                .iter()
+                .any(|r| matches!(r.data, RData::NS(_)) && lower(&r.name) == candidate)
+            {
                 break (candidate.clone(), resp);
             }
             let soa_owner = resp
@@ -134,7 +138,9 @@ impl Checker {
                 .find(|r| matches!(r.data, RData::SOA(_)))
                 .map(|r| lower(&r.name));
             match soa_owner {
-                Some(owner) if owner != candidate && super::tenancy::is_at_or_below(&candidate, &owner) => {
+                Some(owner)
+                    if owner != candidate && super::tenancy::is_at_or_below(&candidate, &owner) =>
+                {
                     candidate = owner;
                 }
                 _ => {
@@ -216,12 +222,17 @@ impl Checker {
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         msg.set_edns(edns);
-        let bytes = msg.to_vec().map_err(|e| format!("encoding the query: {e}"))?;
+        let bytes = msg
+            .to_vec()
+            .map_err(|e| format!("encoding the query: {e}"))?;
         let mut last = String::new();
         for _ in 0..2 {
             match self.udp(server, &bytes, id).await {
                 Ok(resp) if resp.metadata.truncation => {
-                    return self.tcp(server, &bytes, id).await.and_then(|r| check_rcode(server, r));
+                    return self
+                        .tcp(server, &bytes, id)
+                        .await
+                        .and_then(|r| check_rcode(server, r));
                 }
                 Ok(resp) => return check_rcode(server, resp),
                 Err(e) => last = e,
@@ -242,7 +253,9 @@ impl Checker {
         sock.connect(server)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
-        sock.send(bytes).await.map_err(|e| format!("{server}: {e}"))?;
+        sock.send(bytes)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
         let mut buf = vec![0u8; 4096];
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
@@ -251,7 +264,9 @@ impl Checker {
                 .map_err(|_| format!("{server}: no answer within {:?}", self.timeout))?
                 .map_err(|e| format!("{server}: {e}"))?;
             match Message::from_vec(&buf[..n]) {
-                Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
+                Ok(m)
+                    if m.metadata.id == id && m.metadata.message_type == MessageType::Response =>
+                {
                     return Ok(m);
                 }
                 _ => continue, // not ours: keep waiting
@@ -303,7 +318,9 @@ fn check_rcode(server: SocketAddr, m: Message) -> Result<Message, String> {
 /// A parent server's response to `<domain> NS` (RD=0).
 fn interpret(resp: &Message, domain: &str) -> Result<ServerView, String> {
     if resp.metadata.response_code == ResponseCode::NXDomain {
-        return Ok(ServerView::NoDelegation(format!("answers NXDOMAIN for {domain}")));
+        return Ok(ServerView::NoDelegation(format!(
+            "answers NXDOMAIN for {domain}"
+        )));
     }
     let ns_of = |records: &[hickory_proto::rr::Record]| -> BTreeSet<String> {
         records
@@ -377,7 +394,10 @@ fn judge(
                     && theirs != ours
                 {
                     let show = |s: &BTreeSet<IpAddr>| {
-                        s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        s.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     return DelegationCheck::Mismatch {
                         parent: parent.into(),
@@ -492,20 +512,29 @@ mod tests {
     fn referral_with_our_ns_set_is_delegated() {
         let e = expected();
         let v = interpret(
-            &referral(&["NS1.acme.example.com.", "ns2.acme.example.com."], &[("ns1.acme.example.com.", "192.0.2.1")]),
+            &referral(
+                &["NS1.acme.example.com.", "ns2.acme.example.com."],
+                &[("ns1.acme.example.com.", "192.0.2.1")],
+            ),
             "acme.example.com",
         );
         let out = judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]);
         assert_eq!(
             out,
-            DelegationCheck::Delegated { parent: "example.com".into(), servers: vec!["127.0.0.1:53".into()] }
+            DelegationCheck::Delegated {
+                parent: "example.com".into(),
+                servers: vec!["127.0.0.1:53".into()]
+            }
         );
     }
 
     #[test]
     fn other_ns_set_or_glue_is_a_mismatch() {
         let e = expected();
-        let v = interpret(&referral(&["ns1.acme.example.com.", "old.example.net."], &[]), "acme.example.com");
+        let v = interpret(
+            &referral(&["ns1.acme.example.com.", "old.example.net."], &[]),
+            "acme.example.com",
+        );
         match judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]) {
             DelegationCheck::Mismatch { detail, .. } => assert_eq!(
                 detail,
@@ -514,7 +543,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let v = interpret(
-            &referral(&["ns1.acme.example.com.", "ns2.acme.example.com."], &[("ns1.acme.example.com.", "192.0.2.99")]),
+            &referral(
+                &["ns1.acme.example.com.", "ns2.acme.example.com."],
+                &[("ns1.acme.example.com.", "192.0.2.99")],
+            ),
             "acme.example.com",
         );
         match judge("example.com", &e, &[(addr("127.0.0.1:53"), v)]) {
@@ -530,14 +562,26 @@ mod tests {
     fn negative_answers_are_not_delegated() {
         let e = expected();
         let v = interpret(&nodata(), "acme.example.com");
-        assert_eq!(v, Ok(ServerView::NoDelegation("has no NS records for acme.example.com".into())));
+        assert_eq!(
+            v,
+            Ok(ServerView::NoDelegation(
+                "has no NS records for acme.example.com".into()
+            ))
+        );
         let mut nx = nodata();
         nx.metadata.response_code = ResponseCode::NXDomain;
         let v2 = interpret(&nx, "acme.example.com");
-        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v2), (addr("127.0.0.2:53"), v)]) {
+        match judge(
+            "example.com",
+            &e,
+            &[(addr("127.0.0.1:53"), v2), (addr("127.0.0.2:53"), v)],
+        ) {
             DelegationCheck::NotDelegated { parent, detail } => {
                 assert_eq!(parent, "example.com");
-                assert_eq!(detail, "parent nameserver 127.0.0.1:53 answers NXDOMAIN for acme.example.com");
+                assert_eq!(
+                    detail,
+                    "parent nameserver 127.0.0.1:53 answers NXDOMAIN for acme.example.com"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -547,10 +591,24 @@ mod tests {
     fn nobody_answering_is_unreachable_and_lame_servers_do_not_count() {
         let e = expected();
         let mut lame = Message::new(1, MessageType::Response, OpCode::Query);
-        lame.authorities.push(Record::from_rdata(name("com."), 3600, RData::NS(NS(name("a.gtld.example.")))));
+        lame.authorities.push(Record::from_rdata(
+            name("com."),
+            3600,
+            RData::NS(NS(name("a.gtld.example."))),
+        ));
         let v = interpret(&lame, "acme.example.com");
-        assert_eq!(v, Err("is not authoritative for the parent zone (refers to com)".into()));
-        match judge("example.com", &e, &[(addr("127.0.0.1:53"), v), (addr("127.0.0.2:53"), Err("no answer".into()))]) {
+        assert_eq!(
+            v,
+            Err("is not authoritative for the parent zone (refers to com)".into())
+        );
+        match judge(
+            "example.com",
+            &e,
+            &[
+                (addr("127.0.0.1:53"), v),
+                (addr("127.0.0.2:53"), Err("no answer".into())),
+            ],
+        ) {
             DelegationCheck::Unreachable { detail } => assert_eq!(
                 detail,
                 "could not ask the nameservers of the parent zone example.com: 127.0.0.1:53: is not authoritative for the parent zone (refers to com); 127.0.0.2:53: no answer"
@@ -558,9 +616,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // One good server is enough when the others fail.
-        let ok = interpret(&referral(&["ns1.acme.example.com.", "ns2.acme.example.com."], &[]), "acme.example.com");
+        let ok = interpret(
+            &referral(&["ns1.acme.example.com.", "ns2.acme.example.com."], &[]),
+            "acme.example.com",
+        );
         assert!(matches!(
-            judge("example.com", &e, &[(addr("127.0.0.2:53"), Err("timeout".into())), (addr("127.0.0.1:53"), ok)]),
+            judge(
+                "example.com",
+                &e,
+                &[
+                    (addr("127.0.0.2:53"), Err("timeout".into())),
+                    (addr("127.0.0.1:53"), ok)
+                ]
+            ),
             DelegationCheck::Delegated { .. }
         ));
     }
@@ -568,10 +636,15 @@ mod tests {
     #[test]
     fn resolv_conf() {
         assert_eq!(
-            resolv_conf_nameserver("# x\nsearch svc.cluster.local\nnameserver 10.96.0.10\nnameserver 8.8.8.8\n"),
+            resolv_conf_nameserver(
+                "# x\nsearch svc.cluster.local\nnameserver 10.96.0.10\nnameserver 8.8.8.8\n"
+            ),
             Some(addr("10.96.0.10:53"))
         );
-        assert_eq!(resolv_conf_nameserver("nameserver fe80::1%eth0\n"), Some(addr("[fe80::1]:53")));
+        assert_eq!(
+            resolv_conf_nameserver("nameserver fe80::1%eth0\n"),
+            Some(addr("[fe80::1]:53"))
+        );
         assert_eq!(resolv_conf_nameserver("search x\n"), None);
     }
 

@@ -98,11 +98,7 @@ impl OperatorMetrics {
             writes.clone(),
         );
         let zones = Family::<ConditionLabels, Gauge>::default();
-        registry.register(
-            "zones",
-            "DNSZones by condition and status",
-            zones.clone(),
-        );
+        registry.register("zones", "DNSZones by condition and status", zones.clone());
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -293,16 +289,38 @@ mod tests {
         m.set_zone_conditions("a/y", c("True", "False"));
         m.set_zone_conditions("b/z", c("False", "False"));
         let text = m.encode();
-        assert!(text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 2"), "{text}");
-        assert!(text.contains("zonegate_operator_zones{condition=\"Accepted\",status=\"True\"} 2"), "{text}");
+        assert!(
+            text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zonegate_operator_zones{condition=\"Accepted\",status=\"True\"} 2"),
+            "{text}"
+        );
         m.set_zone_conditions("b/z", None);
         let text = m.encode();
-        assert!(text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 1"), "{text}");
-        assert!(!text.contains("condition=\"Accepted\",status=\"False\""), "{text}");
+        assert!(
+            text.contains("zonegate_operator_zones{condition=\"Ready\",status=\"False\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("condition=\"Accepted\",status=\"False\""),
+            "{text}"
+        );
         m.write("Deployment", "apply");
-        m.reconciles.get_or_create(&ResultLabels { result: "ok" }).inc();
+        m.reconciles
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
         let text = m.encode();
-        assert!(text.contains("zonegate_operator_api_writes_total{kind=\"Deployment\",verb=\"apply\"} 1"), "{text}");
-        assert!(text.contains("zonegate_operator_reconciles_total{result=\"ok\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "zonegate_operator_api_writes_total{kind=\"Deployment\",verb=\"apply\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("zonegate_operator_reconciles_total{result=\"ok\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -8,10 +8,18 @@
 //! serves `/metrics`, `/healthz` and `/readyz`.
 
 pub mod apply;
+pub mod cli;
+pub mod controller;
+pub mod delegated;
 pub mod desired;
+pub mod leader;
+pub mod metrics;
 pub mod policy;
 pub mod status;
 pub mod tenancy;
+
+pub use cli::{OperatorArgs, main};
+pub use controller::{OperatorConfig, run};
 
 /// The field manager of every server-side apply the operator does.
 pub const FIELD_MANAGER: &str = "zonegate-operator";

@@ -1,0 +1,337 @@
+//! `zonegate operator` flags and entry point.
+
+use super::controller::{OperatorConfig, run};
+use super::delegated::{CheckMode, Checker, resolv_conf_nameserver};
+use super::desired::{NodeSpread, ServerSettings};
+use super::leader::LeaseSettings;
+use super::policy::DomainPolicy;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `zonegate operator`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperatorArgs {
+    /// Image of the nameserver pods (they run `zonegate serve --zone NS/NAME`).
+    #[arg(long, env = "ZONEGATE_SERVER_IMAGE")]
+    pub server_image: String,
+    /// imagePullPolicy of the nameserver pods (default: Kubernetes' default for the tag).
+    #[arg(long)]
+    pub server_image_pull_policy: Option<String>,
+    /// Resource requests of the nameserver pods, as `cpu=50m,memory=64Mi` (canonical
+    /// quantities: the operator compares them as text). Empty for none.
+    #[arg(long, default_value = "cpu=50m,memory=64Mi")]
+    pub server_requests: String,
+    /// Resource limits of the nameserver pods, as `memory=256Mi`. Empty for none.
+    #[arg(long, default_value = "memory=256Mi")]
+    pub server_limits: String,
+    /// Keep pods of different nameservers of a zone on different nodes: `required` (losing a
+    /// node never takes two nameservers; needs as many nodes as nameservers) or `preferred`.
+    #[arg(long, value_enum, default_value_t = NodeSpread::Required)]
+    pub node_spread: NodeSpread,
+    /// YAML file mapping namespace globs to the domain suffixes their DNSZones may claim (see
+    /// docs/operator.md). Without it, any namespace may claim any domain.
+    #[arg(long, env = "ZONEGATE_DOMAIN_POLICY")]
+    pub domain_policy: Option<PathBuf>,
+    /// Recursive resolver used to find a zone's parent nameservers, as IP[:PORT]. Default: the
+    /// first nameserver of /etc/resolv.conf.
+    #[arg(long, conflicts_with = "delegation_parent")]
+    pub delegation_resolver: Option<String>,
+    /// Ask this server directly, as the parent zone's nameserver, instead of finding the parent
+    /// through a resolver (IP[:PORT]).
+    #[arg(long)]
+    pub delegation_parent: Option<String>,
+    /// Seconds between delegation checks of a zone; 0 turns them off (Delegated stays Unknown).
+    #[arg(long, default_value_t = 300)]
+    pub delegation_check_interval: u64,
+    /// Seconds to wait for each DNS answer of a delegation check.
+    #[arg(long, default_value_t = 2)]
+    pub delegation_timeout: u64,
+    /// Port the parent's nameservers are asked on when found through the resolver.
+    #[arg(long, default_value_t = 53)]
+    pub delegation_port: u16,
+    /// TTL of the records in status.delegation.
+    #[arg(long, default_value_t = 3600)]
+    pub delegation_ttl: u32,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http: SocketAddr,
+    /// Elect a leader through a Lease (several replicas may run; one reconciles).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease. Default: $POD_NAMESPACE, the service account's namespace, or
+    /// `default`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "zonegate-operator")]
+    pub lease_name: String,
+    /// Seconds the Lease stays valid after a renewal (how long a crashed leader's standby waits).
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Seconds before expiry at which the leader renews.
+    #[arg(long, default_value_t = 5)]
+    pub lease_grace: u64,
+    /// This replica's identity in the Lease and in Events. Default: $POD_NAME, else the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// DNSZones reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+    /// Kubeconfig file (default: in-cluster configuration or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `k=v,k=v` into a map.
+pub fn parse_resources(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?}: expected NAME=QUANTITY"))?;
+        if k.trim().is_empty() || v.trim().is_empty() {
+            return Err(format!("{part:?}: expected NAME=QUANTITY"));
+        }
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT`; port 53 when missing.
+pub fn parse_dns_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?}: expected IP or IP:PORT"))
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .map(|h| format!("{h}-{}", std::process::id()))
+        .unwrap_or_else(|| format!("zonegate-operator-{}", std::process::id()))
+}
+
+impl OperatorArgs {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> Result<OperatorConfig, String> {
+        let server = ServerSettings {
+            image: self.server_image.clone(),
+            image_pull_policy: self.server_image_pull_policy.clone(),
+            requests: parse_resources(&self.server_requests)
+                .map_err(|e| format!("--server-requests {e}"))?,
+            limits: parse_resources(&self.server_limits)
+                .map_err(|e| format!("--server-limits {e}"))?,
+            node_spread: self.node_spread,
+        };
+        let policy = self
+            .domain_policy
+            .as_deref()
+            .map(DomainPolicy::load)
+            .transpose()?;
+        let checker = if self.delegation_check_interval == 0 {
+            None
+        } else {
+            let mode = match (&self.delegation_parent, &self.delegation_resolver) {
+                (Some(p), _) => CheckMode::Parent(
+                    parse_dns_addr(p).map_err(|e| format!("--delegation-parent {e}"))?,
+                ),
+                (None, Some(r)) => CheckMode::Resolver(
+                    parse_dns_addr(r).map_err(|e| format!("--delegation-resolver {e}"))?,
+                ),
+                (None, None) => {
+                    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                    CheckMode::Resolver(resolv_conf_nameserver(&text).ok_or(
+                        "no nameserver in /etc/resolv.conf: give --delegation-resolver or --delegation-parent, or --delegation-check-interval 0",
+                    )?)
+                }
+            };
+            Some(Checker {
+                mode,
+                timeout: Duration::from_secs(self.delegation_timeout.max(1)),
+                port: self.delegation_port,
+            })
+        };
+        let identity = self.identity.clone().unwrap_or_else(default_identity);
+        let lease = self.leader_elect.then(|| LeaseSettings {
+            namespace: self.lease_namespace.clone().unwrap_or_else(|| {
+                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "default".into())
+            }),
+            name: self.lease_name.clone(),
+            identity: identity.clone(),
+            duration: self.lease_duration,
+            grace: self.lease_grace,
+        });
+        Ok(OperatorConfig {
+            server,
+            policy,
+            checker,
+            check_interval: Duration::from_secs(self.delegation_check_interval.max(1)),
+            delegation_ttl: self.delegation_ttl,
+            concurrency: self.concurrency.max(1),
+            lease,
+            http: Some(self.http),
+            identity,
+        })
+    }
+}
+
+async fn client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("no Kubernetes configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}")
+        })?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
+    let term = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// `zonegate operator`: runs until SIGTERM/SIGINT; returns the exit code.
+pub fn main(args: OperatorArgs) -> u8 {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async move {
+        let client = client(args.kubeconfig.clone()).await?;
+        run(client, config, signal()).await
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OperatorArgs,
+    }
+
+    #[test]
+    fn flags_make_a_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--server-image",
+            "zonegate:1",
+            "--server-requests",
+            "cpu=10m, memory=32Mi",
+            "--server-limits",
+            "",
+            "--delegation-parent",
+            "127.0.0.1:5300",
+            "--leader-elect",
+            "false",
+            "--node-spread",
+            "preferred",
+        ])
+        .unwrap();
+        let c = cli.args.config().unwrap();
+        assert_eq!(c.server.image, "zonegate:1");
+        assert_eq!(c.server.requests["cpu"], "10m");
+        assert_eq!(c.server.requests["memory"], "32Mi");
+        assert!(c.server.limits.is_empty());
+        assert_eq!(c.server.node_spread, NodeSpread::Preferred);
+        assert_eq!(
+            c.checker.unwrap().mode,
+            CheckMode::Parent("127.0.0.1:5300".parse().unwrap())
+        );
+        assert!(c.lease.is_none());
+        let cli = Cli::try_parse_from([
+            "x",
+            "--server-image",
+            "i",
+            "--delegation-check-interval",
+            "0",
+            "--lease-namespace",
+            "ops",
+            "--identity",
+            "me",
+        ])
+        .unwrap();
+        let c = cli.args.config().unwrap();
+        assert!(c.checker.is_none());
+        let l = c.lease.unwrap();
+        assert_eq!(
+            (l.namespace.as_str(), l.identity.as_str(), l.duration),
+            ("ops", "me", 15)
+        );
+    }
+
+    #[test]
+    fn addresses_and_resources() {
+        assert_eq!(
+            parse_dns_addr("10.0.0.1").unwrap(),
+            "10.0.0.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_addr("[::1]:5300").unwrap(),
+            "[::1]:5300".parse().unwrap()
+        );
+        assert_eq!(parse_dns_addr("::1").unwrap(), "[::1]:53".parse().unwrap());
+        assert!(parse_dns_addr("dns.example").is_err());
+        assert!(parse_resources("cpu").is_err());
+        assert!(parse_resources("").unwrap().is_empty());
+    }
+}
