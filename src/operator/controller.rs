@@ -290,6 +290,12 @@ struct Ctx {
     sweep: Notify,
 }
 
+/// A create refused because the namespace is being deleted.
+fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403
+        && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+}
+
 fn api_resource(kind: OwnedKind) -> ApiResource {
     let (group, version) = match kind.api_version().split_once('/') {
         Some((g, v)) => (g, v),
@@ -333,14 +339,22 @@ impl Ctx {
             return Ok(false);
         };
         let api = self.api(obj.kind, obj.namespace.as_deref());
-        let stored = api
+        let stored = match api
             .patch(
                 &obj.name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&obj.body),
             )
             .await
-            .map_err(Error::kube(format!("applying {}", obj.describe())))?;
+        {
+            Ok(o) => o,
+            Err(e) if namespace_terminating(&e) => {
+                // The namespace (the zone's, or one it reads) is going away with everything in it.
+                tracing::debug!(object = %obj.describe(), "namespace terminating; not applied");
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::kube(format!("applying {}", obj.describe()))(e)),
+        };
         self.metrics.write(obj.kind.kind(), "apply");
         tracing::info!(object = %obj.describe(), reason, "applied");
         self.applied.lock().expect("applied lock").insert(
@@ -454,6 +468,7 @@ impl Ctx {
         };
         match self.recorder.publish(&event, &zone.object_ref(&())).await {
             Ok(()) => self.metrics.write("Event", "create"),
+            Err(e) if namespace_terminating(&e) => {}
             Err(e) => {
                 self.metrics.error("event");
                 tracing::warn!(zone = %zone.name_any(), error = %e, "cannot publish an event");
