@@ -169,64 +169,199 @@ fn tokio_tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListen
     tokio::net::TcpListener::from_std(sock.into())
 }
 
-fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMetrics>) {
-    let mut buf = [0u8; 4096];
-    let mut out: Vec<u8> = Vec::with_capacity(1232);
-    let mut stats = LocalStats::new();
-    let mut cache = AnswerCache::new();
-    // wake up now and then to flush counters even when idle
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
-    loop {
-        let (len, peer) = match sock.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if !stats.counts.is_empty() {
-                    stats.flush(&metrics);
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "udp receive failed");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
+/// One UDP thread's state: its counters and its answer cache.
+struct UdpWorker {
+    zones: SharedZones,
+    metrics: Arc<ServerMetrics>,
+    stats: LocalStats,
+    cache: AnswerCache,
+}
+
+impl UdpWorker {
+    /// Builds the response to `request` into `out`; false when nothing is to be sent.
+    fn answer(&mut self, request: &[u8], out: &mut Vec<u8>) -> bool {
         let started = Instant::now();
-        let snapshot = zones.load();
+        let snapshot = self.zones.load();
         let ptr: *const ZoneSet = Arc::as_ptr(&snapshot);
-        if ptr != cache.zones {
-            cache.map.clear();
-            cache.zones = ptr;
+        if ptr != self.cache.zones {
+            self.cache.map.clear();
+            self.cache.zones = ptr;
         }
-        let request = &buf[..len];
-        let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&len);
-        if cacheable && let Some((resp, summary)) = cache.map.get(&request[2..]) {
-            out.clear();
+        out.clear();
+        let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&request.len());
+        if cacheable && let Some((resp, summary)) = self.cache.map.get(&request[2..]) {
             out.extend_from_slice(&request[..2]);
             out.extend_from_slice(resp);
-            if let Err(e) = sock.send_to(&out, peer) {
-                tracing::debug!(error = %e, %peer, "udp send failed");
-            }
-            stats.count(summary, &metrics, started);
-            continue;
+            self.stats.count(summary, &self.metrics, started);
+            return true;
         }
-        if let Some((resp, summary)) = respond(&snapshot, request, Transport::Udp) {
-            if let Err(e) = sock.send_to(&resp, peer) {
-                tracing::debug!(error = %e, %peer, "udp send failed");
+        let Some((resp, summary)) = respond(&snapshot, request, Transport::Udp) else {
+            return false;
+        };
+        out.extend_from_slice(&resp);
+        self.stats.count(&summary, &self.metrics, started);
+        if cacheable && resp.len() >= 2 {
+            if self.cache.map.len() >= ANSWER_CACHE_ENTRIES {
+                self.cache.map.clear();
             }
-            stats.count(&summary, &metrics, started);
-            if cacheable && resp.len() >= 2 {
-                if cache.map.len() >= ANSWER_CACHE_ENTRIES {
-                    cache.map.clear();
+            self.cache
+                .map
+                .insert(request[2..].into(), (resp[2..].into(), summary));
+        }
+        true
+    }
+
+    fn idle(&mut self) {
+        if !self.stats.counts.is_empty() {
+            self.stats.flush(&self.metrics);
+        }
+    }
+}
+
+fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMetrics>) {
+    let mut worker = UdpWorker {
+        zones,
+        metrics,
+        stats: LocalStats::new(),
+        cache: AnswerCache::new(),
+    };
+    // wake up now and then to flush counters even when idle
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
+    #[cfg(target_os = "linux")]
+    {
+        mmsg::udp_loop_batched(&sock, &mut worker)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut buf = [0u8; 4096];
+        let mut out: Vec<u8> = Vec::with_capacity(1232);
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((len, peer)) => {
+                    if worker.answer(&buf[..len], &mut out)
+                        && let Err(e) = sock.send_to(&out, peer)
+                    {
+                        tracing::debug!(error = %e, %peer, "udp send failed");
+                    }
                 }
-                cache
-                    .map
-                    .insert(request[2..].into(), (resp[2..].into(), summary));
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    worker.idle()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "udp receive failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+/// Linux: up to 32 datagrams per `recvmmsg` and their answers in one `sendmmsg`, as Knot and
+/// NSD do; under load this halves the system calls per query.
+#[cfg(target_os = "linux")]
+mod mmsg {
+    use super::UdpWorker;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    const BATCH: usize = 32;
+    const BUF: usize = 4096;
+
+    pub(super) fn udp_loop_batched(sock: &std::net::UdpSocket, worker: &mut UdpWorker) -> ! {
+        let fd = sock.as_raw_fd();
+        let mut bufs = vec![[0u8; BUF]; BATCH];
+        let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
+        // SAFETY: plain C structs; all-zero is a valid initial value for each.
+        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut out_iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut out_msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        loop {
+            for i in 0..BATCH {
+                iovs[i] = libc::iovec {
+                    iov_base: bufs[i].as_mut_ptr().cast(),
+                    iov_len: BUF,
+                };
+                msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                msgs[i].msg_hdr.msg_namelen =
+                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+                msgs[i].msg_hdr.msg_control = std::ptr::null_mut();
+                msgs[i].msg_hdr.msg_controllen = 0;
+                msgs[i].msg_hdr.msg_flags = 0;
+                msgs[i].msg_len = 0;
+            }
+            // SAFETY: every msghdr points at live buffers of the sizes given, for this call only.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    msgs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::Interrupted => worker.idle(),
+                    _ => {
+                        tracing::warn!(error = %e, "udp receive failed");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                continue;
+            }
+            let mut count = 0;
+            for i in 0..n as usize {
+                let len = (msgs[i].msg_len as usize).min(BUF);
+                if !worker.answer(&bufs[i][..len], &mut outs[count]) {
+                    continue;
+                }
+                out_iovs[count] = libc::iovec {
+                    iov_base: outs[count].as_mut_ptr().cast(),
+                    iov_len: outs[count].len(),
+                };
+                out_msgs[count].msg_hdr = unsafe { std::mem::zeroed() };
+                out_msgs[count].msg_hdr.msg_name =
+                    (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                out_msgs[count].msg_hdr.msg_namelen = msgs[i].msg_hdr.msg_namelen;
+                out_msgs[count].msg_hdr.msg_iov = &mut out_iovs[count];
+                out_msgs[count].msg_hdr.msg_iovlen = 1;
+                out_msgs[count].msg_len = 0;
+                count += 1;
+            }
+            let mut sent = 0;
+            while sent < count {
+                // SAFETY: as above, for the `count - sent` prepared messages.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        out_msgs[sent..].as_mut_ptr(),
+                        (count - sent) as libc::c_uint,
+                        0,
+                    )
+                };
+                if r <= 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    // skip the datagram that failed (e.g. an unreachable peer) and go on
+                    tracing::debug!(error = %e, "udp send failed");
+                    sent += 1;
+                } else {
+                    sent += r as usize;
+                }
             }
         }
     }
