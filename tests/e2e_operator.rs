@@ -164,12 +164,13 @@ impl Operator {
             "6",
             "--lease-grace",
             "2",
-            "--delegation-check-interval",
-            "0",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !extra.contains(&"--delegation-check-interval") {
+            args.extend(["--delegation-check-interval".to_string(), "0".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
             .arg("--log-format")
@@ -1428,4 +1429,285 @@ async fn only_the_lease_holder_reconciles() {
     .await;
     wait_condition(&ns, "z2", "Accepted", "True").await;
     assert!(ops[standby].metric("zonegate_operator_reconciles_total", "") > 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delegated: a parent zone served by Knot on loopback
+
+/// A free loopback port for UDP and TCP.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `knotd` serving `zone` (the parent) on 127.0.0.1:`port` from a zone file in `dir`; stopped
+/// on drop.
+struct Knot {
+    child: Option<Child>,
+    dir: PathBuf,
+    zone: String,
+    port: u16,
+    serial: u32,
+}
+
+impl Knot {
+    fn new(zone: &str) -> Knot {
+        let dir = std::env::temp_dir().join(unique_name("zg-knot"));
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        Knot {
+            child: None,
+            dir,
+            zone: zone.to_string(),
+            port: free_port(),
+            serial: 1,
+        }
+    }
+
+    /// (Re)starts Knot with the parent zone holding `records` (zone-file lines, relative to the
+    /// parent's origin) besides its SOA, NS and the NS's address.
+    fn serve(&mut self, records: &[String]) {
+        self.stop();
+        self.serial += 1;
+        let zone = &self.zone;
+        let mut text = format!(
+            "$ORIGIN {zone}.\n$TTL 300\n@ SOA ns.{zone}. hostmaster.{zone}. {} 3600 600 86400 60\n@ NS ns.{zone}.\nns A 127.0.0.1\n",
+            self.serial
+        );
+        for r in records {
+            text.push_str(r);
+            text.push('\n');
+        }
+        let zonefile = self.dir.join("parent.zone");
+        std::fs::write(&zonefile, text).unwrap();
+        let conf = self.dir.join("knot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server:\n  listen: 127.0.0.1@{port}\n  rundir: {dir}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\nlog:\n  - target: stderr\n    any: warning\ndatabase:\n  storage: {dir}/db\nzone:\n  - domain: {zone}.\n    file: {file}\n    zonefile-load: whole\n    journal-content: none\n",
+                port = self.port,
+                dir = self.dir.display(),
+                file = zonefile.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("knot.log")).unwrap())
+            .spawn()
+            .expect("starting knotd (installed by e2e/deps.sh)");
+        self.child = Some(child);
+        // Answering, with this serial?
+        let start = std::time::Instant::now();
+        loop {
+            let out = Command::new("kdig")
+                .args([
+                    "@127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    &format!("{zone}."),
+                    "SOA",
+                    "+short",
+                    "+timeout=1",
+                    "+retry=0",
+                ])
+                .output()
+                .expect("kdig");
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text.split_whitespace().nth(2) == Some(&self.serial.to_string()) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "knotd does not answer: {text}\n{}",
+                std::fs::read_to_string(self.dir.join("knot.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            for _ in 0..50 {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn delegated_follows_the_parent_zone() {
+    let (_turn, client) = begin().await;
+    let ns = TestNamespace::create(&client).await;
+    let parent = domain_of(&ns);
+    let domain = format!("web.{parent}");
+    let mut knot = Knot::new(&parent);
+    knot.serve(&[]);
+    let id = operator_identity(&client, &ns).await;
+    let parent_addr = format!("127.0.0.1:{}", knot.port);
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--delegation-parent",
+            &parent_addr,
+            "--delegation-check-interval",
+            "1",
+            "--delegation-timeout",
+            "1",
+        ],
+    );
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain, "nameservers": {"count": 2, "replicas": 1}}),
+    )
+    .await;
+    wait_for("Services", WAIT, || async {
+        ns.api::<Service>().get("web-ns2").await
+    })
+    .await;
+    set_lb(&client, &ns, "web-ns1", json!([{"ip": "192.0.2.1"}])).await;
+    set_lb(&client, &ns, "web-ns2", json!([{"ip": "192.0.2.2"}])).await;
+    let records = [
+        format!("{domain}. 3600 IN NS ns1.{domain}."),
+        format!("{domain}. 3600 IN NS ns2.{domain}."),
+        format!("ns1.{domain}. 3600 IN A 192.0.2.1"),
+        format!("ns2.{domain}. 3600 IN A 192.0.2.2"),
+    ];
+    wait_for("status.delegation", WAIT, || async {
+        let z = ns
+            .api::<DNSZone>()
+            .get("web")
+            .await
+            .map_err(|e| e.to_string())?;
+        let d = z.status.map(|s| s.delegation).unwrap_or_default();
+        if d == records {
+            Ok(())
+        } else {
+            Err(format!("{d:?}"))
+        }
+    })
+    .await;
+
+    // Before: the parent knows nothing of the zone.
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "False").await;
+    assert_eq!(reason, "NotDelegated");
+    assert_eq!(
+        message,
+        format!(
+            "parent nameserver {parent_addr} answers NXDOMAIN for {domain}; create these records at your registrar or in the parent zone {parent}: {}",
+            records.join("; ")
+        )
+    );
+    let events = events_of(&client, &ns, "web").await;
+    assert!(
+        events.iter().any(|e| e.0 == "Warning"
+            && e.1 == "NotDelegated"
+            && e.2.contains("create these records")),
+        "{events:?}"
+    );
+
+    // After: the parent delegates to our nameservers, with our glue (the exact status lines).
+    knot.serve(&records);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "True").await;
+    assert_eq!(reason, "Delegated");
+    assert_eq!(
+        message,
+        format!(
+            "the nameservers of the parent zone {parent} ({parent_addr}) return this zone's NS set: ns1.{domain}, ns2.{domain}"
+        )
+    );
+
+    // The parent's glue goes stale.
+    let mut stale = records.to_vec();
+    stale[2] = format!("ns1.{domain}. 3600 IN A 192.0.2.99");
+    knot.serve(&stale);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "False").await;
+    assert_eq!(reason, "NSMismatch");
+    assert!(message.starts_with(&format!("parent nameserver {parent_addr} has glue 192.0.2.99 for ns1.{domain} instead of 192.0.2.1")), "{message}");
+
+    // The parent is unreachable: Unknown, not False.
+    knot.stop();
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "Unknown").await;
+    assert_eq!(reason, "ParentUnreachable");
+    assert!(message.contains(&parent_addr), "{message}");
+}
+
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn delegated_through_a_resolver() {
+    let (_turn, client) = begin().await;
+    let ns = TestNamespace::create(&client).await;
+    let parent = domain_of(&ns);
+    let domain = format!("web.{parent}");
+    let mut knot = Knot::new(&parent);
+    // The parent delegates to hostnames outside the zone (no glue needed); Knot plays the
+    // resolver too: it answers for the parent zone, whose nameserver ns.<parent> is 127.0.0.1.
+    knot.serve(&[
+        "web NS a.dns.example.net.".to_string(),
+        "web NS b.dns.example.net.".to_string(),
+    ]);
+    let id = operator_identity(&client, &ns).await;
+    let port = knot.port.to_string();
+    let resolver = format!("127.0.0.1:{port}");
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--delegation-resolver",
+            &resolver,
+            "--delegation-port",
+            &port,
+            "--delegation-check-interval",
+            "1",
+            "--delegation-timeout",
+            "1",
+        ],
+    );
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain, "nameservers": {"count": 2, "hostnames": ["a.dns.example.net", "b.dns.example.net"]}}),
+    )
+    .await;
+    let (_, message) = wait_condition(&ns, "web", "Delegated", "True").await;
+    assert_eq!(
+        message,
+        format!(
+            "the nameservers of the parent zone {parent} (127.0.0.1:{port}) return this zone's NS set: a.dns.example.net, b.dns.example.net"
+        )
+    );
+    // The parent delegates to someone else.
+    knot.serve(&[
+        "web NS a.dns.example.net.".to_string(),
+        "web NS old.example.org.".to_string(),
+    ]);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "False").await;
+    assert_eq!(reason, "NSMismatch");
+    assert!(
+        message.starts_with(&format!("parent nameserver 127.0.0.1:{port} delegates {domain} to a.dns.example.net, old.example.org instead of a.dns.example.net, b.dns.example.net")),
+        "{message}"
+    );
 }
