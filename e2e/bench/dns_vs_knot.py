@@ -120,6 +120,13 @@ def wait_answer(port, name, want, timeout=60.0):
     raise RuntimeError(f"no answer {want} for {name} within {timeout}s")
 
 
+def cpu_seconds(pid):
+    """user + system CPU time of a process (and its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -241,13 +248,17 @@ def main():
                 for rnd in range(args.rounds):
                     for name in ("zonegate", "knot"):
                         proc, port = procs[name]
+                        cpu0 = cpu_seconds(proc.p.pid)
                         peak = dnsperf(port, queries, args.seconds)
+                        cpu = cpu_seconds(proc.p.pid) - cpu0
                         r[name]["rounds"].append(peak["qps"])
+                        r[name].setdefault("cpu_us_per_query", []).append(cpu * 1e6 / max(1, peak["completed"]))
                         r[name]["max_lost"] = peak["lost"]
                         log(f"round {rnd + 1}: {name} {peak['qps']:.0f} qps")
                 for name in ("zonegate", "knot"):
                     proc, port = procs[name]
                     r[name]["max_qps"] = statistics.median(r[name]["rounds"])
+                    r[name]["cpu_us"] = statistics.median(r[name]["cpu_us_per_query"])
                     lat = dnsperf(port, queries, max(3, args.seconds // 2), rate=args.rate)
                     r[name].update({f"lat_{k}": v for k, v in lat.items()})
                     r[name]["rss_after_kib"] = rss_kib(proc.p.pid)
@@ -272,14 +283,15 @@ def main():
 
     cpu = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo"], capture_output=True, text=True).stdout.split("\n")
     print(f"Machine: {cpu[0]} cores, {cpu[1].split(':')[-1].strip() if len(cpu) > 1 else '?'}; dnsperf 8 clients, 500 outstanding, {args.rounds} alternating rounds of {args.seconds}s per server (median shown, all rounds in the JSON); latency at {args.rate} qps offered.\n")
-    print("| names | server | max QPS | ratio vs Knot | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| names | server | max QPS | ratio vs Knot | CPU µs per query | Knot's CPU / ours | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in results.items():
         for name in ("zonegate", "knot"):
             x = r[name]
             ratio = x["max_qps"] / r["knot"]["max_qps"] if r["knot"]["max_qps"] else 0
             ch = f"{x['change_ms_median']:.1f} / {x['change_ms_max']:.1f}" if "change_ms_median" in x else "n/a (no watch)"
-            print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
+            eff = r["knot"]["cpu_us"] / x["cpu_us"] if x["cpu_us"] else 0
+            print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {x['cpu_us']:.2f} | {eff:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
     print("\n```json\n" + json.dumps(results, indent=1) + "\n```")
 
 
