@@ -17,5 +17,9 @@ fn main() {
     let t = Instant::now();
     let again = loader.load();
     let t_reload = t.elapsed();
-    println!("load {t_load:?} compile {t_compile:?} build {t_build:?} reload-unchanged {t_reload:?} zones {} objects {}", set.len(), again.store.objects.len());
+    println!(
+        "load {t_load:?} compile {t_compile:?} build {t_build:?} reload-unchanged {t_reload:?} zones {} objects {}",
+        set.len(),
+        again.store.objects.len()
+    );
 }
