@@ -22,14 +22,12 @@ pub fn master_file(data: &ZoneData, serial: u32) -> String {
         s.expire,
         s.minimum
     );
-    // Apex first, then the rest in canonical order (the BTreeMap's order).
-    let apex = data
-        .records
-        .get(&data.origin)
-        .into_iter()
-        .map(|m| (&data.origin, m));
-    let rest = data.records.iter().filter(|(n, _)| **n != data.origin);
-    for (name, sets) in apex.chain(rest) {
+    // Apex first, then the rest in canonical order.
+    let names = data.names_sorted();
+    let apex = names.iter().filter(|n| ***n == data.origin);
+    let rest = names.iter().filter(|n| ***n != data.origin);
+    for name in apex.chain(rest) {
+        let sets = &data.records[*name];
         for (rtype, set) in sets {
             for rd in &set.rdata {
                 let _ = writeln!(

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 /// A stable 64-bit fingerprint of a zone's content (FNV-1a over a canonical rendering, so it is
 /// the same in every process and across versions of the standard library).
 pub fn content_hash(data: &ZoneData) -> u64 {
+    use hickory_proto::serialize::binary::BinEncodable;
     let mut h = Fnv(0xcbf29ce484222325);
     data.origin.to_ascii().hash(&mut h);
     let s = &data.soa;
@@ -30,17 +31,34 @@ pub fn content_hash(data: &ZoneData) -> u64 {
         s.ttl,
     )
         .hash(&mut h);
+    // Order-independent over RRsets (records is a hash map): a sum of per-RRset hashes.
+    let mut sum: u64 = 0;
     for (name, sets) in &data.records {
-        name.to_ascii().hash(&mut h);
         for (t, set) in sets {
-            u16::from(*t).hash(&mut h);
-            set.ttl.hash(&mut h);
+            let mut r = Fnv(0xcbf29ce484222325);
+            name.to_lowercase().to_ascii().hash(&mut r);
+            u16::from(*t).hash(&mut r);
+            set.ttl.hash(&mut r);
             for rd in &set.rdata {
-                rd.to_string().hash(&mut h);
+                match rd.to_bytes() {
+                    Ok(b) => b.hash(&mut r),
+                    Err(_) => rd.to_string().hash(&mut r),
+                }
             }
+            // mix before summing: FNV's last step is nearly linear, and two RRsets changing
+            // the same way (one Ingress, two names) could cancel out in a plain sum
+            sum = sum.wrapping_add(mix(r.finish()));
         }
     }
+    sum.hash(&mut h);
     h.finish()
+}
+
+/// The splitmix64 finalizer: a bijective, strongly mixing step.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
 }
 
 struct Fnv(u64);
@@ -148,5 +166,78 @@ mod tests {
             "restart with same content keeps serial"
         );
         assert_eq!(k2.serial("a.", 9, 5), 1002, "restart never goes backwards");
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+    use crate::zone::{SoaData, ZoneData};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData};
+
+    fn zone(ip: [u8; 4]) -> ZoneData {
+        let o = Name::from_ascii("a.example.").unwrap();
+        let soa = SoaData {
+            mname: o.clone(),
+            rname: o.clone(),
+            refresh: 1,
+            retry: 1,
+            expire: 1,
+            minimum: 1,
+            ttl: 1,
+        };
+        let mut z = ZoneData::new(o.clone(), soa);
+        z.add(
+            Name::from_ascii("www.a.example.").unwrap(),
+            60,
+            RData::A(A::from(std::net::Ipv4Addr::from(ip))),
+        );
+        z.add(
+            Name::from_ascii("b.a.example.").unwrap(),
+            60,
+            RData::A(A::from(std::net::Ipv4Addr::new(192, 0, 2, 9))),
+        );
+        z
+    }
+
+    #[test]
+    fn content_hash_sees_every_change_and_ignores_order() {
+        assert_eq!(
+            content_hash(&zone([192, 0, 2, 1])),
+            content_hash(&zone([192, 0, 2, 1]))
+        );
+        assert_ne!(
+            content_hash(&zone([192, 0, 2, 1])),
+            content_hash(&zone([192, 0, 2, 2]))
+        );
+        let mut z = zone([192, 0, 2, 1]);
+        z.records
+            .get_mut(&Name::from_ascii("www.a.example.").unwrap())
+            .unwrap()
+            .values_mut()
+            .next()
+            .unwrap()
+            .ttl = 61;
+        assert_ne!(
+            content_hash(&z),
+            content_hash(&zone([192, 0, 2, 1])),
+            "TTL counts"
+        );
+        // two names changing the same way must not cancel out
+        let two = |last: u8| {
+            let mut z = zone([192, 0, 2, 1]);
+            for n in ["x.a.example.", "y.a.example."] {
+                z.add(
+                    Name::from_ascii(n).unwrap(),
+                    60,
+                    RData::A(A::from(std::net::Ipv4Addr::new(198, 51, 100, last))),
+                );
+            }
+            content_hash(&z)
+        };
+        for last in 0..50u8 {
+            assert_ne!(two(last), two(last + 1), "{last}");
+        }
     }
 }

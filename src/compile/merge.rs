@@ -124,9 +124,16 @@ pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
     }
 
     // 5: CNAME exclusivity.
+    // Only names that have a CNAME matter; grouping just those keeps a large zone cheap.
+    let cname_names: std::collections::HashSet<&Name> = cands
+        .iter()
+        .zip(&keep)
+        .filter(|(cand, k)| **k && cand.rdata.record_type() == RecordType::CNAME)
+        .map(|(cand, _)| &cand.name)
+        .collect();
     let mut by_name: BTreeMap<&Name, Vec<usize>> = BTreeMap::new();
     for (i, cand) in cands.iter().enumerate() {
-        if keep[i] {
+        if keep[i] && cname_names.contains(&cand.name) {
             by_name.entry(&cand.name).or_default().push(i);
         }
     }
