@@ -847,3 +847,78 @@ fn samples_render_and_pass_zonegate_check() {
         .arg(repo("config/samples/tenant")));
     assert!(ok, "zonegate check config/samples/tenant:\n{out}\n{err}");
 }
+
+/// GitHub's anchor of a Markdown heading.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link of the packaging docs points at an existing file and heading.
+#[test]
+fn doc_links_resolve() {
+    let docs = [
+        "docs/install.md",
+        "docs/registrar.md",
+        "docs/gitops.md",
+        "docs/operations.md",
+        "docs/migrate-k8s-gateway.md",
+        "docs/migrate-externaldns.md",
+        "docs/api-reference.md",
+    ];
+    let anchors = |file: &Path| -> BTreeSet<String> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut in_code = false;
+        let mut out = BTreeSet::new();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            } else if !in_code && line.starts_with('#') {
+                out.insert(slug(line.trim_start_matches('#')));
+            }
+        }
+        out
+    };
+    let mut broken = Vec::new();
+    for doc in docs {
+        // Links outside code: fenced blocks and `inline code` dropped.
+        let mut text = String::new();
+        let mut in_code = false;
+        for line in read(doc).lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if !in_code {
+                text.extend(line.split('`').step_by(2));
+                text.push('\n');
+            }
+        }
+        let dir = repo(doc).parent().unwrap().to_path_buf();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = &rest[..end];
+            if target.starts_with("http://") || target.starts_with("https://") {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() {
+                repo(doc)
+            } else {
+                dir.join(path)
+            };
+            if !file.exists() {
+                broken.push(format!("{doc}: {target}: no such file"));
+            } else if !anchor.is_empty() && !anchors(&file).contains(anchor) {
+                broken.push(format!("{doc}: {target}: no such heading"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
