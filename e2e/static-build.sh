@@ -7,8 +7,8 @@
 #
 #   e2e/static-build.sh      last line: ZONEGATE_STATIC=<path of the binary>
 #
-# The build reuses ~/.cache/zonegate/static-target (first build: ~15 min on 2 cores; the
-# release profile uses thin LTO).
+# The build reuses ~/.cache/zonegate/static-target (first build: ~8 min on 2 cores, the release
+# profile uses thin LTO; later runs rebuild only when the sources changed).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,11 +25,17 @@ grep -qF "RUSTFLAGS=\"$RUSTFLAGS_STATIC\"" "$REPO/Dockerfile" ||
 grep -qF 'cargo build --release --locked --target "$triple" --bin zonegate' "$REPO/Dockerfile" ||
   die "the Dockerfile's cargo command changed: update this script"
 
-ctx=$(mktemp -d)
+# The build context: the paths .dockerignore allows (its `!` lines), as the Dockerfile COPYs
+# them. Kept at a fixed path with the files' times preserved, so an unchanged tree is not
+# rebuilt (cargo's fingerprints include the path).
+ctx="$CACHE_ROOT/static-context"
 root=""
-trap 'rm -rf "$ctx" ${root:+"$root"}; [ -z "${srv:-}" ] || kill "$srv" 2>/dev/null || true' EXIT
-
-# The build context: the paths .dockerignore allows (its `!` lines), and the Dockerfile COPYs.
+trap 'rm -rf ${root:+"$root"}; [ -z "${srv:-}" ] || kill "$srv" 2>/dev/null || true' EXIT
+mkdir -p "$CACHE_ROOT"
+exec 8>"$CACHE_ROOT/.static-build.lock"
+flock -n 8 || { log "another e2e/static-build.sh holds the lock; waiting"; flock 8; }
+rm -rf "$ctx"
+mkdir -p "$ctx"
 while read -r line; do
   case "$line" in
     '!'*) p=${line#!}; p=${p%/}; mkdir -p "$ctx/$(dirname "$p")"; cp -a "$REPO/$p" "$ctx/$p" ;;
@@ -58,12 +64,13 @@ cp "$bin" "$root/bin/zonegate"
 cp "$REPO"/config/samples/quickstart/*.yaml "$root/manifests/"
 chmod -R a+rX "$root"
 if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null; then
-  run() { chroot --userspec=65532:65532 "$root" /bin/zonegate "$@"; }
+  ZG=(chroot --userspec=65532:65532 "$root" /bin/zonegate)   # chroot execs zonegate: same pid
   where="chroot $root as uid 65532"
 else
-  run() { "$root/bin/zonegate" "$@"; }
+  ZG=("$root/bin/zonegate")
   where="$root (not root: no chroot)"
 fi
+run() { "${ZG[@]}" "$@" 8>&-; }
 log "running in $where"
 run --version
 run crd | grep -q 'name: dnszones.zonegate.dev' || die "zonegate crd"
@@ -72,7 +79,7 @@ run render --manifests /manifests | grep -q 'IN[[:space:]]*SOA' || die "zonegate
 
 if command -v dig >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  run serve --manifests /manifests --listen "127.0.0.1:$port" 2>"$root/tmp/serve.log" &
+  "${ZG[@]}" serve --manifests /manifests --listen "127.0.0.1:$port" 2>"$root/tmp/serve.log" 8>&- &
   srv=$!
   answer=""
   for _ in $(seq 50); do
