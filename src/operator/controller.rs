@@ -175,49 +175,132 @@ impl Stores {
         }
     }
 
-    /// Every cached object labelled as belonging to `zone`: (kind, namespace, name, has owner).
-    fn zone_objects(&self, zone: &ZoneKey) -> Vec<(OwnedKind, Option<String>, String, bool)> {
-        fn of<K>(
+    /// Every cached object labelled as belonging to `zone`. Looked up by the names the zone's
+    /// objects can have (a scan only for its Roles and RoleBindings in other namespaces), so a
+    /// reconcile does not walk every object of the cluster.
+    fn zone_objects(&self, zone: &ZoneKey) -> Vec<ObjectId> {
+        fn labelled(
+            meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            zone: &ZoneKey,
+        ) -> bool {
+            meta.labels.as_ref().is_some_and(|l| {
+                l.get(LABEL_ZONE) == Some(&zone.name)
+                    && l.get(LABEL_ZONE_NAMESPACE) == Some(&zone.namespace)
+            })
+        }
+        fn named<K>(
             s: &Store<K>,
             kind: OwnedKind,
+            ns: Option<&str>,
+            name: String,
             zone: &ZoneKey,
-            out: &mut Vec<(OwnedKind, Option<String>, String, bool)>,
+            out: &mut Vec<ObjectId>,
         ) where
             K: Resource<DynamicType = ()> + Clone + 'static,
         {
-            for o in s.state() {
-                let l = o.labels();
-                if l.get(LABEL_ZONE) == Some(&zone.name)
-                    && l.get(LABEL_ZONE_NAMESPACE) == Some(&zone.namespace)
-                {
-                    out.push((
-                        kind,
-                        o.namespace(),
-                        o.name_any(),
-                        !o.owner_references().is_empty(),
-                    ));
-                }
+            let mut r = ObjectRef::<K>::new(&name);
+            if let Some(ns) = ns {
+                r = r.within(ns);
+            }
+            if s.get(&r).is_some_and(|o| labelled(o.meta(), zone)) {
+                out.push((kind, ns.map(str::to_string), name));
             }
         }
+        fn foreign<K>(
+            s: &Store<K>,
+            kind: OwnedKind,
+            name: &str,
+            zone: &ZoneKey,
+            out: &mut Vec<ObjectId>,
+        ) where
+            K: Resource<DynamicType = ()> + Clone + 'static,
+        {
+            for o in s.state_filter(|o| {
+                o.meta().name.as_deref() == Some(name)
+                    && o.meta().namespace.as_deref() != Some(&zone.namespace)
+                    && labelled(o.meta(), zone)
+            }) {
+                out.push((kind, o.namespace(), name.to_string()));
+            }
+        }
+        let ns = Some(zone.namespace.as_str());
+        let z = zone.name.as_str();
         let mut out = Vec::new();
-        of(
+        named(
             &self.service_accounts,
             OwnedKind::ServiceAccount,
+            ns,
+            desired::dns_object_name(z),
             zone,
             &mut out,
         );
-        of(&self.config_maps, OwnedKind::ConfigMap, zone, &mut out);
-        of(&self.roles, OwnedKind::Role, zone, &mut out);
-        of(&self.role_bindings, OwnedKind::RoleBinding, zone, &mut out);
-        of(
+        named(
+            &self.config_maps,
+            OwnedKind::ConfigMap,
+            ns,
+            desired::serial_configmap_name(z),
+            zone,
+            &mut out,
+        );
+        named(
+            &self.roles,
+            OwnedKind::Role,
+            ns,
+            desired::dns_object_name(z),
+            zone,
+            &mut out,
+        );
+        named(
+            &self.role_bindings,
+            OwnedKind::RoleBinding,
+            ns,
+            desired::dns_object_name(z),
+            zone,
+            &mut out,
+        );
+        named(
+            &self.pdbs,
+            OwnedKind::PodDisruptionBudget,
+            ns,
+            desired::dns_object_name(z),
+            zone,
+            &mut out,
+        );
+        for i in 1..=desired::MAX_NAMESERVERS {
+            named(
+                &self.deployments,
+                OwnedKind::Deployment,
+                ns,
+                nameserver_object_name(z, i),
+                zone,
+                &mut out,
+            );
+            named(
+                &self.services,
+                OwnedKind::Service,
+                ns,
+                nameserver_object_name(z, i),
+                zone,
+                &mut out,
+            );
+        }
+        named(
             &self.cluster_role_bindings,
             OwnedKind::ClusterRoleBinding,
+            None,
+            desired::gateway_binding_name(&zone.namespace, z),
             zone,
             &mut out,
         );
-        of(&self.deployments, OwnedKind::Deployment, zone, &mut out);
-        of(&self.services, OwnedKind::Service, zone, &mut out);
-        of(&self.pdbs, OwnedKind::PodDisruptionBudget, zone, &mut out);
+        let f = desired::foreign_object_name(&zone.namespace, z);
+        foreign(&self.roles, OwnedKind::Role, &f, zone, &mut out);
+        foreign(
+            &self.role_bindings,
+            OwnedKind::RoleBinding,
+            &f,
+            zone,
+            &mut out,
+        );
         out
     }
 
@@ -290,10 +373,16 @@ struct Ctx {
     sweep: Notify,
 }
 
-/// A create refused because the namespace is being deleted.
+/// A create refused because the namespace is being deleted, or is gone.
 fn namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 403
-        && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+    match e {
+        kube::Error::Api(s) => match (s.code, &s.details) {
+            (403, Some(d)) => d.causes.iter().any(|c| c.reason == "NamespaceTerminating"),
+            (404, Some(d)) => d.kind == "namespaces",
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn api_resource(kind: OwnedKind) -> ApiResource {
@@ -531,12 +620,15 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     tracing::debug!(zone = %key, "reconciling");
 
     // Who may serve which domain, over every zone of the cluster.
+    // Only zones of the same domain or above it decide this zone's verdict.
     let mut claims: Vec<Claim> = ctx
         .stores
         .zones
-        .state()
+        .state_filter(|z| {
+            z.metadata.uid != zone.metadata.uid
+                && tenancy::within(&zone.spec.domain, &z.spec.domain)
+        })
         .iter()
-        .filter(|z| z.metadata.uid != zone.metadata.uid)
         .filter_map(|z| Claim::of(z))
         .collect();
     claims.extend(Claim::of(zone));
@@ -560,7 +652,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         ctx.ensure(obj, live).await?;
     }
     let wanted: HashSet<ObjectId> = desired.iter().map(desired::identity).collect();
-    for (kind, ns, name, _) in ctx.stores.zone_objects(&key) {
+    for (kind, ns, name) in ctx.stores.zone_objects(&key) {
         if !wanted.contains(&(kind, ns.clone(), name.clone())) {
             ctx.delete(kind, ns.as_deref(), &name).await?;
         }
@@ -685,11 +777,9 @@ fn zone_ref_of_labels(
 /// Zones whose verdict may depend on `changed`: itself, zones of the same domain, and zones
 /// below it.
 fn related_zones(zones: &Store<DNSZone>, changed: &DNSZone) -> Vec<ObjectRef<DNSZone>> {
-    let domain = tenancy::normalize(&changed.spec.domain);
     zones
-        .state()
+        .state_filter(|z| tenancy::within(&z.spec.domain, &changed.spec.domain))
         .iter()
-        .filter(|z| tenancy::is_at_or_below(&tenancy::normalize(&z.spec.domain), &domain))
         .map(|z| ObjectRef::from_obj(z.as_ref()))
         .collect()
 }
@@ -908,6 +998,27 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
             .expect("checks lock")
             .retain(|k, _| live.contains(&k.to_string()));
         ctx.metrics.retain_zones(&live);
+        // Forget what was applied to objects that are gone (the garbage collector's work).
+        let applied: Vec<ObjectId> = ctx
+            .applied
+            .lock()
+            .expect("applied lock")
+            .keys()
+            .cloned()
+            .collect();
+        let gone: Vec<ObjectId> = applied
+            .into_iter()
+            .filter(|(kind, ns, name)| {
+                *kind != OwnedKind::ClusterRole
+                    && ctx.stores.live(*kind, ns.as_deref(), name).is_none()
+            })
+            .collect();
+        {
+            let mut memo = ctx.applied.lock().expect("applied lock");
+            for id in gone {
+                memo.remove(&id);
+            }
+        }
         tokio::select! {
             _ = ctx.sweep.notified() => {},
             _ = tokio::time::sleep(Duration::from_secs(60)) => {},
@@ -929,4 +1040,133 @@ async fn ensure_gateway_reader(ctx: &Ctx) -> Result<(), Error> {
             (serde_json::to_value(o).unwrap_or(Value::Null), rv)
         });
     ctx.ensure(&obj, live).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::NameserverStatus;
+
+    fn zone(ns: &str, name: &str, domain: &str) -> DNSZone {
+        serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"namespace": ns, "name": name},
+            "spec": {"domain": domain},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn expected_delegation_has_glue_only_for_in_zone_ip_addresses() {
+        let e = expected_delegation(
+            "Acme.example.com.",
+            &[
+                NameserverStatus {
+                    hostname: "ns1.acme.example.com".into(),
+                    addresses: vec!["192.0.2.1".into(), "lb.example.net".into()],
+                },
+                NameserverStatus {
+                    hostname: "ns.dns.example.net".into(),
+                    addresses: vec!["192.0.2.2".into()],
+                },
+                NameserverStatus {
+                    hostname: "ns3.acme.example.com".into(),
+                    addresses: vec!["lb3.example.net".into()],
+                },
+            ],
+        );
+        assert_eq!(e.domain, "acme.example.com");
+        assert_eq!(
+            e.nameservers.iter().cloned().collect::<Vec<_>>(),
+            vec![
+                "ns.dns.example.net",
+                "ns1.acme.example.com",
+                "ns3.acme.example.com"
+            ]
+        );
+        assert_eq!(e.glue.len(), 1);
+        assert_eq!(
+            e.glue["ns1.acme.example.com"]
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>(),
+            vec!["192.0.2.1"]
+        );
+    }
+
+    #[test]
+    fn related_zones_are_same_domain_and_below() {
+        let (reader, mut writer) = reflector::store::<DNSZone>();
+        for z in [
+            zone("a", "root", "example.com"),
+            zone("b", "dup", "example.com"),
+            zone("c", "sub", "team.example.com"),
+            zone("d", "other", "example.org"),
+            zone("e", "lookalike", "notexample.com"),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(z));
+        }
+        let mut got: Vec<String> = related_zones(&reader, &zone("a", "root", "example.com"))
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec!["a/root", "b/dup", "c/sub"]);
+        let got = related_zones(&reader, &zone("c", "sub", "team.example.com"));
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn labels_point_to_the_zone() {
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(json!({"name": "x", "namespace": "shop", "labels": {
+                LABEL_ZONE: "web", LABEL_ZONE_NAMESPACE: "acme"}}))
+            .unwrap();
+        let r = zone_ref_of_labels(&meta).unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_deref()),
+            ("web", Some("acme"))
+        );
+        assert!(zone_ref_of_labels(&Default::default()).is_none());
+    }
+
+    #[test]
+    fn terminating_namespace_refusals_are_recognised() {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "unable to create new content in namespace x because it is being terminated",
+            "details": {"causes": [{"reason": "NamespaceTerminating", "message": "namespace x is being terminated", "field": "metadata.namespace"}]}
+        }))
+        .unwrap();
+        assert!(namespace_terminating(&kube::Error::Api(Box::new(
+            status.clone()
+        ))));
+        let mut other = status;
+        other.details = None;
+        assert!(!namespace_terminating(&kube::Error::Api(Box::new(other))));
+        let gone: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": 404, "reason": "NotFound", "message": "namespaces \"x\" not found",
+            "details": {"name": "x", "kind": "namespaces"}
+        }))
+        .unwrap();
+        assert!(namespace_terminating(&kube::Error::Api(Box::new(
+            gone.clone()
+        ))));
+        let mut svc = gone;
+        svc.details.as_mut().unwrap().kind = "services".into();
+        assert!(!namespace_terminating(&kube::Error::Api(Box::new(svc))));
+    }
+
+    #[test]
+    fn api_resources_of_owned_kinds() {
+        let ar = api_resource(OwnedKind::Deployment);
+        assert_eq!(
+            (ar.group.as_str(), ar.version.as_str(), ar.plural.as_str()),
+            ("apps", "v1", "deployments")
+        );
+        let ar = api_resource(OwnedKind::Service);
+        assert_eq!((ar.group.as_str(), ar.api_version.as_str()), ("", "v1"));
+        let ar = api_resource(OwnedKind::ClusterRoleBinding);
+        assert_eq!(ar.api_version, "rbac.authorization.k8s.io/v1");
+    }
 }

@@ -30,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const DNS_PORT: u16 = 5353;
 pub const HTTP_PORT: u16 = 8080;
 pub const SERVICE_PORT: u16 = 53;
+/// Most nameservers a zone can have (`spec.nameservers.count`, CRD maximum).
+pub const MAX_NAMESERVERS: usize = 4;
 /// UID/GID the server runs as (the distroless `nonroot` user).
 pub const RUN_AS: i64 = 65532;
 

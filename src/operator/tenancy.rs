@@ -115,6 +115,18 @@ pub fn is_at_or_below(name: &str, suffix: &str) -> bool {
             && name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
 }
 
+/// [`is_at_or_below`] for domains as written (ASCII case and a trailing dot ignored), without
+/// allocating: for scans over every zone.
+pub fn within(name: &str, suffix: &str) -> bool {
+    let (n, s) = (
+        name.trim_end_matches('.').as_bytes(),
+        suffix.trim_end_matches('.').as_bytes(),
+    );
+    n.len() >= s.len()
+        && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
+        && (n.len() == s.len() || n[n.len() - s.len() - 1] == b'.')
+}
+
 /// Why a DNSZone's name cannot be used, if it cannot: owned objects are `<name>-ns<i>`
 /// (Services: DNS-1035 labels of at most 63 characters) and the name is a label value.
 pub fn check_zone_name(name: &str) -> Result<(), String> {
@@ -419,6 +431,10 @@ mod tests {
         assert!(is_at_or_below("example.com", "example.com"));
         assert!(!is_at_or_below("aexample.com", "example.com"));
         assert!(!is_at_or_below("com", "example.com"));
+        assert!(within("A.Example.com.", "example.COM"));
+        assert!(within("example.com", "example.com."));
+        assert!(!within("aexample.com", "example.com"));
+        assert!(!within("com", "example.com"));
         assert_eq!(ancestors("a.b.c").collect::<Vec<_>>(), vec!["b.c", "c"]);
     }
 
