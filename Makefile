@@ -39,6 +39,8 @@ export PHASE
 test: lint
 	@eval "$$PHASE"
 	phase "e2e tools (e2e/deps.sh)" e2e/deps.sh
+	phase "helm (e2e/tools.sh)" e2e/tools.sh >/dev/null
+	export ZONEGATE_HELM=$$(e2e/tools.sh helm)
 	phase "control-plane binaries and CRDs (e2e/build-control-plane.sh)" e2e/build-control-plane.sh >/dev/null
 	# compile before the cluster starts, so it does not idle through the build
 	phase "build tests" $(CARGO) test --all-targets --no-run
@@ -51,10 +53,13 @@ test: lint
 	set -a; . "$$run/env"; set +a
 	rc=0
 	phase "cargo test (unit, integration, e2e)" $(CARGO) test --all-targets --no-fail-fast -- --include-ignored $(TEST_ARGS) || rc=$$?
+	phase "Helm chart on the control plane (e2e/helm.sh)" e2e/helm.sh || rc=$$?
 	phase "DNS end to end with dig, kdig, named-checkzone, Zonemaster (e2e/dns_e2e.sh)" e2e/dns_e2e.sh || rc=$$?
 	exit $$rc
 
 unit:
+	ZONEGATE_HELM=$$(e2e/tools.sh helm) \
+	ZONEGATE_E2E_BIN=$$(e2e/build-control-plane.sh | sed -n 's/^BIN=//p') \
 	$(CARGO) test
 
 lint:
@@ -69,3 +74,6 @@ cluster-down:
 
 crds:
 	$(CARGO) run -q --example write-crds
+	cp crds/*.yaml charts/zonegate/crds/
+	cp crds/*.yaml config/crd/bases/
+	$(CARGO) run -q --example api-reference
