@@ -88,10 +88,15 @@ pub(crate) fn ttl_of(out: &Compiled, name: &str, rtype: RecordType) -> Option<u3
 
 /// Every (name, type) in the zone other than the apex NS and nameserver glue.
 pub(crate) fn published(out: &Compiled) -> Vec<(String, RecordType)> {
+    // in canonical name order (records is a hash map)
     out.data
-        .records
-        .iter()
-        .flat_map(|(name, m)| m.keys().map(move |t| (name.to_ascii(), *t)))
+        .names_sorted()
+        .into_iter()
+        .flat_map(|name| {
+            out.data.records[name]
+                .keys()
+                .map(move |t| (name.to_ascii(), *t))
+        })
         .filter(|(name, t)| !(name == "acme.example.com." && *t == RecordType::NS))
         .collect()
 }
