@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 endpoint for probes and Prometheus: `/healthz`, `/readyz`, `/metrics`.
-//! Only GET, one request per connection; nothing else is exposed.
+//! Only GET, one request per connection; nothing else is exposed. Shared by `serve` and the
+//! operator through [`Endpoint`].
 
 use crate::metrics::ServerMetrics;
 use std::net::SocketAddr;
@@ -8,28 +9,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Shared health state.
+/// What a process exposes on its HTTP endpoint.
+pub trait Endpoint: Send + Sync + 'static {
+    /// Whether `/readyz` answers 200.
+    fn ready(&self) -> bool;
+    /// The `/readyz` body while not ready.
+    fn not_ready_reason(&self) -> &'static str;
+    /// The Prometheus text of `/metrics`.
+    fn metrics(&self) -> String;
+}
+
+/// Shared health state of the DNS server.
 #[derive(Debug, Default)]
 pub struct Health {
     /// Set once the first complete data set is being served.
     pub ready: AtomicBool,
 }
 
+/// The DNS server's endpoint: its health and its metrics.
+pub struct ServerEndpoint {
+    pub health: Arc<Health>,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+impl Endpoint for ServerEndpoint {
+    fn ready(&self) -> bool {
+        self.health.ready.load(Ordering::Acquire)
+    }
+    fn not_ready_reason(&self) -> &'static str {
+        "not ready: zones not loaded yet\n"
+    }
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+}
+
 /// Binds `addr` and serves until the process exits. Returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    health: Arc<Health>,
-    metrics: Arc<ServerMetrics>,
-) -> std::io::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, endpoint: Arc<dyn Endpoint>) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let health = health.clone();
-            let metrics = metrics.clone();
+            let endpoint = endpoint.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let mut len = 0;
@@ -56,18 +81,18 @@ pub async fn serve(
                 let path = path.split('?').next().unwrap_or("");
                 let (status, ctype, body) = match (method, path) {
                     ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-                    ("GET", "/readyz") if health.ready.load(Ordering::Acquire) => {
+                    ("GET", "/readyz") if endpoint.ready() => {
                         ("200 OK", "text/plain", "ready\n".to_string())
                     }
                     ("GET", "/readyz") => (
                         "503 Service Unavailable",
                         "text/plain",
-                        "not ready: zones not loaded yet\n".to_string(),
+                        endpoint.not_ready_reason().to_string(),
                     ),
                     ("GET", "/metrics") => (
                         "200 OK",
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        metrics.encode(),
+                        endpoint.metrics(),
                     ),
                     ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
                     _ => (

@@ -139,9 +139,15 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
     let health = Arc::new(Health::default());
     let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
     if let Some(addr) = opts.http {
-        let bound = http::serve(addr, health.clone(), metrics.clone())
-            .await
-            .map_err(|e| format!("--http {addr}: {e}"))?;
+        let bound = http::serve(
+            addr,
+            Arc::new(http::ServerEndpoint {
+                health: health.clone(),
+                metrics: metrics.clone(),
+            }),
+        )
+        .await
+        .map_err(|e| format!("--http {addr}: {e}"))?;
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     }
     let mut serial = SharedSerial {

@@ -214,9 +214,15 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
         tracing::info!(%bound, "serving DNS over UDP and TCP");
     }
     if let Some(addr) = opts.http {
-        let bound = http::serve(addr, health.clone(), metrics.clone())
-            .await
-            .map_err(|e| format!("--http {addr}: {e}"))?;
+        let bound = http::serve(
+            addr,
+            Arc::new(http::ServerEndpoint {
+                health: health.clone(),
+                metrics: metrics.clone(),
+            }),
+        )
+        .await
+        .map_err(|e| format!("--http {addr}: {e}"))?;
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     }
     health.ready.store(true, Ordering::Release);

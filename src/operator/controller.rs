@@ -793,7 +793,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let metrics = Arc::new(OperatorMetrics::new());
     if let Some(addr) = config.http {
-        let bound = super::metrics::serve(addr, metrics.clone())
+        let bound = crate::http::serve(addr, metrics.clone())
             .await
             .map_err(|e| format!("--http {addr}: {e}"))?;
         tracing::info!(%bound, "serving /metrics, /healthz and /readyz");

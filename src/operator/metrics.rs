@@ -9,12 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -201,75 +197,16 @@ impl OperatorMetrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process exits; returns the
-/// bound address.
-pub async fn serve(addr: SocketAddr, metrics: Arc<OperatorMetrics>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                let read = tokio::time::timeout(Duration::from_secs(5), async {
-                    while len < buf.len() {
-                        let n = stream.read(&mut buf[len..]).await?;
-                        if n == 0 {
-                            break;
-                        }
-                        len += n;
-                        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                    Ok::<_, std::io::Error>(())
-                })
-                .await;
-                if !matches!(read, Ok(Ok(()))) {
-                    return;
-                }
-                let head = String::from_utf8_lossy(&buf[..len]);
-                let mut parts = head.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let path = path.split('?').next().unwrap_or("");
-                let (status, ctype, body) = match (method, path) {
-                    ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-                    ("GET", "/readyz") if metrics.ready.load(Ordering::Acquire) => {
-                        ("200 OK", "text/plain", "ready\n".to_string())
-                    }
-                    ("GET", "/readyz") => (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        "not ready: starting, or the leader's caches are not synced yet\n"
-                            .to_string(),
-                    ),
-                    ("GET", "/metrics") => (
-                        "200 OK",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        metrics.encode(),
-                    ),
-                    ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                    _ => (
-                        "405 Method Not Allowed",
-                        "text/plain",
-                        "method not allowed\n".to_string(),
-                    ),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(resp.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok(bound)
+impl crate::http::Endpoint for OperatorMetrics {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+    fn not_ready_reason(&self) -> &'static str {
+        "not ready: starting, or the leader's caches are not synced yet\n"
+    }
+    fn metrics(&self) -> String {
+        self.encode()
+    }
 }
 
 #[cfg(test)]
