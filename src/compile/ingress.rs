@@ -31,18 +31,11 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, ing: &Ingress) {
         .load_balancer
         .ingress
         .iter()
-        .enumerate()
-        .map(|(k, e)| {
-            (
-                format!("status.loadBalancer.ingress[{k}]"),
-                e.ip.as_deref(),
-                e.hostname.as_deref(),
-            )
-        });
+        .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
     let targets = if src.target_override.is_some() {
         Vec::new()
     } else {
-        c.lb_targets(&src.object, entries)
+        c.lb_targets(&src.object, "status.loadBalancer.ingress", entries)
     };
     c.publish(&src, names, targets);
 }

@@ -491,10 +491,12 @@ impl<'a> Compiler<'a> {
     pub(crate) fn lb_targets<'e>(
         &mut self,
         object: &str,
-        entries: impl IntoIterator<Item = (String, Option<&'e str>, Option<&'e str>)>,
+        list: &str,
+        entries: impl IntoIterator<Item = (Option<&'e str>, Option<&'e str>)>,
     ) -> Vec<RData> {
         let mut out = Vec::new();
-        for (field, ip, hostname) in entries {
+        for (k, (ip, hostname)) in entries.into_iter().enumerate() {
+            let field = format!("{list}[{k}]");
             let ip = ip.filter(|s| !s.is_empty());
             let hostname = hostname.filter(|s| !s.is_empty());
             let result = match (ip, hostname) {

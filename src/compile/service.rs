@@ -56,15 +56,8 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, svc: &Service) {
             .load_balancer
             .ingress
             .iter()
-            .enumerate()
-            .map(|(k, e)| {
-                (
-                    format!("status.loadBalancer.ingress[{k}]"),
-                    e.ip.as_deref(),
-                    e.hostname.as_deref(),
-                )
-            });
-        c.lb_targets(&src.object, entries)
+            .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
+        c.lb_targets(&src.object, "status.loadBalancer.ingress", entries)
     };
     c.publish(&src, names, targets);
 }

@@ -16,18 +16,11 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, vs: &VirtualServ
         .status
         .external_endpoints
         .iter()
-        .enumerate()
-        .map(|(k, e)| {
-            (
-                format!("status.externalEndpoints[{k}]"),
-                e.ip.as_deref(),
-                e.hostname.as_deref(),
-            )
-        });
+        .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
     let targets = if src.target_override.is_some() {
         Vec::new()
     } else {
-        c.lb_targets(&src.object, entries)
+        c.lb_targets(&src.object, "status.externalEndpoints", entries)
     };
     c.publish(&src, vec![(name, "spec.host".to_string())], targets);
 }
