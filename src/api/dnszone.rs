@@ -7,6 +7,23 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// `JsonSchema` for a transparent string newtype: the given inline string schema.
+macro_rules! string_schema {
+    ($ty:ident, $schema:tt) => {
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+        }
+    };
+}
+
 /// Pattern of `spec.domain`: a lowercase fully qualified name of at least two labels, without
 /// the trailing dot.
 pub const DOMAIN_PATTERN: &str =
@@ -150,21 +167,11 @@ fn default_replicas() -> u32 {
 #[serde(transparent)]
 pub struct NameserverHostname(pub String);
 
-impl schemars::JsonSchema for NameserverHostname {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "NameserverHostname".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": DOMAIN_PATTERN,
-            "maxLength": 253,
-        })
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-}
+string_schema!(NameserverHostname, {
+    "type": "string",
+    "pattern": DOMAIN_PATTERN,
+    "maxLength": 253,
+});
 
 /// Service settings of the nameservers.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
@@ -241,21 +248,11 @@ impl Default for SourcesSpec {
 #[serde(transparent)]
 pub struct NamespaceName(pub String);
 
-impl schemars::JsonSchema for NamespaceName {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "NamespaceName".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-            "maxLength": 63,
-        })
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-}
+string_schema!(NamespaceName, {
+    "type": "string",
+    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    "maxLength": 63,
+});
 
 /// A kind of Kubernetes object that can publish names in a zone.
 #[derive(
@@ -354,17 +351,7 @@ pub struct StaticRecord {
 #[serde(transparent)]
 pub struct RecordValue(pub String);
 
-impl schemars::JsonSchema for RecordValue {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "RecordValue".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "minLength": 1, "maxLength": 1024 })
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-}
+string_schema!(RecordValue, { "type": "string", "minLength": 1, "maxLength": 1024 });
 
 /// Record types accepted in `spec.records`.
 #[derive(
@@ -528,17 +515,7 @@ pub struct NameserverStatus {
 #[serde(transparent)]
 pub struct IpAddress(pub String);
 
-impl schemars::JsonSchema for IpAddress {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "IpAddress".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "maxLength": 45 })
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-}
+string_schema!(IpAddress, { "type": "string", "maxLength": 45 });
 
 impl IpAddress {
     pub fn as_str(&self) -> &str {
