@@ -10,7 +10,7 @@
 //!   zone keeps being served. A re-list replaces that watch's objects in one step.
 
 use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
-use crate::objects::{ObjectKey, SourceObject};
+use crate::objects::SourceObject;
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -599,9 +599,4 @@ impl ClusterState {
         self.watched.remove(key);
         self.health.remove(key);
     }
-}
-
-/// Key of an object for logs.
-pub fn object_key(o: &SourceObject) -> ObjectKey {
-    o.key()
 }

@@ -27,21 +27,6 @@ impl ObjectStore {
         self.objects.insert(obj.key(), Arc::new(obj));
     }
 
-    pub fn remove_object(&mut self, key: &ObjectKey) -> Option<Arc<SourceObject>> {
-        self.objects.remove(key)
-    }
-
-    /// Objects of one namespace, in key order.
-    pub fn in_namespace<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<SourceObject>> + 'a {
-        self.objects
-            .iter()
-            .filter(move |(k, _)| k.namespace == namespace)
-            .map(|(_, v)| v)
-    }
-
     /// A Gateway by namespace and name.
     pub fn gateway(&self, namespace: &str, name: &str) -> Option<&super::Gateway> {
         let key = ObjectKey {
