@@ -444,6 +444,13 @@ fn reloads_on_change_and_keeps_last_good_data() {
         s.dns,
         &query_msg("acme.example.com.", RecordType::SOA, None),
     ));
+    let other = || {
+        soa_serial(&udp(
+            s.dns,
+            &query_msg("other.example.org.", RecordType::SOA, None),
+        ))
+    };
+    let other_before = other();
     std::thread::sleep(Duration::from_millis(1100)); // next second: a new file mtime
     let ing = std::fs::read_to_string(dir.path().join("ingress.yaml")).unwrap();
     dir.write(
@@ -462,7 +469,7 @@ fn reloads_on_change_and_keeps_last_good_data() {
         &query_msg("acme.example.com.", RecordType::SOA, None),
     ));
     assert!(after > before, "serial increased: {before} -> {after}");
-    // the other zone did not change: its serial is untouched by this reload
+    assert_eq!(other(), other_before, "the unchanged zone keeps its serial");
     // a broken file: the last good data keeps being served
     dir.write(
         "ingress.yaml",
