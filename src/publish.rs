@@ -1,11 +1,13 @@
 //! From an object store to the zones being served: settle domain claims, compile every zone,
 //! assign serials and build the immutable `ZoneSet` that is swapped in atomically.
 
-use crate::compile::{CompileOptions, Problem, compile};
+use crate::api::DNSZone;
+use crate::compile::{CompileOptions, Problem, ZoneCompiler};
 use crate::dns::{CompiledZone, ZoneSet};
 use crate::objects::store::ObjectStore;
-use crate::serial::{SerialKeeper, content_hash};
+use crate::serial::{SerialKeeper, content_hash_from, name_hash};
 use crate::zone::ZoneData;
+use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,77 +21,194 @@ pub struct ZoneReport {
     pub domain: String,
     /// Where the DNSZone came from (file location or `apiserver`).
     pub origin: String,
-    /// Compiled content, when the zone is served.
-    pub data: Option<ZoneData>,
+    /// The apex, when the zone is served (its content is `Publisher::data(zone)`).
+    pub apex: Option<Name>,
+    /// Fingerprint of the compiled content (`serial::content_hash`), when served.
+    pub hash: Option<u64>,
     pub serial: Option<u32>,
     /// Why the zone is not served (domain conflict), if it is not.
     pub rejected: Option<String>,
     pub problems: Vec<Problem>,
 }
 
-/// Compiles every zone in `store`. Two DNSZones claiming the same domain: the older one
-/// (creationTimestamp, then namespace/name) keeps it; the other is reported and not served.
-pub fn compile_all(store: &ObjectStore) -> Vec<ZoneReport> {
-    let mut claims: BTreeMap<String, Vec<Claimant>> = BTreeMap::new();
-    for (key, entry) in &store.zones {
-        claims
-            .entry(entry.zone.spec.domain.clone())
-            .or_default()
-            .push((key, entry));
-    }
-    let mut reports = Vec::new();
-    for (domain, mut claimants) in claims {
-        claimants.sort_by(|a, b| {
-            let ta = a.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            let tb = b.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            // Objects without a timestamp (fresh manifests) sort after dated ones.
-            (ta.is_none(), ta, a.0).cmp(&(tb.is_none(), tb, b.0))
-        });
-        let winner = format!("{}/{}", claimants[0].0.0, claimants[0].0.1);
-        for (i, (key, entry)) in claimants.into_iter().enumerate() {
-            let zone = format!("{}/{}", key.0, key.1);
-            if i > 0 {
-                reports.push(ZoneReport {
-                    zone,
-                    domain: domain.clone(),
-                    origin: entry.origin.clone(),
-                    data: None,
-                    serial: None,
-                    rejected: Some(format!(
-                        "DomainConflict: domain {domain} is already claimed by DNSZone {winner}"
-                    )),
-                    problems: Vec::new(),
-                });
-                continue;
-            }
-            let compiled = compile(&entry.zone, store, &CompileOptions::default());
-            // An invalid domain compiles to an empty zone at the root: never serve that.
-            let servable = !compiled.data.origin.is_root();
-            reports.push(ZoneReport {
-                zone,
-                domain: domain.clone(),
-                origin: entry.origin.clone(),
-                data: servable.then_some(compiled.data),
-                serial: None,
-                rejected: None,
-                problems: compiled.problems,
-            });
-        }
-    }
-    reports
+/// What is pending publication in a `ZonePipeline`.
+#[derive(Debug, Default)]
+enum Pending {
+    #[default]
+    Nothing,
+    Names(Vec<Name>),
+    Everything,
 }
 
-/// Assigns serials and builds the serving snapshot.
-pub fn build_zone_set(reports: &mut [ZoneReport], keeper: &mut SerialKeeper, now: u64) -> ZoneSet {
-    let mut zones = Vec::new();
-    for r in reports.iter_mut() {
-        if let Some(data) = &r.data {
-            let serial = keeper.serial(&data.origin.to_ascii(), content_hash(data), now);
-            r.serial = Some(serial);
-            zones.push(Arc::new(CompiledZone::build(data, serial)));
+/// One zone from objects to its serving index, incrementally: the compiler keeps its
+/// intermediate results, the content hash is kept up to date name by name, and the index is
+/// patched at the names that changed (`CompiledZone::patch`). A change to one object of a large
+/// zone costs that object's names, not the zone.
+#[derive(Default)]
+pub struct ZonePipeline {
+    compiler: ZoneCompiler,
+    /// Sum of `serial::name_hash` over the zone's names.
+    names_sum: u64,
+    hash: u64,
+    pending: Pending,
+    published: Option<Arc<CompiledZone>>,
+    /// Whether the last `compile` recompiled the whole zone.
+    pub last_full: bool,
+}
+
+impl ZonePipeline {
+    /// Compiles the zone from `store`; returns the content hash.
+    pub fn compile(&mut self, zone: &DNSZone, store: &ObjectStore, opts: &CompileOptions) -> u64 {
+        let delta = self.compiler.update(zone, store, opts);
+        let data = self.compiler.data();
+        self.last_full = delta.full;
+        if delta.full {
+            self.names_sum = data
+                .records
+                .iter()
+                .fold(0u64, |s, (n, sets)| s.wrapping_add(name_hash(n, sets)));
+            self.pending = Pending::Everything;
+        } else if !delta.changed.is_empty() {
+            let mut names = Vec::with_capacity(delta.changed.len());
+            for (name, before) in delta.changed {
+                if let Some(before) = &before {
+                    self.names_sum = self.names_sum.wrapping_sub(name_hash(&name, before));
+                }
+                if let Some(now) = data.records.get(&name) {
+                    self.names_sum = self.names_sum.wrapping_add(name_hash(&name, now));
+                }
+                names.push(name);
+            }
+            match &mut self.pending {
+                Pending::Nothing => self.pending = Pending::Names(names),
+                Pending::Names(v) => v.extend(names),
+                Pending::Everything => {}
+            }
         }
+        self.hash = content_hash_from(data, self.names_sum);
+        self.hash
     }
-    ZoneSet::new(zones)
+
+    pub fn data(&self) -> &ZoneData {
+        self.compiler.data()
+    }
+
+    pub fn problems(&self) -> &[Problem] {
+        self.compiler.problems()
+    }
+
+    /// The content hash of the last `compile`.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The serving index of the last compile with `serial`: the last one again when nothing
+    /// changed, a patched copy when some names did, a fresh build otherwise.
+    pub fn publish(&mut self, serial: u32) -> Arc<CompiledZone> {
+        let pending = std::mem::take(&mut self.pending);
+        let data = self.compiler.data();
+        let zone = match (&self.published, pending) {
+            (Some(last), Pending::Nothing) if last.serial() == serial => return last.clone(),
+            (Some(last), Pending::Nothing) => last.patch(data, [], serial),
+            (Some(last), Pending::Names(names)) => last.patch(data, &names, serial),
+            _ => CompiledZone::build(data, serial),
+        };
+        let zone = Arc::new(zone);
+        self.published = Some(zone.clone());
+        zone
+    }
+}
+
+/// Every DNSZone of a store, each in its own `ZonePipeline`.
+#[derive(Default)]
+pub struct Publisher {
+    pipelines: BTreeMap<String, ZonePipeline>,
+}
+
+impl Publisher {
+    /// Compiles every zone in `store`. Two DNSZones claiming the same domain: the older one
+    /// (creationTimestamp, then namespace/name) keeps it; the other is reported and not served.
+    pub fn compile_all(&mut self, store: &ObjectStore) -> Vec<ZoneReport> {
+        let mut claims: BTreeMap<String, Vec<Claimant>> = BTreeMap::new();
+        for (key, entry) in &store.zones {
+            claims
+                .entry(entry.zone.spec.domain.clone())
+                .or_default()
+                .push((key, entry));
+        }
+        let mut reports = Vec::new();
+        let mut live = BTreeMap::new();
+        for (domain, mut claimants) in claims {
+            claimants.sort_by(|a, b| {
+                let ta = a.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                let tb = b.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                // Objects without a timestamp (fresh manifests) sort after dated ones.
+                (ta.is_none(), ta, a.0).cmp(&(tb.is_none(), tb, b.0))
+            });
+            let winner = format!("{}/{}", claimants[0].0.0, claimants[0].0.1);
+            for (i, (key, entry)) in claimants.into_iter().enumerate() {
+                let zone = format!("{}/{}", key.0, key.1);
+                if i > 0 {
+                    reports.push(ZoneReport {
+                        zone,
+                        domain: domain.clone(),
+                        origin: entry.origin.clone(),
+                        apex: None,
+                        hash: None,
+                        serial: None,
+                        rejected: Some(format!(
+                            "DomainConflict: domain {domain} is already claimed by DNSZone {winner}"
+                        )),
+                        problems: Vec::new(),
+                    });
+                    continue;
+                }
+                let mut pipeline = self.pipelines.remove(&zone).unwrap_or_default();
+                let hash = pipeline.compile(&entry.zone, store, &CompileOptions::default());
+                // An invalid domain compiles to an empty zone at the root: never serve that.
+                let apex = pipeline.data().origin.clone();
+                let servable = !apex.is_root();
+                reports.push(ZoneReport {
+                    zone: zone.clone(),
+                    domain: domain.clone(),
+                    origin: entry.origin.clone(),
+                    apex: servable.then_some(apex),
+                    hash: servable.then_some(hash),
+                    serial: None,
+                    rejected: None,
+                    problems: pipeline.problems().to_vec(),
+                });
+                live.insert(zone, pipeline);
+            }
+        }
+        self.pipelines = live;
+        reports
+    }
+
+    /// The compiled content of a served zone (`namespace/name`).
+    pub fn data(&self, zone: &str) -> Option<&ZoneData> {
+        self.pipelines.get(zone).map(ZonePipeline::data)
+    }
+
+    /// Assigns serials and builds the serving snapshot.
+    pub fn build_zone_set(
+        &mut self,
+        reports: &mut [ZoneReport],
+        keeper: &mut SerialKeeper,
+        now: u64,
+    ) -> ZoneSet {
+        let mut zones = Vec::new();
+        for r in reports.iter_mut() {
+            if let (Some(apex), Some(hash)) = (&r.apex, r.hash)
+                && let Some(pipeline) = self.pipelines.get_mut(&r.zone)
+            {
+                let serial = keeper.serial(&apex.to_ascii(), hash, now);
+                r.serial = Some(serial);
+                zones.push(pipeline.publish(serial));
+            }
+        }
+        ZoneSet::new(zones)
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -98,4 +217,173 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The incremental pipeline against the pure functions: after every random change, the
+    //! compiler's data and problems equal a fresh `compile`, the kept-up hash equals
+    //! `content_hash`, and the patched index equals a fresh `CompiledZone::build`.
+    use super::*;
+    use crate::compile::compile;
+    use crate::compile::testing::*;
+    use crate::serial::content_hash;
+    use serde_json::{Value, json};
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 33) as usize % n
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[self.below(items.len())]
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "acme.example.com",
+        "a.acme.example.com",
+        "b.acme.example.com",
+        "www.acme.example.com",
+        "x.y.acme.example.com",
+        "deep.x.y.acme.example.com",
+        "*.apps.acme.example.com",
+        "ns1.acme.example.com",
+        "sub.acme.example.com",
+        "host.sub.acme.example.com",
+        "deleg.acme.example.com",
+        "in.deleg.acme.example.com",
+        "other.example.org",
+    ];
+    const ADDRS: &[&str] = &["192.0.2.1", "192.0.2.2", "2001:db8::1", "lb.example.net"];
+
+    fn hosts(r: &mut Rng) -> Vec<&'static str> {
+        (0..1 + r.below(2)).map(|_| *r.pick(NAMES)).collect()
+    }
+
+    fn dated(r: &mut Rng, v: Value) -> Value {
+        match r.below(3) {
+            0 => v,
+            k => with_meta(
+                v,
+                "creationTimestamp",
+                json!(format!("2026-01-0{k}T00:00:00Z")),
+            ),
+        }
+    }
+
+    fn random_object(r: &mut Rng) -> Value {
+        let id = r.below(6);
+        let v = match r.below(3) {
+            0 => {
+                let addrs: Vec<&str> = (0..1 + r.below(2)).map(|_| *r.pick(ADDRS)).collect();
+                ingress(&format!("i{id}"), &hosts(r), &addrs)
+            }
+            1 => {
+                let eps: Vec<Value> = (0..1 + r.below(3))
+                    .map(|_| {
+                        let (t, target) = match r.below(8) {
+                            0..=2 => ("A", *r.pick(&["192.0.2.7", "192.0.2.8"])),
+                            3..=4 => ("CNAME", *r.pick(&["t1.example.net", "t2.example.net"])),
+                            5..=6 => ("TXT", *r.pick(&["v=1", "v=2"])),
+                            _ => ("NS", "ns.example.net"),
+                        };
+                        json!({"dnsName": r.pick(NAMES), "recordType": t, "targets": [target],
+                            "recordTTL": 60 + r.below(3) * 60})
+                    })
+                    .collect();
+                dns_endpoint(&format!("e{id}"), Value::Array(eps))
+            }
+            _ => {
+                let addrs = [*r.pick(ADDRS)];
+                let s = lb_service("acme", &format!("s{id}"), &addrs);
+                with_meta(
+                    s,
+                    "annotations",
+                    json!({"external-dns.alpha.kubernetes.io/hostname": hosts(r).join(",")}),
+                )
+            }
+        };
+        dated(r, v)
+    }
+
+    fn random_zone(r: &mut Rng) -> crate::api::DNSZone {
+        let mut records = vec![json!({"name": "www", "type": "A", "values": ["192.0.2.9"]})];
+        if r.below(2) == 0 {
+            records
+                .push(json!({"name": "a", "type": "CNAME", "values": ["www.acme.example.com."]}));
+        }
+        let z = zone(json!({
+            "records": records,
+            "delegations": [{"name": "deleg", "nameservers": [
+                {"hostname": "ns.deleg.acme.example.com", "addresses": ["192.0.2.53"]}]}],
+        }));
+        with_status(
+            z,
+            json!({"nameservers": [
+                {"hostname": "ns1.acme.example.com", "addresses": ["192.0.2.10"]},
+                {"hostname": "ns2.example.net", "addresses": ["192.0.2.11"]}]}),
+        )
+    }
+
+    #[test]
+    fn incremental_pipeline_equals_fresh_compile_and_build() {
+        let opts = CompileOptions::default();
+        let (mut fulls, mut partials) = (0, 0);
+        for seed in 1..=40u64 {
+            let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15));
+            let mut zone = random_zone(&mut r);
+            let mut store = ObjectStore::default();
+            let mut pipeline = ZonePipeline::default();
+            for step in 0..60u32 {
+                match r.below(10) {
+                    0..=4 => store.insert_object(obj(random_object(&mut r))),
+                    5..=6 if !store.objects.is_empty() => {
+                        let k = r.below(store.objects.len());
+                        let key = store.objects.keys().nth(k).cloned().expect("key");
+                        store.objects.remove(&key);
+                    }
+                    7 => {
+                        // the same content again, in a new allocation: no change
+                        if let Some((k, o)) = store.objects.iter().next() {
+                            let (k, o) = (k.clone(), Arc::new((**o).clone()));
+                            store.objects.insert(k, o);
+                        }
+                    }
+                    8 => zone = random_zone(&mut r),
+                    _ => {}
+                }
+                let hash = pipeline.compile(&zone, &store, &opts);
+                let fresh = compile(&zone, &store, &opts);
+                let ctx = format!("seed {seed} step {step}");
+                assert_eq!(pipeline.data(), &fresh.data, "{ctx}: data");
+                assert_eq!(
+                    pipeline.problems(),
+                    fresh.problems.as_slice(),
+                    "{ctx}: problems"
+                );
+                assert_eq!(hash, content_hash(&fresh.data), "{ctx}: hash");
+                let serial = 1000 + step;
+                let published = pipeline.publish(serial);
+                assert!(
+                    published.same_index(&CompiledZone::build(&fresh.data, serial)),
+                    "{ctx}: patched index differs from a fresh build"
+                );
+                if pipeline.last_full {
+                    fulls += 1;
+                } else {
+                    partials += 1;
+                }
+            }
+        }
+        // both paths ran, the incremental one most
+        assert!(
+            fulls > 0 && partials > fulls,
+            "{fulls} full, {partials} incremental"
+        );
+    }
 }

@@ -9,7 +9,8 @@
 //! `--state-dir` the last (content hash, serial) pair per zone is also persisted, which keeps
 //! the `previous + 1` bumps (two changes within one second) across restarts too.
 
-use crate::zone::ZoneData;
+use crate::zone::{RecordSet, ZoneData};
+use hickory_proto::rr::{Name, RecordType};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -17,7 +18,15 @@ use std::path::PathBuf;
 /// A stable 64-bit fingerprint of a zone's content (FNV-1a over a canonical rendering, so it is
 /// the same in every process and across versions of the standard library).
 pub fn content_hash(data: &ZoneData) -> u64 {
-    use hickory_proto::serialize::binary::BinEncodable;
+    let sum = data.records.iter().fold(0u64, |sum, (name, sets)| {
+        sum.wrapping_add(name_hash(name, sets))
+    });
+    content_hash_from(data, sum)
+}
+
+/// `content_hash` from the sum of `name_hash` over the zone's names, which a caller that knows
+/// which names changed can keep up to date: subtract a name's old hash, add its new one.
+pub fn content_hash_from(data: &ZoneData, names_sum: u64) -> u64 {
     let mut h = Fnv(0xcbf29ce484222325);
     data.origin.to_ascii().hash(&mut h);
     let s = &data.soa;
@@ -31,27 +40,32 @@ pub fn content_hash(data: &ZoneData) -> u64 {
         s.ttl,
     )
         .hash(&mut h);
-    // Order-independent over RRsets (records is a hash map): a sum of per-RRset hashes.
-    let mut sum: u64 = 0;
-    for (name, sets) in &data.records {
-        for (t, set) in sets {
-            let mut r = Fnv(0xcbf29ce484222325);
-            name.to_lowercase().to_ascii().hash(&mut r);
-            u16::from(*t).hash(&mut r);
-            set.ttl.hash(&mut r);
-            for rd in &set.rdata {
-                match rd.to_bytes() {
-                    Ok(b) => b.hash(&mut r),
-                    Err(_) => rd.to_string().hash(&mut r),
-                }
-            }
-            // mix before summing: FNV's last step is nearly linear, and two RRsets changing
-            // the same way (one Ingress, two names) could cancel out in a plain sum
-            sum = sum.wrapping_add(mix(r.finish()));
-        }
-    }
-    sum.hash(&mut h);
+    names_sum.hash(&mut h);
     h.finish()
+}
+
+/// The share of one owner name's RRsets in `content_hash`: order-independent (records is a hash
+/// map), a sum of mixed per-RRset hashes.
+pub fn name_hash(name: &Name, sets: &BTreeMap<RecordType, RecordSet>) -> u64 {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let owner = name.to_lowercase().to_ascii();
+    let mut sum: u64 = 0;
+    for (t, set) in sets {
+        let mut r = Fnv(0xcbf29ce484222325);
+        owner.hash(&mut r);
+        u16::from(*t).hash(&mut r);
+        set.ttl.hash(&mut r);
+        for rd in &set.rdata {
+            match rd.to_bytes() {
+                Ok(b) => b.hash(&mut r),
+                Err(_) => rd.to_string().hash(&mut r),
+            }
+        }
+        // mix before summing: FNV's last step is nearly linear, and two RRsets changing the
+        // same way (one Ingress, two names) could cancel out in a plain sum
+        sum = sum.wrapping_add(mix(r.finish()));
+    }
+    sum
 }
 
 /// The splitmix64 finalizer: a bijective, strongly mixing step.

@@ -1,15 +1,16 @@
 //! `serve --zone NAMESPACE/NAME`: the engine fed from live Kubernetes objects.
 
 use super::files_mode::anyhow_like::Result;
-use crate::compile::{CompileOptions, compile};
+use crate::compile::CompileOptions;
+use crate::dns::ZoneSet;
 use crate::dns::server::{self, SharedZones};
-use crate::dns::{CompiledZone, ZoneSet};
 use crate::feed::kube::{
     ClusterState, FeedMsg, Resources, WatchKey, WatchKind, discover, spawn_watch,
 };
 use crate::http::{self, Health};
 use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels, ZoneLabels};
-use crate::serial::{SerialKeeper, content_hash};
+use crate::publish::ZonePipeline;
+use crate::serial::SerialKeeper;
 use arc_swap::ArcSwap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
@@ -174,8 +175,10 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
     let mut listening = false;
     let mut dirty = true;
     let mut last_published: Option<u64> = None;
-    // the content last published, to re-check its serial without recompiling
-    let mut last_data: Option<(crate::zone::ZoneData, u64, u32)> = None;
+    // the zone from objects to index, incrementally; and what was published last (apex, content
+    // hash, serial), to re-check the serial without recompiling
+    let mut pipeline = ZonePipeline::default();
+    let mut last_data: Option<(String, u64, u32)> = None;
     let mut refused_exported: Vec<String> = Vec::new();
     // logged once when they appear, not on every recompile
     let mut last_refused: BTreeMap<String, String> = BTreeMap::new();
@@ -262,20 +265,19 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
             let copts = CompileOptions {
                 namespaces: Some(access.allowed.keys().cloned().collect()),
             };
-            let compiled = compile(&zone, &store, &copts);
+            let hash = pipeline.compile(&zone, &store, &copts);
             let problems: BTreeSet<String> =
-                compiled.problems.iter().map(|p| p.to_string()).collect();
+                pipeline.problems().iter().map(|p| p.to_string()).collect();
             for p in problems.difference(&last_problems) {
                 tracing::warn!(problem = %p, "zone input dropped");
             }
             last_problems = problems;
-            if !compiled.data.origin.is_root() {
-                let hash = content_hash(&compiled.data);
-                let origin = compiled.data.origin.to_ascii();
+            if !pipeline.data().origin.is_root() {
+                let origin = pipeline.data().origin.to_ascii();
                 let s = serial
                     .serial(&origin, hash, crate::publish::unix_now())
                     .await;
-                let z = Arc::new(CompiledZone::build(&compiled.data, s));
+                let z = pipeline.publish(s);
                 let l = ZoneLabels {
                     zone: origin.clone(),
                 };
@@ -287,13 +289,14 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 metrics
                     .problems
                     .get_or_create(&l)
-                    .set(compiled.problems.len() as i64);
+                    .set(pipeline.problems().len() as i64);
                 metrics.zones.set(1);
                 metrics.reloads.inc();
+                let records = z.record_count();
                 zones.store(Arc::new(ZoneSet::new([z])));
-                last_data = Some((compiled.data.clone(), hash, s));
+                last_data = Some((origin.clone(), hash, s));
                 if last_published != Some(hash) {
-                    tracing::info!(zone = %origin, serial = s, records = compiled.data.record_count(), "zone published");
+                    tracing::info!(zone = %origin, serial = s, records, "zone published");
                     last_published = Some(hash);
                 }
             }
@@ -350,13 +353,12 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
             }
             _ = serial_recheck.tick() => {
                 // another server of this zone may have published a newer serial for this content
-                if let Some((data, hash, current)) = &mut last_data {
-                    let origin = data.origin.to_ascii();
-                    let s = serial.serial(&origin, *hash, crate::publish::unix_now()).await;
+                if let Some((origin, hash, current)) = &mut last_data {
+                    let s = serial.serial(origin, *hash, crate::publish::unix_now()).await;
                     if s != *current {
                         *current = s;
-                        zones.store(Arc::new(ZoneSet::new([Arc::new(CompiledZone::build(data, s))])));
-                        metrics.serial.get_or_create(&ZoneLabels { zone: origin }).set(s as i64);
+                        zones.store(Arc::new(ZoneSet::new([pipeline.publish(s)])));
+                        metrics.serial.get_or_create(&ZoneLabels { zone: origin.clone() }).set(s as i64);
                     }
                 }
             }

@@ -5,7 +5,7 @@ use crate::dns::server::{self, SharedZones};
 use crate::feed::files::{LoadProblem, ManifestLoader};
 use crate::http::{self, Health};
 use crate::metrics::{ServerMetrics, ZoneLabels};
-use crate::publish::{ZoneReport, build_zone_set, compile_all};
+use crate::publish::{Publisher, ZoneReport};
 use crate::serial::SerialKeeper;
 use arc_swap::ArcSwap;
 use notify::Watcher;
@@ -25,9 +25,9 @@ pub struct Compiled {
 }
 
 /// Loads and compiles every zone under the loader's directory.
-pub fn load_and_compile(loader: &mut ManifestLoader) -> Compiled {
+pub fn load_and_compile(loader: &mut ManifestLoader, publisher: &mut Publisher) -> Compiled {
     let loaded = loader.load();
-    let reports = compile_all(&loaded.store);
+    let reports = publisher.compile_all(&loaded.store);
     Compiled {
         load_problems: loaded.problems,
         reports,
@@ -44,7 +44,7 @@ pub fn check(dir: PathBuf) -> i32 {
         reports,
         files,
         ..
-    } = load_and_compile(&mut loader);
+    } = load_and_compile(&mut loader, &mut Publisher::default());
     let mut errors = 0;
     for p in &load_problems {
         println!("error: {p}");
@@ -60,7 +60,7 @@ pub fn check(dir: PathBuf) -> i32 {
             errors += 1;
         }
     }
-    let zones = reports.iter().filter(|r| r.data.is_some()).count();
+    let zones = reports.iter().filter(|r| r.apex.is_some()).count();
     if errors == 0 {
         println!("ok: {files} files, {zones} zones, no problems");
         0
@@ -74,17 +74,18 @@ pub fn check(dir: PathBuf) -> i32 {
 /// for does not exist.
 pub fn render(dir: PathBuf, zone: Option<String>) -> i32 {
     let mut loader = ManifestLoader::new(&dir);
+    let mut publisher = Publisher::default();
     let Compiled {
         load_problems,
         mut reports,
         content_time,
         ..
-    } = load_and_compile(&mut loader);
+    } = load_and_compile(&mut loader, &mut publisher);
     for p in &load_problems {
         eprintln!("warning: {p}");
     }
     let mut keeper = SerialKeeper::new(None);
-    build_zone_set(&mut reports, &mut keeper, content_time);
+    publisher.build_zone_set(&mut reports, &mut keeper, content_time);
     let mut shown = 0;
     for r in &reports {
         if zone.as_ref().is_some_and(|z| *z != r.zone) {
@@ -97,7 +98,7 @@ pub fn render(dir: PathBuf, zone: Option<String>) -> i32 {
             eprintln!("warning: DNSZone {}: {why}", r.zone);
             continue;
         }
-        if let (Some(data), Some(serial)) = (&r.data, r.serial) {
+        if let (Some(data), Some(serial)) = (publisher.data(&r.zone), r.serial) {
             if shown > 0 {
                 println!();
             }
@@ -126,6 +127,7 @@ pub struct ServeFiles {
 
 struct Reloader {
     loader: ManifestLoader,
+    publisher: Publisher,
     keeper: SerialKeeper,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
@@ -140,8 +142,10 @@ impl Reloader {
             mut reports,
             files,
             content_time,
-        } = load_and_compile(&mut self.loader);
-        let set = build_zone_set(&mut reports, &mut self.keeper, content_time);
+        } = load_and_compile(&mut self.loader, &mut self.publisher);
+        let set = self
+            .publisher
+            .build_zone_set(&mut reports, &mut self.keeper, content_time);
         if let Err(e) = self.keeper.persist() {
             tracing::warn!(error = %e, "cannot persist SOA serials");
         }
@@ -165,15 +169,18 @@ impl Reloader {
             self.metrics.problems.remove(&l);
         }
         for r in &reports {
-            if let (Some(data), Some(serial)) = (&r.data, r.serial) {
+            if let Some(zone) = r.apex.as_ref().and_then(|apex| set.get(apex)) {
                 let l = ZoneLabels {
-                    zone: data.origin.to_ascii(),
+                    zone: zone.label().to_string(),
                 };
                 self.metrics
                     .records
                     .get_or_create(&l)
-                    .set(data.record_count() as i64);
-                self.metrics.serial.get_or_create(&l).set(serial as i64);
+                    .set(zone.record_count() as i64);
+                self.metrics
+                    .serial
+                    .get_or_create(&l)
+                    .set(zone.serial() as i64);
                 self.metrics
                     .problems
                     .get_or_create(&l)
@@ -201,6 +208,7 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
     let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
     let mut reloader = Reloader {
         loader: ManifestLoader::new(&opts.dir),
+        publisher: Publisher::default(),
         keeper: SerialKeeper::new(opts.state_dir.clone()),
         zones: zones.clone(),
         metrics: metrics.clone(),

@@ -1,12 +1,12 @@
 //! The zone-wide rules applied to all candidates, and the final `ZoneData`.
 
 use super::names::show;
-use super::{Candidate, Class, Compiled, Compiler, Problem};
-use crate::zone::ZoneData;
+use super::{Candidate, Class, Origin};
+use crate::zone::RecordSet;
 use hickory_proto::rr::{Name, RData, RecordType};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// Applies the rules, in this order, each to the candidates the previous ones kept:
+/// The zone-wide rules, applied to the candidates of each owner name, in this order:
 /// 1. the apex: NS records there come only from `spec.nameservers` and NS in `spec.records`
 ///    (DNSEndpoint NS at the apex are ignored); no CNAME at the apex;
 /// 2. the zone's nameserver names (inside the zone) hold only their glue: anything else there
@@ -23,34 +23,84 @@ use std::collections::{BTreeMap, BTreeSet};
 /// 6. the rest is added to the zone in candidate order; RRsets merge and dedupe, with the
 ///    minimum TTL of their records.
 ///
-/// Every dropped candidate yields a problem against its object and field.
-pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
-    let origin = c.origin.clone();
-    let cands = &c.candidates;
-    let mut keep = vec![true; cands.len()];
-    let mut drops: Vec<(usize, String)> = Vec::new();
-    let mut drop = |i: usize, keep: &mut Vec<bool>, message: String| {
-        keep[i] = false;
-        drops.push((i, message));
-    };
+/// Rules 1-3 look at one candidate, rule 4 at one candidate and the zone's cuts (`MergeCtx`),
+/// rules 5 and 6 at the candidates of one name: so a name's records depend only on its own
+/// candidates and the cuts, which is what lets `ZoneCompiler` re-merge just the names a change
+/// touches. Every dropped candidate yields a `Drop` against its object and field.
+#[derive(Debug, Default)]
+pub(crate) struct MergeCtx {
+    origin: Name,
+    /// The zone's nameserver names inside the zone (apex excluded): rule 2.
+    reserved: HashSet<Name>,
+    /// Delegation points: names below the apex with an NS candidate that rules 1-3 keep.
+    cuts: HashSet<Name>,
+    /// Per topmost cut: its nameserver names, and whether a DNSEndpoint delegates it.
+    glue_names: HashMap<Name, (BTreeSet<Name>, bool)>,
+}
 
-    // 1-3: per-candidate rules.
-    let reserved: BTreeSet<&Name> = c
-        .nameservers
-        .iter()
-        .filter(|n| origin.zone_of(n) && **n != origin)
-        .collect();
-    for (i, cand) in cands.iter().enumerate() {
+/// The merge phase that dropped a candidate: problems list rules 1-3 first, then rule 4, then
+/// rule 5 (by name); within a phase in candidate order.
+pub(crate) const PHASE_CANDIDATE: u8 = 0;
+pub(crate) const PHASE_CUT: u8 = 1;
+pub(crate) const PHASE_CNAME: u8 = 2;
+
+/// One dropped candidate: its phase, its index among the name's candidates, and why.
+pub(crate) struct Drop {
+    pub phase: u8,
+    pub index: usize,
+    pub message: String,
+}
+
+impl MergeCtx {
+    /// `nameservers`: the zone's nameserver names; `candidates`: every candidate of the zone
+    /// (only the NS ones matter).
+    pub(crate) fn new<'c>(
+        origin: &Name,
+        nameservers: &[Name],
+        candidates: impl Iterator<Item = &'c Candidate>,
+    ) -> Self {
+        let reserved: HashSet<Name> = nameservers
+            .iter()
+            .filter(|n| origin.zone_of(n) && *n != origin)
+            .cloned()
+            .collect();
+        let mut ctx = MergeCtx {
+            origin: origin.clone(),
+            reserved,
+            ..Default::default()
+        };
+        let ns: Vec<&Candidate> = candidates
+            .filter(|c| ctx.is_cut_ns(c) && ctx.candidate_rule(c).is_none())
+            .collect();
+        ctx.cuts = ns.iter().map(|c| c.name.clone()).collect();
+        for cand in ns {
+            if let RData::NS(target) = &cand.rdata
+                && ctx.topmost(&cand.name).as_ref() == Some(&cand.name)
+            {
+                let entry = ctx.glue_names.entry(cand.name.clone()).or_default();
+                entry.0.insert(target.0.clone());
+                entry.1 |= cand.class == Class::Endpoint;
+            }
+        }
+        ctx
+    }
+
+    /// An NS candidate below the apex: the only kind of candidate that can change the cuts.
+    pub(crate) fn is_cut_ns(&self, cand: &Candidate) -> bool {
+        cand.rdata.record_type() == RecordType::NS && cand.name != self.origin
+    }
+
+    /// Rules 1-3 for one candidate: why it is dropped, if it is.
+    fn candidate_rule(&self, cand: &Candidate) -> Option<String> {
         if cand.class == Class::Apex {
-            continue;
+            return None;
         }
         let rtype = cand.rdata.record_type();
-        let message = if cand.name == origin && rtype == RecordType::NS && cand.class != Class::Zone
-        {
+        if cand.name == self.origin && rtype == RecordType::NS && cand.class != Class::Zone {
             Some("NS records at the zone apex come from spec.nameservers; ignored".to_string())
-        } else if cand.name == origin && rtype == RecordType::CNAME {
+        } else if cand.name == self.origin && rtype == RecordType::CNAME {
             Some("a CNAME cannot be at the zone apex; dropped".to_string())
-        } else if reserved.contains(&cand.name) {
+        } else if self.reserved.contains(&cand.name) {
             Some(format!(
                 "{} is a nameserver of this zone; its glue records win; dropped",
                 show(&cand.name)
@@ -59,159 +109,172 @@ pub(crate) fn finish(c: Compiler<'_>) -> Compiled {
             Some("NS records cannot be at a wildcard name; dropped".to_string())
         } else {
             None
-        };
-        if let Some(m) = message {
-            drop(i, &mut keep, m);
         }
     }
 
-    // 4: delegation cuts.
-    let cuts: BTreeSet<Name> = cands
-        .iter()
-        .zip(&keep)
-        .filter(|(cand, k)| {
-            **k && cand.rdata.record_type() == RecordType::NS && cand.name != origin
-        })
-        .map(|(cand, _)| cand.name.clone())
-        .collect();
-    if !cuts.is_empty() {
-        let topmost = |name: &Name| -> Option<Name> {
-            let mut found = None;
-            let mut cur = name.clone();
-            while cur != origin && !cur.is_root() {
-                if cuts.contains(&cur) {
-                    found = Some(cur.clone());
-                }
-                cur = cur.base_name();
-            }
-            found
-        };
-        // Per topmost cut: its nameserver names, and whether a DNSEndpoint delegates it.
-        let mut glue_names: BTreeMap<Name, (BTreeSet<Name>, bool)> = BTreeMap::new();
-        for (cand, _) in cands.iter().zip(&keep).filter(|(_, k)| **k) {
-            if let RData::NS(ns) = &cand.rdata
-                && cand.name != origin
-                && topmost(&cand.name).as_ref() == Some(&cand.name)
-            {
-                let entry = glue_names.entry(cand.name.clone()).or_default();
-                entry.0.insert(ns.0.clone());
-                entry.1 |= cand.class == Class::Endpoint;
-            }
+    /// The topmost cut at or above `name`, if any.
+    fn topmost(&self, name: &Name) -> Option<Name> {
+        if self.cuts.is_empty() {
+            return None;
         }
-        for (i, cand) in cands.iter().enumerate() {
-            if !keep[i] || cand.class == Class::Apex {
-                continue;
+        let mut found = None;
+        let mut cur = name.clone();
+        while cur != self.origin && !cur.is_root() {
+            if self.cuts.contains(&cur) {
+                found = Some(cur.clone());
             }
-            let Some(cut) = topmost(&cand.name) else {
-                continue;
-            };
-            let rtype = cand.rdata.record_type();
-            let is_cut_ns = rtype == RecordType::NS && cand.name == cut;
-            let is_glue = matches!(rtype, RecordType::A | RecordType::AAAA)
-                && glue_names.get(&cut).is_some_and(|(names, by_endpoint)| {
+            cur = cur.base_name();
+        }
+        found
+    }
+
+    /// Rule 4 for one candidate at or below the topmost cut `cut`: why it is occluded, if it is.
+    fn cut_rule(&self, cut: &Name, cand: &Candidate) -> Option<String> {
+        if cand.class == Class::Apex {
+            return None;
+        }
+        let rtype = cand.rdata.record_type();
+        let is_cut_ns = rtype == RecordType::NS && cand.name == *cut;
+        let is_glue = matches!(rtype, RecordType::A | RecordType::AAAA)
+            && self
+                .glue_names
+                .get(cut)
+                .is_some_and(|(names, by_endpoint)| {
                     names.contains(&cand.name)
                         && (cand.class == Class::Zone
                             || (cand.class == Class::Endpoint && *by_endpoint))
                 });
-            if !is_cut_ns && !is_glue {
-                drop(
-                    i,
-                    &mut keep,
-                    format!("occluded by the delegation of {}; dropped", show(&cut)),
-                );
-            }
-        }
+        (!is_cut_ns && !is_glue)
+            .then(|| format!("occluded by the delegation of {}; dropped", show(cut)))
     }
 
-    // 5: CNAME exclusivity.
-    // Only names that have a CNAME matter; grouping just those keeps a large zone cheap.
-    let cname_names: std::collections::HashSet<&Name> = cands
-        .iter()
-        .zip(&keep)
-        .filter(|(cand, k)| **k && cand.rdata.record_type() == RecordType::CNAME)
-        .map(|(cand, _)| &cand.name)
-        .collect();
-    let mut by_name: BTreeMap<&Name, Vec<usize>> = BTreeMap::new();
-    for (i, cand) in cands.iter().enumerate() {
-        if keep[i] && cname_names.contains(&cand.name) {
-            by_name.entry(&cand.name).or_default().push(i);
+    /// Applies the rules to the candidates of one name (`cands`, in candidate order, each with
+    /// its origin): the name's RRsets (empty when nothing survives) and the drops.
+    pub(crate) fn merge_name(
+        &self,
+        name: &Name,
+        cands: &[(&Candidate, &Origin)],
+    ) -> (BTreeMap<RecordType, RecordSet>, Vec<Drop>) {
+        // Most names have one candidate: rules 1-4 only (a lone CNAME competes with nothing).
+        if let [(cand, _)] = cands {
+            let dropped = match self.candidate_rule(cand) {
+                Some(m) => Some((PHASE_CANDIDATE, m)),
+                None => self
+                    .topmost(name)
+                    .and_then(|cut| self.cut_rule(&cut, cand))
+                    .map(|m| (PHASE_CUT, m)),
+            };
+            return match dropped {
+                Some((phase, message)) => (
+                    BTreeMap::new(),
+                    vec![Drop {
+                        phase,
+                        index: 0,
+                        message,
+                    }],
+                ),
+                None => (
+                    BTreeMap::from([(
+                        cand.rdata.record_type(),
+                        RecordSet {
+                            ttl: cand.ttl,
+                            rdata: vec![cand.rdata.clone()],
+                        },
+                    )]),
+                    Vec::new(),
+                ),
+            };
         }
-    }
-    for (name, idxs) in &by_name {
-        let (cnames, others): (Vec<usize>, Vec<usize>) = idxs
-            .iter()
-            .partition(|&&i| cands[i].rdata.record_type() == RecordType::CNAME);
-        if cnames.is_empty() {
-            continue;
+        let mut keep = vec![true; cands.len()];
+        let mut drops = Vec::new();
+        let mut drop = |index: usize, keep: &mut Vec<bool>, phase: u8, message: String| {
+            keep[index] = false;
+            drops.push(Drop {
+                phase,
+                index,
+                message,
+            });
+        };
+
+        // 1-3: per-candidate rules.
+        for (i, (cand, _)) in cands.iter().enumerate() {
+            if let Some(m) = self.candidate_rule(cand) {
+                drop(i, &mut keep, PHASE_CANDIDATE, m);
+            }
         }
-        if !others.is_empty() {
+
+        // 4: delegation cuts.
+        if let Some(cut) = self.topmost(name) {
+            for (i, (cand, _)) in cands.iter().enumerate() {
+                if keep[i]
+                    && let Some(m) = self.cut_rule(&cut, cand)
+                {
+                    drop(i, &mut keep, PHASE_CUT, m);
+                }
+            }
+        }
+
+        // 5: CNAME exclusivity.
+        let (cnames, others): (Vec<usize>, Vec<usize>) = (0..cands.len())
+            .filter(|&i| keep[i])
+            .partition(|&i| cands[i].0.rdata.record_type() == RecordType::CNAME);
+        if !cnames.is_empty() && !others.is_empty() {
             let types: BTreeSet<String> = others
                 .iter()
-                .map(|&i| cands[i].rdata.record_type().to_string())
+                .map(|&i| cands[i].0.rdata.record_type().to_string())
                 .collect();
             let types = types.into_iter().collect::<Vec<_>>().join(", ");
             for &i in &cnames {
                 drop(
                     i,
                     &mut keep,
+                    PHASE_CNAME,
                     format!(
                         "CNAME to {} dropped: {} also has {types} records",
-                        target(&cands[i]),
+                        target(cands[i].0),
                         show(name)
                     ),
                 );
             }
-            continue;
-        }
-        let winner = *cnames
-            .iter()
-            .min_by_key(|&&i| (&c.origins[cands[i].origin].seniority, i))
-            .expect("non-empty");
-        for &i in &cnames {
-            if cands[i].rdata == cands[winner].rdata {
-                continue;
+        } else if !cnames.is_empty() {
+            let winner = *cnames
+                .iter()
+                .min_by_key(|&&i| (&cands[i].1.seniority, i))
+                .expect("non-empty");
+            let (wc, wo) = cands[winner];
+            for &i in &cnames {
+                let (cand, origin) = cands[i];
+                if cand.rdata == wc.rdata {
+                    continue;
+                }
+                let why = if std::ptr::eq(origin, wo) {
+                    "a name has only one CNAME".to_string()
+                } else {
+                    format!("{} (older) publishes it", wo.object)
+                };
+                drop(
+                    i,
+                    &mut keep,
+                    PHASE_CNAME,
+                    format!(
+                        "CNAME to {} dropped: {} keeps its CNAME to {}, {why}",
+                        target(cand),
+                        show(name),
+                        target(wc)
+                    ),
+                );
             }
-            let why = if cands[i].origin == cands[winner].origin {
-                "a name has only one CNAME".to_string()
-            } else {
-                format!(
-                    "{} (older) publishes it",
-                    c.origins[cands[winner].origin].object
-                )
-            };
-            drop(
-                i,
-                &mut keep,
-                format!(
-                    "CNAME to {} dropped: {} keeps its CNAME to {}, {why}",
-                    target(&cands[i]),
-                    show(name),
-                    target(&cands[winner])
-                ),
-            );
         }
-    }
 
-    // Problems: the inputs' first, then the merge's in rule order; no duplicates.
-    let mut problems = c.problems;
-    for (i, message) in drops {
-        let cand = &cands[i];
-        problems.push(Problem::new(
-            c.origins[cand.origin].object.clone(),
-            cand.field.clone(),
-            message,
-        ));
+        // 6: the records.
+        let mut sets: BTreeMap<RecordType, RecordSet> = BTreeMap::new();
+        for (cand, _) in cands.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c) {
+            sets.entry(cand.rdata.record_type())
+                .or_insert_with(|| RecordSet::new(cand.ttl))
+                .push(cand.ttl, cand.rdata.clone());
+        }
+        (sets, drops)
     }
-    let mut seen = BTreeSet::new();
-    problems.retain(|p| seen.insert(p.clone()));
-
-    // 6: the zone.
-    let soa = c.soa.expect("the apex step sets the SOA");
-    let mut data = ZoneData::new(origin, soa);
-    for (cand, _) in c.candidates.into_iter().zip(keep).filter(|(_, k)| *k) {
-        data.add(cand.name, cand.ttl, cand.rdata);
-    }
-    Compiled { data, problems }
 }
 
 /// A CNAME candidate's target, for messages.

@@ -31,6 +31,7 @@ mod apex;
 mod delegation;
 mod dnsendpoint;
 mod gateway;
+mod incremental;
 mod ingress;
 mod merge;
 mod names;
@@ -41,7 +42,9 @@ mod targets;
 mod virtualserver;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
+
+pub use incremental::{Delta, ZoneCompiler};
 
 use crate::api::{DNSZone, SourceKind};
 use crate::objects::store::ObjectStore;
@@ -111,57 +114,9 @@ pub struct Compiled {
 /// manifest file may not) the result is an empty zone rooted at `.` with a problem on
 /// `spec.domain`; callers must not serve it.
 pub fn compile(zone: &DNSZone, store: &ObjectStore, opts: &CompileOptions) -> Compiled {
-    let zone_object = format!(
-        "DNSZone {}/{}",
-        zone_namespace(zone),
-        zone.metadata.name.as_deref().unwrap_or("")
-    );
-    let domain = zone.spec.domain.trim_end_matches('.').to_ascii_lowercase();
-    let origin = match names::parse_host(&domain, names::Syntax::Host, false) {
-        Ok(origin) => origin,
-        Err(e) => {
-            let soa = SoaData {
-                mname: Name::root(),
-                rname: Name::root(),
-                refresh: zone.spec.soa.refresh,
-                retry: zone.spec.soa.retry,
-                expire: zone.spec.soa.expire,
-                minimum: zone.spec.soa.negative_ttl,
-                ttl: zone.spec.ttl,
-            };
-            return Compiled {
-                data: ZoneData::new(Name::root(), soa),
-                problems: vec![Problem::new(
-                    zone_object,
-                    "spec.domain",
-                    format!("{e}; the zone is empty"),
-                )],
-            };
-        }
-    };
-
-    let mut c = Compiler {
-        zone,
-        store,
-        zone_object: zone_object.clone(),
-        domain,
-        origin,
-        ttl: zone.spec.ttl,
-        origins: vec![Origin {
-            object: zone_object,
-            seniority: Seniority::Zone,
-        }],
-        candidates: Vec::new(),
-        problems: Vec::new(),
-        nameservers: Vec::new(),
-        soa: None,
-    };
-
-    apex::compile(&mut c);
-    static_records::compile(&mut c);
-    delegation::compile(&mut c);
-    compile_sources(&mut c, opts);
-    merge::finish(c)
+    let mut zc = ZoneCompiler::default();
+    zc.update(zone, store, opts);
+    zc.into_compiled()
 }
 
 /// The DNSZone's namespace (`default` when unset).
@@ -169,56 +124,63 @@ pub(crate) fn zone_namespace(zone: &DNSZone) -> &str {
     zone.metadata.namespace.as_deref().unwrap_or("default")
 }
 
-/// Reads every selected source object of the store, in key order.
-fn compile_sources(c: &mut Compiler<'_>, opts: &CompileOptions) {
-    let namespaces: BTreeSet<String> = match &opts.namespaces {
-        Some(set) => set.clone(),
-        None if c.zone.spec.sources.namespaces.is_empty() => {
-            BTreeSet::from([zone_namespace(c.zone).to_string()])
-        }
-        None => c
-            .zone
-            .spec
-            .sources
-            .namespaces
-            .iter()
-            .map(|n| n.0.clone())
-            .collect(),
-    };
-    let kinds: BTreeSet<SourceKind> = c.zone.spec.sources.kinds.iter().copied().collect();
-    let selector = match selector::Selector::new(c.zone.spec.sources.selector.as_ref()) {
-        Ok(s) => s,
-        Err((field, message)) => {
-            c.report_zone(field, format!("{message}; no source object is read"));
-            return;
-        }
-    };
+/// Which source objects a zone reads: its kinds, namespaces and label selector.
+pub(crate) struct Selection {
+    namespaces: BTreeSet<String>,
+    kinds: BTreeSet<SourceKind>,
+    selector: selector::Selector,
+}
 
-    let store = c.store;
-    for obj in store.objects.values() {
+impl Selection {
+    /// The zone's selection; `Err((field, message))` when its selector is invalid.
+    pub(crate) fn new(zone: &DNSZone, opts: &CompileOptions) -> Result<Self, (String, String)> {
+        let namespaces: BTreeSet<String> = match &opts.namespaces {
+            Some(set) => set.clone(),
+            None if zone.spec.sources.namespaces.is_empty() => {
+                BTreeSet::from([zone_namespace(zone).to_string()])
+            }
+            None => zone
+                .spec
+                .sources
+                .namespaces
+                .iter()
+                .map(|n| n.0.clone())
+                .collect(),
+        };
+        let kinds: BTreeSet<SourceKind> = zone.spec.sources.kinds.iter().copied().collect();
+        let selector = selector::Selector::new(zone.spec.sources.selector.as_ref())?;
+        Ok(Self {
+            namespaces,
+            kinds,
+            selector,
+        })
+    }
+
+    /// Whether the zone reads `obj`.
+    pub(crate) fn selects(&self, obj: &SourceObject) -> bool {
         let Some(kind) = source_kind(obj) else {
-            continue;
+            return false;
         };
         let meta = obj.meta();
-        if !kinds.contains(&kind)
-            || !namespaces.contains(&meta.namespace)
-            || selector::ignored(&meta.labels)
-            || !selector.matches(&meta.labels)
-        {
-            continue;
-        }
-        match obj.as_ref() {
-            SourceObject::Ingress(o) => ingress::compile(c, obj, o),
-            SourceObject::Service(o) => service::compile(c, obj, o),
-            SourceObject::Route(k, o) => gateway::compile(c, obj, *k, o),
-            SourceObject::DnsEndpoint(o) => dnsendpoint::compile(c, obj, o),
-            SourceObject::VirtualServer(o) => virtualserver::compile(c, obj, o),
-            SourceObject::Gateway(_) => {}
-        }
+        self.kinds.contains(&kind)
+            && self.namespaces.contains(&meta.namespace)
+            && !selector::ignored(&meta.labels)
+            && self.selector.matches(&meta.labels)
     }
 }
 
-/// The `spec.sources.kinds` entry an object belongs to; None for Gateways (read only as parents).
+/// Turns one selected source object into candidates and problems.
+pub(crate) fn compile_object(c: &mut Compiler<'_>, obj: &SourceObject) {
+    match obj {
+        SourceObject::Ingress(o) => ingress::compile(c, obj, o),
+        SourceObject::Service(o) => service::compile(c, obj, o),
+        SourceObject::Route(k, o) => gateway::compile(c, obj, *k, o),
+        SourceObject::DnsEndpoint(o) => dnsendpoint::compile(c, obj, o),
+        SourceObject::VirtualServer(o) => virtualserver::compile(c, obj, o),
+        SourceObject::Gateway(_) => {}
+    }
+}
+
 fn source_kind(obj: &SourceObject) -> Option<SourceKind> {
     Some(match obj {
         SourceObject::Ingress(_) => SourceKind::Ingress,

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The RRsets at one owner name.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Node {
     /// RRsets by type; each a ready-to-send list of records.
     rrsets: Vec<(RecordType, Arc<[Record]>)>,
@@ -39,11 +39,39 @@ pub struct CompiledZone {
     /// answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     negative_soa: Arc<[Record]>,
     nodes: HashMap<Name, Node>,
-    /// Names that exist only because something exists below them (RFC 8020).
-    empty_non_terminals: HashSet<Name>,
+    /// For every name strictly between the apex and a node, how many nodes are below it: the
+    /// names that exist only because something exists below them are those that are not
+    /// nodes themselves (RFC 8020).
+    below: HashMap<Name, u32>,
     /// Delegation points (NS below the apex).
     cuts: HashSet<Name>,
     record_count: usize,
+}
+
+/// The SOA record as published, and with the negative-caching TTL for the authority section
+/// of negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+fn soa_records(origin: &Name, data: &ZoneData, serial: u32) -> (Arc<[Record]>, Arc<[Record]>) {
+    let s = &data.soa;
+    let rdata = RData::SOA(SOA::new(
+        s.mname.clone(),
+        s.rname.clone(),
+        serial,
+        s.refresh as i32,
+        s.retry as i32,
+        s.expire as i32,
+        s.minimum,
+    ));
+    let soa = Arc::from(vec![Record::from_rdata(
+        origin.clone(),
+        s.ttl,
+        rdata.clone(),
+    )]);
+    let negative = Arc::from(vec![Record::from_rdata(
+        origin.clone(),
+        s.ttl.min(s.minimum),
+        rdata,
+    )]);
+    (soa, negative)
 }
 
 /// What a lookup found, before it is turned into a message.
@@ -75,85 +103,136 @@ impl CompiledZone {
     /// Builds the index from compiled zone content and the serial to publish.
     pub fn build(data: &ZoneData, serial: u32) -> Self {
         let origin = data.origin.to_lowercase();
-        let s = &data.soa;
-        let soa_rdata = RData::SOA(SOA::new(
-            s.mname.clone(),
-            s.rname.clone(),
+        let (soa, negative_soa) = soa_records(&origin, data, serial);
+        let mut zone = Self {
+            label: Arc::from(origin.to_ascii()),
+            origin: origin.clone(),
             serial,
-            s.refresh as i32,
-            s.retry as i32,
-            s.expire as i32,
-            s.minimum,
-        ));
-        let soa: Arc<[Record]> = Arc::from(vec![Record::from_rdata(
-            origin.clone(),
-            s.ttl,
-            soa_rdata.clone(),
-        )]);
-        let negative_soa: Arc<[Record]> = Arc::from(vec![Record::from_rdata(
-            origin.clone(),
-            s.ttl.min(s.minimum),
-            soa_rdata,
-        )]);
+            soa: soa.clone(),
+            negative_soa,
+            nodes: HashMap::with_capacity(data.records.len() + 1),
+            below: HashMap::new(),
+            cuts: HashSet::new(),
+            record_count: 1,
+        };
+        zone.nodes.insert(
+            origin,
+            Node {
+                rrsets: vec![(RecordType::SOA, soa)],
+            },
+        );
+        for name in data.records.keys() {
+            zone.apply(data, name);
+        }
+        zone
+    }
 
-        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(data.records.len() + 1);
-        let mut cuts = HashSet::new();
-        let mut record_count = 1;
-        for (name, sets) in &data.records {
-            let name = name.to_lowercase();
-            if !origin.zone_of(&name) {
-                continue; // the compiler never emits these; never serve them
-            }
-            let node = nodes.entry(name.clone()).or_default();
+    /// A new index for `data` that differs from this one's only at the names in `changed` (and
+    /// in the SOA and serial): only those are rebuilt; the rest is shared. `data` must be the
+    /// content this index was built from with just those names changed; the result is then
+    /// equal to `build(data, serial)`.
+    pub fn patch<'n>(
+        &self,
+        data: &ZoneData,
+        changed: impl IntoIterator<Item = &'n Name>,
+        serial: u32,
+    ) -> Self {
+        let (soa, negative_soa) = soa_records(&self.origin, data, serial);
+        let mut zone = Self {
+            origin: self.origin.clone(),
+            label: self.label.clone(),
+            serial,
+            soa: soa.clone(),
+            negative_soa,
+            nodes: self.nodes.clone(),
+            below: self.below.clone(),
+            cuts: self.cuts.clone(),
+            record_count: self.record_count,
+        };
+        if let Some(apex) = zone.nodes.get_mut(&zone.origin) {
+            apex.rrsets[0] = (RecordType::SOA, soa);
+        }
+        for name in changed {
+            zone.apply(data, name);
+        }
+        zone
+    }
+
+    /// Makes the node at `name` what `data` holds there (nothing, when `data` has no records
+    /// there), keeping cuts, empty non-terminals and the record count in step.
+    fn apply(&mut self, data: &ZoneData, name: &Name) {
+        let name = name.to_lowercase();
+        if !self.origin.zone_of(&name) {
+            return; // the compiler never emits these; never serve them
+        }
+        let apex = name == self.origin;
+        let old = if apex {
+            let node = self.nodes.get_mut(&name).expect("the apex node");
+            let rest = node.rrsets.split_off(1);
+            Some(Node { rrsets: rest })
+        } else {
+            self.nodes.remove(&name)
+        };
+        if let Some(old) = &old {
+            self.record_count -= old.rrsets.iter().map(|(_, r)| r.len()).sum::<usize>();
+        }
+        self.cuts.remove(&name);
+        let mut rrsets = Vec::new();
+        if let Some(sets) = data.records.get(&name) {
             for (rtype, set) in sets {
-                if *rtype == RecordType::SOA {
+                if *rtype == RecordType::SOA || set.rdata.is_empty() {
                     continue;
                 }
-                if *rtype == RecordType::NS && name != origin {
-                    cuts.insert(name.clone());
+                if *rtype == RecordType::NS && !apex {
+                    self.cuts.insert(name.clone());
                 }
                 let records: Vec<Record> = set
                     .rdata
                     .iter()
                     .map(|rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
                     .collect();
-                record_count += records.len();
-                node.rrsets.push((*rtype, Arc::from(records)));
+                self.record_count += records.len();
+                rrsets.push((*rtype, Arc::from(records)));
             }
         }
-        nodes
-            .entry(origin.clone())
-            .or_default()
-            .rrsets
-            .insert(0, (RecordType::SOA, soa.clone()));
-
-        let mut empty_non_terminals = HashSet::new();
-        for name in nodes.keys() {
+        if apex {
+            let node = self.nodes.get_mut(&name).expect("the apex node");
+            node.rrsets.extend(rrsets);
+            return;
+        }
+        let existed = old.is_some();
+        let exists = !rrsets.is_empty() || data.records.contains_key(&name);
+        if exists {
+            self.nodes.insert(name.clone(), Node { rrsets });
+        }
+        // Empty non-terminals: count the nodes below every name between the apex and `name`.
+        if existed != exists {
             let mut n = name.base_name();
-            while n.num_labels() > origin.num_labels() {
-                if nodes.contains_key(&n) {
-                    break;
-                }
-                if !empty_non_terminals.insert(n.clone()) {
-                    break;
+            while n.num_labels() > self.origin.num_labels() {
+                if exists {
+                    *self.below.entry(n.clone()).or_default() += 1;
+                } else if let Some(count) = self.below.get_mut(&n) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.below.remove(&n);
+                    }
                 }
                 n = n.base_name();
             }
         }
+    }
 
-        let label: Arc<str> = Arc::from(origin.to_ascii());
-
-        Self {
-            origin,
-            label,
-            serial,
-            soa,
-            negative_soa,
-            nodes,
-            empty_non_terminals,
-            cuts,
-            record_count,
-        }
+    /// Whether two indexes hold the same answers (tests compare a patched index with a fresh
+    /// build this way).
+    pub fn same_index(&self, other: &CompiledZone) -> bool {
+        self.origin == other.origin
+            && self.serial == other.serial
+            && self.soa == other.soa
+            && self.negative_soa == other.negative_soa
+            && self.nodes == other.nodes
+            && self.below == other.below
+            && self.cuts == other.cuts
+            && self.record_count == other.record_count
     }
 
     pub fn origin(&self) -> &Name {
@@ -177,7 +256,7 @@ impl CompiledZone {
     }
 
     fn exists(&self, name: &Name) -> bool {
-        self.nodes.contains_key(name) || self.empty_non_terminals.contains(name)
+        self.nodes.contains_key(name) || self.below.contains_key(name)
     }
 
     /// The delegation point at or above `name` (strictly below the apex), if any.
@@ -288,7 +367,7 @@ impl CompiledZone {
         if let Some(node) = self.nodes.get(name) {
             return self.answer_from_node(node, name, qtype);
         }
-        if self.empty_non_terminals.contains(name) {
+        if !self.nodes.contains_key(name) && self.below.contains_key(name) {
             return Step::NoData;
         }
         // RFC 4592: the closest encloser is the longest existing ancestor; a wildcard child of it

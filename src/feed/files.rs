@@ -94,35 +94,46 @@ impl ManifestLoader {
         }
         files.sort();
         loaded.files = files.len();
+        // Files new or changed since the last load are read and parsed in parallel (parsing is
+        // most of a large tree's start-up); what the parse means for last-good objects is then
+        // settled in file order.
+        let stamps: Vec<FileStamp> = files.iter().map(|f| FileStamp::of(f)).collect();
+        let todo: Vec<(usize, String)> = files
+            .iter()
+            .zip(&stamps)
+            .enumerate()
+            .filter(|(_, (file, stamp))| {
+                !(stamp.is_some() && self.parsed.get(*file).is_some_and(|p| p.0 == **stamp))
+            })
+            .map(|(i, (file, _))| (i, self.display(file)))
+            .collect();
+        let mut fresh: BTreeMap<usize, Result<RawFile, String>> = parse_parallel(&files, todo);
         let mut current: BTreeMap<PathBuf, Vec<ParsedDoc>> = BTreeMap::new();
-        for file in files {
-            let display = file
-                .strip_prefix(&self.root)
-                .unwrap_or(&file)
-                .display()
-                .to_string();
-            let stamp = FileStamp::of(&file);
-            if let Some((seen, docs, problems)) = self.parsed.get(&file)
-                && stamp.is_some()
-                && *seen == stamp
-            {
-                loaded.problems.extend(problems.iter().cloned());
-                match docs {
-                    Some(docs) => {
-                        current.insert(file.clone(), docs.clone());
-                    }
-                    None => {
-                        if let Some(prev) = self.last_good.get(&file) {
-                            current.insert(file.clone(), prev.clone());
+        for (i, (file, stamp)) in files.into_iter().zip(stamps).enumerate() {
+            let raw = match fresh.remove(&i) {
+                None => {
+                    let (_, docs, problems) = &self.parsed[&file];
+                    loaded.problems.extend(problems.iter().cloned());
+                    match docs {
+                        Some(docs) => {
+                            current.insert(file.clone(), docs.clone());
+                        }
+                        None => {
+                            if let Some(prev) = self.last_good.get(&file) {
+                                current.insert(file.clone(), prev.clone());
+                            }
                         }
                     }
+                    continue;
                 }
-                continue;
-            }
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    let mut problems = Vec::new();
-                    let docs = self.parse_file(&display, &text, &mut problems);
+                Some(raw) => raw,
+            };
+            match raw {
+                Ok(raw) => {
+                    let mut problems = raw.problems;
+                    let docs = raw
+                        .objects
+                        .map(|objects| self.resolve(objects, &mut problems));
                     loaded.problems.extend(problems.iter().cloned());
                     self.parsed
                         .insert(file.clone(), (stamp, docs.clone(), problems));
@@ -137,11 +148,11 @@ impl ManifestLoader {
                         }
                     }
                 }
-                Err(e) => {
+                Err(message) => {
                     loaded.problems.push(LoadProblem {
-                        location: display,
+                        location: self.display(&file),
                         object: None,
-                        message: format!("cannot read file: {e}"),
+                        message,
                     });
                     if let Some(prev) = self.last_good.get(&file) {
                         current.insert(file.clone(), prev.clone());
@@ -197,165 +208,257 @@ impl ManifestLoader {
         loaded
     }
 
-    /// Parses one file. `None` when the file as a whole is unreadable YAML.
-    fn parse_file(
-        &mut self,
-        display: &str,
-        text: &str,
-        problems: &mut Vec<LoadProblem>,
-    ) -> Option<Vec<ParsedDoc>> {
-        let docs: Vec<Value> = match serde_saphyr::from_multiple::<Value>(text) {
-            Ok(d) => d,
-            Err(e) => {
-                problems.push(LoadProblem {
-                    location: display.to_string(),
-                    object: None,
-                    message: format!("invalid YAML, keeping this file's last good content: {e}"),
-                });
-                return None;
-            }
-        };
-        let mut out = Vec::new();
-        for (i, doc) in docs.into_iter().enumerate() {
-            let location = format!("{display}#{}", i + 1);
-            let items = match doc {
-                Value::Null => continue,
-                Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => m
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-                other => vec![other],
-            };
-            for (j, item) in items.into_iter().enumerate() {
-                let location = if j == 0 && !location.contains('[') {
-                    location.clone()
-                } else {
-                    format!("{location}[{j}]")
-                };
-                self.parse_object(location, item, problems, &mut out);
-            }
-        }
-        Some(out)
+    /// A file's path as shown in problems: relative to the root.
+    fn display(&self, file: &Path) -> String {
+        file.strip_prefix(&self.root)
+            .unwrap_or(file)
+            .display()
+            .to_string()
     }
 
-    fn parse_object(
+    /// Settles a file's parsed objects against the last good versions: an object that fails
+    /// to parse is replaced by its last good version, if there is one.
+    fn resolve(
         &mut self,
-        location: String,
-        mut value: Value,
+        objects: Vec<RawObject>,
         problems: &mut Vec<LoadProblem>,
-        out: &mut Vec<ParsedDoc>,
-    ) {
-        let Some(obj) = value.as_object_mut() else {
-            problems.push(LoadProblem {
-                location,
-                object: None,
-                message: "document is not a mapping; skipped".into(),
-            });
-            return;
-        };
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let kind = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        // A missing namespace means `default`, as kubectl would apply it.
-        let meta = obj
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(m) = meta.as_object_mut() {
-            let missing = m
-                .get("namespace")
-                .and_then(Value::as_str)
-                .map(str::is_empty)
-                .unwrap_or(true);
-            if missing {
-                m.insert("namespace".into(), Value::String("default".into()));
-            }
-        }
-        let ns = meta
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default")
-            .to_string();
-        let name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let ident = format!("{kind} {ns}/{name}");
-        if kind.is_empty() || api_version.is_empty() {
-            problems.push(LoadProblem {
-                location,
-                object: None,
-                message: "missing apiVersion or kind; skipped".into(),
-            });
-            return;
-        }
-        if name.is_empty() {
-            problems.push(LoadProblem {
-                location,
-                object: Some(ident),
-                message: "metadata.name is required; skipped".into(),
-            });
-            return;
-        }
-        let identity = format!("{api_version} {ident}");
-        let parsed = if kind == "DNSZone" && api_version.starts_with("zonegate.dev/") {
-            if api_version != "zonegate.dev/v1alpha1" {
-                Err(format!(
-                    "apiVersion {api_version} is not served; use zonegate.dev/v1alpha1"
-                ))
-            } else {
-                match serde_json::from_value::<DNSZone>(value) {
-                    Ok(z) => {
-                        let errs = crate::api::validate::validate_zone(&z);
-                        if errs.is_empty() {
-                            Ok(Some(Parsed::Zone(Arc::new(z))))
-                        } else {
-                            Err(errs.join("; "))
-                        }
-                    }
-                    Err(e) => Err(describe_serde(e)),
-                }
-            }
-        } else {
-            match SourceObject::from_value(&api_version, &kind, value) {
-                Ok(Some(o)) => Ok(Some(Parsed::Source(Arc::new(o)))),
-                Ok(None) => Ok(None), // a kind we do not read (Deployment, ...): ignore silently
-                Err(e) => Err(describe_serde(e)),
-            }
-        };
-        match parsed {
-            Ok(Some(object)) => {
-                let doc = ParsedDoc { location, object };
-                self.last_good_objects.insert(identity, doc.clone());
-                out.push(doc);
-            }
-            Ok(None) => {}
-            Err(message) => {
-                let kept = self.last_good_objects.get(&identity).cloned();
-                let suffix = if kept.is_some() {
-                    "; keeping its last good version"
-                } else {
-                    "; skipped"
-                };
-                problems.push(LoadProblem {
-                    location,
-                    object: Some(ident),
-                    message: format!("{message}{suffix}"),
-                });
-                if let Some(doc) = kept {
+    ) -> Vec<ParsedDoc> {
+        let mut out = Vec::new();
+        for o in objects {
+            match o.parsed {
+                Ok(Some(object)) => {
+                    let doc = ParsedDoc {
+                        location: o.location,
+                        object,
+                    };
+                    self.last_good_objects.insert(o.identity, doc.clone());
                     out.push(doc);
                 }
+                Ok(None) => {}
+                Err(message) => {
+                    let kept = self.last_good_objects.get(&o.identity).cloned();
+                    let suffix = if kept.is_some() {
+                        "; keeping its last good version"
+                    } else {
+                        "; skipped"
+                    };
+                    problems.push(LoadProblem {
+                        location: o.location,
+                        object: Some(o.ident),
+                        message: format!("{message}{suffix}"),
+                    });
+                    if let Some(doc) = kept {
+                        out.push(doc);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A file as parsed, before last-good versions are considered.
+struct RawFile {
+    /// `None` when the file as a whole is unreadable YAML.
+    objects: Option<Vec<RawObject>>,
+    problems: Vec<LoadProblem>,
+}
+
+/// One object as parsed: where, which, and the result.
+struct RawObject {
+    location: String,
+    /// `apiVersion kind namespace/name`: the key of last good versions.
+    identity: String,
+    /// `kind namespace/name`, for messages.
+    ident: String,
+    /// `Ok(None)`: a kind we do not read.
+    parsed: Result<Option<Parsed>, String>,
+}
+
+/// Reads and parses the files `todo` names (index into `files`, display name), on as many
+/// threads as there are cores. Results by index; `Err` when a file cannot be read.
+fn parse_parallel(
+    files: &[PathBuf],
+    todo: Vec<(usize, String)>,
+) -> BTreeMap<usize, Result<RawFile, String>> {
+    let work = |(i, display): &(usize, String)| {
+        let raw = std::fs::read_to_string(&files[*i])
+            .map(|text| parse_file(display, &text))
+            .map_err(|e| format!("cannot read file: {e}"));
+        (*i, raw)
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(todo.len());
+    if threads <= 1 {
+        return todo.iter().map(work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = todo.get(k) else { break };
+                        out.push(work(item));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("manifest parser thread"))
+            .collect()
+    })
+}
+
+/// Parses one file's text.
+fn parse_file(display: &str, text: &str) -> RawFile {
+    let mut problems = Vec::new();
+    let docs: Vec<Value> = match serde_saphyr::from_multiple::<Value>(text) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(LoadProblem {
+                location: display.to_string(),
+                object: None,
+                message: format!("invalid YAML, keeping this file's last good content: {e}"),
+            });
+            return RawFile {
+                objects: None,
+                problems,
+            };
+        }
+    };
+    let mut out = Vec::new();
+    for (i, doc) in docs.into_iter().enumerate() {
+        let location = format!("{display}#{}", i + 1);
+        let items = match doc {
+            Value::Null => continue,
+            Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => m
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            other => vec![other],
+        };
+        for (j, item) in items.into_iter().enumerate() {
+            let location = if j == 0 && !location.contains('[') {
+                location.clone()
+            } else {
+                format!("{location}[{j}]")
+            };
+            if let Some(o) = parse_object(location, item, &mut problems) {
+                out.push(o);
             }
         }
     }
+    RawFile {
+        objects: Some(out),
+        problems,
+    }
+}
+
+/// Parses one object; `None` (with a problem) when it cannot even be identified.
+fn parse_object(
+    location: String,
+    mut value: Value,
+    problems: &mut Vec<LoadProblem>,
+) -> Option<RawObject> {
+    let Some(obj) = value.as_object_mut() else {
+        problems.push(LoadProblem {
+            location,
+            object: None,
+            message: "document is not a mapping; skipped".into(),
+        });
+        return None;
+    };
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    // A missing namespace means `default`, as kubectl would apply it.
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(m) = meta.as_object_mut() {
+        let missing = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::is_empty)
+            .unwrap_or(true);
+        if missing {
+            m.insert("namespace".into(), Value::String("default".into()));
+        }
+    }
+    let ns = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ident = format!("{kind} {ns}/{name}");
+    if kind.is_empty() || api_version.is_empty() {
+        problems.push(LoadProblem {
+            location,
+            object: None,
+            message: "missing apiVersion or kind; skipped".into(),
+        });
+        return None;
+    }
+    if name.is_empty() {
+        problems.push(LoadProblem {
+            location,
+            object: Some(ident),
+            message: "metadata.name is required; skipped".into(),
+        });
+        return None;
+    }
+    let identity = format!("{api_version} {ident}");
+    let parsed = if kind == "DNSZone" && api_version.starts_with("zonegate.dev/") {
+        if api_version != "zonegate.dev/v1alpha1" {
+            Err(format!(
+                "apiVersion {api_version} is not served; use zonegate.dev/v1alpha1"
+            ))
+        } else {
+            match serde_json::from_value::<DNSZone>(value) {
+                Ok(z) => {
+                    let errs = crate::api::validate::validate_zone(&z);
+                    if errs.is_empty() {
+                        Ok(Some(Parsed::Zone(Arc::new(z))))
+                    } else {
+                        Err(errs.join("; "))
+                    }
+                }
+                Err(e) => Err(describe_serde(e)),
+            }
+        }
+    } else {
+        match SourceObject::from_value(&api_version, &kind, value) {
+            Ok(Some(o)) => Ok(Some(Parsed::Source(Arc::new(o)))),
+            Ok(None) => Ok(None), // a kind we do not read (Deployment, ...): ignore silently
+            Err(e) => Err(describe_serde(e)),
+        }
+    };
+    Some(RawObject {
+        location,
+        identity,
+        ident,
+        parsed,
+    })
 }
 
 /// serde_json errors name the problem; add nothing but trim the position noise.
