@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod objects;
 pub mod operator;
+pub mod parallel;
 pub mod publish;
 pub mod render;
 pub mod serial;

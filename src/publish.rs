@@ -6,7 +6,7 @@ use crate::compile::{CompileOptions, Problem, ZoneCompiler};
 use crate::dns::{CompiledZone, ZoneSet};
 use crate::objects::store::ObjectStore;
 use crate::serial::{SerialKeeper, content_hash_from, name_hash};
-use crate::zone::ZoneData;
+use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,10 +63,16 @@ impl ZonePipeline {
         let data = self.compiler.data();
         self.last_full = delta.full;
         if delta.full {
-            self.names_sum = data
-                .records
-                .iter()
-                .fold(0u64, |s, (n, sets)| s.wrapping_add(name_hash(n, sets)));
+            let names: Vec<(&Name, &RRsets)> = data.records.iter().collect();
+            self.names_sum = crate::parallel::map_chunks(&names, 4096, |chunk| {
+                vec![
+                    chunk
+                        .iter()
+                        .fold(0u64, |s, (n, sets)| s.wrapping_add(name_hash(n, sets))),
+                ]
+            })
+            .into_iter()
+            .fold(0u64, u64::wrapping_add);
             self.pending = Pending::Everything;
         } else if !delta.changed.is_empty() {
             let mut names = Vec::with_capacity(delta.changed.len());

@@ -9,8 +9,8 @@
 //! `--state-dir` the last (content hash, serial) pair per zone is also persisted, which keeps
 //! the `previous + 1` bumps (two changes within one second) across restarts too.
 
-use crate::zone::{RecordSet, ZoneData};
-use hickory_proto::rr::{Name, RecordType};
+use crate::zone::{RRsets, ZoneData};
+use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ pub fn content_hash_from(data: &ZoneData, names_sum: u64) -> u64 {
 
 /// The share of one owner name's RRsets in `content_hash`: order-independent (records is a hash
 /// map), a sum of mixed per-RRset hashes.
-pub fn name_hash(name: &Name, sets: &BTreeMap<RecordType, RecordSet>) -> u64 {
+pub fn name_hash(name: &Name, sets: &RRsets) -> u64 {
     use hickory_proto::serialize::binary::BinEncodable;
     let owner = name.to_lowercase().to_ascii();
     let mut sum: u64 = 0;

@@ -24,13 +24,13 @@ use super::{
 use crate::api::DNSZone;
 use crate::objects::store::ObjectStore;
 use crate::objects::{ObjectKey, SourceObject};
-use crate::zone::{RecordSet, SoaData, ZoneData};
-use hickory_proto::rr::{Name, RecordType};
+use crate::zone::{RRsets, SoaData, ZoneData};
+use hickory_proto::rr::Name;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// The RRsets of one owner name.
-pub type NameSets = BTreeMap<RecordType, RecordSet>;
+pub type NameSets = RRsets;
 
 /// What one `update` changed in `data()`.
 #[derive(Debug, Default)]
@@ -257,13 +257,27 @@ impl ZoneCompiler {
         let own = take_fragment(&mut c, None, None);
         self.frags.push(Some(own));
         if let Some(sel) = &selection {
-            for (key, obj) in &store.objects {
-                if sel.selects(obj) {
-                    compile_object(&mut c, obj);
-                    let frag = take_fragment(&mut c, Some(key.clone()), Some(obj.clone()));
-                    let id = self.alloc(frag);
-                    self.order.insert(key.clone(), id);
-                }
+            let selected: Vec<(&ObjectKey, &Arc<SourceObject>)> = store
+                .objects
+                .iter()
+                .filter(|(_, o)| sel.selects(o))
+                .collect();
+            // Objects compile independently: on every core for a large zone.
+            let base = &c;
+            let frags = crate::parallel::map_chunks(&selected, 64, |chunk| {
+                let mut c = base.fresh();
+                chunk
+                    .iter()
+                    .map(|(key, obj)| {
+                        compile_object(&mut c, obj);
+                        take_fragment(&mut c, Some((*key).clone()), Some((*obj).clone()))
+                    })
+                    .collect()
+            });
+            for frag in frags {
+                let key = frag.key.clone().expect("object fragment");
+                let id = self.alloc(frag);
+                self.order.insert(key, id);
             }
         }
         let ids: Vec<u32> = std::iter::once(0)
@@ -287,13 +301,24 @@ impl ZoneCompiler {
         }
         self.data = ZoneData::new(origin.clone(), soa);
         self.data.records.reserve(self.index.len());
-        for (name, refs) in &self.index {
-            let (sets, drops) = merge_one(&self.frags, &self.zone_origin, &self.ctx, name, refs);
+        // Names merge independently: on every core for a large zone.
+        let entries: Vec<(&Name, &Vec<CRef>)> = self.index.iter().collect();
+        let (frags, zone_origin, ctx) = (&self.frags, &self.zone_origin, &self.ctx);
+        let merged = crate::parallel::map_chunks(&entries, 4096, |chunk| {
+            chunk
+                .iter()
+                .map(|(name, refs)| {
+                    let (sets, drops) = merge_one(frags, zone_origin, ctx, name, refs);
+                    ((*name).clone(), sets, drops)
+                })
+                .collect()
+        });
+        for (name, sets, drops) in merged {
             if let Some(drops) = drops {
                 self.drops.insert(name.clone(), drops);
             }
             if !sets.is_empty() {
-                self.data.records.insert(name.clone(), sets);
+                self.data.records.insert(name, sets);
             }
         }
         self.inputs = Some(Inputs {

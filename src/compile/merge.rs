@@ -2,9 +2,9 @@
 
 use super::names::show;
 use super::{Candidate, Class, Origin};
-use crate::zone::RecordSet;
+use crate::zone::RRsets;
 use hickory_proto::rr::{Name, RData, RecordType};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The zone-wide rules, applied to the candidates of each owner name, in this order:
 /// 1. the apex: NS records there come only from `spec.nameservers` and NS in `spec.records`
@@ -100,7 +100,7 @@ impl MergeCtx {
             Some("NS records at the zone apex come from spec.nameservers; ignored".to_string())
         } else if cand.name == self.origin && rtype == RecordType::CNAME {
             Some("a CNAME cannot be at the zone apex; dropped".to_string())
-        } else if self.reserved.contains(&cand.name) {
+        } else if !self.reserved.is_empty() && self.reserved.contains(&cand.name) {
             Some(format!(
                 "{} is a nameserver of this zone; its glue records win; dropped",
                 show(&cand.name)
@@ -154,7 +154,7 @@ impl MergeCtx {
         &self,
         name: &Name,
         cands: &[(&Candidate, &Origin)],
-    ) -> (BTreeMap<RecordType, RecordSet>, Vec<Drop>) {
+    ) -> (RRsets, Vec<Drop>) {
         // Most names have one candidate: rules 1-4 only (a lone CNAME competes with nothing).
         if let [(cand, _)] = cands {
             let dropped = match self.candidate_rule(cand) {
@@ -166,23 +166,14 @@ impl MergeCtx {
             };
             return match dropped {
                 Some((phase, message)) => (
-                    BTreeMap::new(),
+                    RRsets::new(),
                     vec![Drop {
                         phase,
                         index: 0,
                         message,
                     }],
                 ),
-                None => (
-                    BTreeMap::from([(
-                        cand.rdata.record_type(),
-                        RecordSet {
-                            ttl: cand.ttl,
-                            rdata: vec![cand.rdata.clone()],
-                        },
-                    )]),
-                    Vec::new(),
-                ),
+                None => (RRsets::single(cand.ttl, cand.rdata.clone()), Vec::new()),
             };
         }
         let mut keep = vec![true; cands.len()];
@@ -267,10 +258,9 @@ impl MergeCtx {
         }
 
         // 6: the records.
-        let mut sets: BTreeMap<RecordType, RecordSet> = BTreeMap::new();
+        let mut sets = RRsets::new();
         for (cand, _) in cands.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c) {
-            sets.entry(cand.rdata.record_type())
-                .or_insert_with(|| RecordSet::new(cand.ttl))
+            sets.entry(cand.rdata.record_type(), cand.ttl)
                 .push(cand.ttl, cand.rdata.clone());
         }
         (sets, drops)

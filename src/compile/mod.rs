@@ -287,6 +287,23 @@ pub(crate) struct Source<'o> {
 }
 
 impl<'a> Compiler<'a> {
+    /// A compiler for the same zone with nothing gathered yet (origin 0 is the zone's).
+    pub(crate) fn fresh(&self) -> Compiler<'a> {
+        Compiler {
+            zone: self.zone,
+            store: self.store,
+            zone_object: self.zone_object.clone(),
+            domain: self.domain.clone(),
+            origin: self.origin.clone(),
+            ttl: self.ttl,
+            origins: self.origins[..1].to_vec(),
+            candidates: Vec::new(),
+            problems: Vec::new(),
+            nameservers: Vec::new(),
+            soa: None,
+        }
+    }
+
     pub(crate) fn report(
         &mut self,
         object: &str,

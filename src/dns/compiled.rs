@@ -2,7 +2,7 @@
 //! RFC 1034 §4.3.2 with wildcards (RFC 4592), empty non-terminals (RFC 8020) and referrals.
 //! Pure data and pure functions: no sockets, no Kubernetes.
 
-use crate::zone::ZoneData;
+use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::{HashMap, HashSet};
@@ -74,6 +74,25 @@ fn soa_records(origin: &Name, data: &ZoneData, serial: u32) -> (Arc<[Record]>, A
     (soa, negative)
 }
 
+/// The ready-to-send RRsets of a node at `name` (lowercase) from its compiled RRsets (`None`
+/// when the zone has no such name). The SOA is the index's own, never taken from `sets`.
+fn node_rrsets(name: &Name, sets: Option<&RRsets>) -> Option<Vec<(RecordType, Arc<[Record]>)>> {
+    let sets = sets?;
+    let mut rrsets = Vec::with_capacity(sets.len());
+    for (rtype, set) in sets {
+        if *rtype == RecordType::SOA || set.rdata.is_empty() {
+            continue;
+        }
+        let records: Vec<Record> = set
+            .rdata
+            .iter()
+            .map(|rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
+            .collect();
+        rrsets.push((*rtype, Arc::from(records)));
+    }
+    Some(rrsets)
+}
+
 /// What a lookup found, before it is turned into a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -116,13 +135,26 @@ impl CompiledZone {
             record_count: 1,
         };
         zone.nodes.insert(
-            origin,
+            origin.clone(),
             Node {
                 rrsets: vec![(RecordType::SOA, soa)],
             },
         );
-        for name in data.records.keys() {
-            zone.apply(data, name);
+        // Building the records is most of the work: on every core for a large zone; the
+        // index itself is then filled in one pass.
+        let names: Vec<&Name> = data.records.keys().collect();
+        let built = crate::parallel::map_chunks(&names, 4096, |chunk| {
+            chunk
+                .iter()
+                .map(|name| {
+                    let name = name.to_lowercase();
+                    let rrsets = node_rrsets(&name, data.records.get(&name));
+                    (name, rrsets)
+                })
+                .collect()
+        });
+        for (name, rrsets) in built {
+            zone.put(name, rrsets);
         }
         zone
     }
@@ -162,47 +194,40 @@ impl CompiledZone {
     /// there), keeping cuts, empty non-terminals and the record count in step.
     fn apply(&mut self, data: &ZoneData, name: &Name) {
         let name = name.to_lowercase();
+        let rrsets = node_rrsets(&name, data.records.get(&name));
+        self.put(name, rrsets);
+    }
+
+    /// Sets the node at `name` (lowercase) to `rrsets` (`None`: no node).
+    fn put(&mut self, name: Name, rrsets: Option<Vec<(RecordType, Arc<[Record]>)>>) {
         if !self.origin.zone_of(&name) {
             return; // the compiler never emits these; never serve them
         }
-        let apex = name == self.origin;
-        let old = if apex {
-            let node = self.nodes.get_mut(&name).expect("the apex node");
-            let rest = node.rrsets.split_off(1);
-            Some(Node { rrsets: rest })
-        } else {
-            self.nodes.remove(&name)
+        let count = |rrsets: &[(RecordType, Arc<[Record]>)]| -> usize {
+            rrsets.iter().map(|(_, r)| r.len()).sum()
         };
-        if let Some(old) = &old {
-            self.record_count -= old.rrsets.iter().map(|(_, r)| r.len()).sum::<usize>();
-        }
-        self.cuts.remove(&name);
-        let mut rrsets = Vec::new();
-        if let Some(sets) = data.records.get(&name) {
-            for (rtype, set) in sets {
-                if *rtype == RecordType::SOA || set.rdata.is_empty() {
-                    continue;
-                }
-                if *rtype == RecordType::NS && !apex {
-                    self.cuts.insert(name.clone());
-                }
-                let records: Vec<Record> = set
-                    .rdata
-                    .iter()
-                    .map(|rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
-                    .collect();
-                self.record_count += records.len();
-                rrsets.push((*rtype, Arc::from(records)));
-            }
-        }
-        if apex {
+        if name == self.origin {
+            // The apex always exists and keeps its SOA first.
             let node = self.nodes.get_mut(&name).expect("the apex node");
+            self.record_count -= count(&node.rrsets[1..]);
+            node.rrsets.truncate(1);
+            let rrsets = rrsets.unwrap_or_default();
+            self.record_count += count(&rrsets);
             node.rrsets.extend(rrsets);
             return;
         }
+        let old = self.nodes.remove(&name);
+        if let Some(old) = &old {
+            self.record_count -= count(&old.rrsets);
+        }
+        self.cuts.remove(&name);
         let existed = old.is_some();
-        let exists = !rrsets.is_empty() || data.records.contains_key(&name);
-        if exists {
+        let exists = rrsets.is_some();
+        if let Some(rrsets) = rrsets {
+            self.record_count += count(&rrsets);
+            if rrsets.iter().any(|(t, _)| *t == RecordType::NS) {
+                self.cuts.insert(name.clone());
+            }
             self.nodes.insert(name.clone(), Node { rrsets });
         }
         // Empty non-terminals: count the nodes below every name between the apex and `name`.

@@ -2,7 +2,7 @@
 //! no Kubernetes types: owner names, types, TTLs and RDATA.
 
 use hickory_proto::rr::{Name, RData, RecordType};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// One RRset: every record of one owner name and type share the TTL (RFC 2181 §5.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +26,82 @@ impl RecordSet {
         if !self.rdata.contains(&rdata) {
             self.rdata.push(rdata);
         }
+    }
+}
+
+/// The RRsets of one owner name, ordered by type: a small sorted vector (most names hold one
+/// or two RRsets; a map per name cost a large zone a 400-byte node each).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RRsets(Vec<(RecordType, RecordSet)>);
+
+impl RRsets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One RRset of one record.
+    pub fn single(ttl: u32, rdata: RData) -> Self {
+        Self(vec![(
+            rdata.record_type(),
+            RecordSet {
+                ttl,
+                rdata: vec![rdata],
+            },
+        )])
+    }
+
+    pub fn get(&self, rtype: &RecordType) -> Option<&RecordSet> {
+        self.0
+            .binary_search_by(|(t, _)| t.cmp(rtype))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// The RRset of `rtype`, created with `ttl` if absent.
+    pub fn entry(&mut self, rtype: RecordType, ttl: u32) -> &mut RecordSet {
+        let i = match self.0.binary_search_by(|(t, _)| t.cmp(&rtype)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (rtype, RecordSet::new(ttl)));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RecordType, &RecordSet)> {
+        self.0.iter().map(|(t, s)| (t, s))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &RecordType> {
+        self.0.iter().map(|(t, _)| t)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &RecordSet> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut RecordSet> {
+        self.0.iter_mut().map(|(_, s)| s)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a RRsets {
+    type Item = (&'a RecordType, &'a RecordSet);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (RecordType, RecordSet)>,
+        fn(&'a (RecordType, RecordSet)) -> (&'a RecordType, &'a RecordSet),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(t, s)| (t, s))
     }
 }
 
@@ -55,7 +131,7 @@ pub struct ZoneData {
     /// records, static records, and delegation NS and glue at and below the cut points.
     /// A hash map (a `BTreeMap<Name, _>` spent most of a 100 000-name compile comparing
     /// names); `names_sorted` gives the canonical order where one is needed.
-    pub records: HashMap<Name, BTreeMap<RecordType, RecordSet>>,
+    pub records: HashMap<Name, RRsets>,
 }
 
 impl ZoneData {
@@ -73,8 +149,7 @@ impl ZoneData {
         self.records
             .entry(name)
             .or_default()
-            .entry(rtype)
-            .or_insert_with(|| RecordSet::new(ttl))
+            .entry(rtype, ttl)
             .push(ttl, rdata);
     }
 

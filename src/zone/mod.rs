@@ -1,4 +1,4 @@
 //! Zone content (`ZoneData`, from the compiler) and the immutable compiled zone the DNS handler
 //! answers from.
 pub mod data;
-pub use data::{RecordSet, SoaData, ZoneData};
+pub use data::{RRsets, RecordSet, SoaData, ZoneData};
