@@ -184,3 +184,215 @@ fn finish_limited(
     };
     Some((bytes, summary))
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! A property test over arbitrary bytes: valid queries of every kind, mutated (bit flips,
+    //! byte changes, truncation, insertion, extension) and pure random bytes, through the
+    //! request path for UDP and TCP. Whatever the input, `respond` does not panic, answers
+    //! only queries, echoes the id, never sets RA, keeps UDP answers within the limit, and sets
+    //! AA on every answer from the zone.
+    use super::*;
+    use crate::dns::compiled::CompiledZone;
+    use crate::zone::{SoaData, ZoneData};
+    use hickory_proto::op::{Message, MessageType, Query};
+    use hickory_proto::rr::rdata::{CNAME, MX, NS, TXT};
+    use hickory_proto::rr::{Name, RData};
+    use std::sync::Arc;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545F4914F6CDD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() >> 33) as usize % n
+        }
+    }
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn zones() -> ZoneSet {
+        let origin = n("acme.example.com.");
+        let soa = SoaData {
+            mname: n("ns1.acme.example.com."),
+            rname: n("hostmaster.acme.example.com."),
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 300,
+            ttl: 3600,
+        };
+        let mut d = ZoneData::new(origin.clone(), soa);
+        let a = |s: &str| RData::A(s.parse().unwrap());
+        d.add(
+            origin.clone(),
+            3600,
+            RData::NS(NS(n("ns1.acme.example.com."))),
+        );
+        d.add(n("ns1.acme.example.com."), 300, a("192.0.2.1"));
+        d.add(
+            origin.clone(),
+            300,
+            RData::MX(MX::new(10, n("mail.acme.example.com."))),
+        );
+        d.add(n("mail.acme.example.com."), 300, a("192.0.2.2"));
+        d.add(n("www.acme.example.com."), 300, a("192.0.2.3"));
+        d.add(
+            n("www.acme.example.com."),
+            300,
+            RData::AAAA("2001:db8::3".parse().unwrap()),
+        );
+        d.add(
+            n("alias.acme.example.com."),
+            300,
+            RData::CNAME(CNAME(n("www.acme.example.com."))),
+        );
+        d.add(n("*.apps.acme.example.com."), 300, a("192.0.2.4"));
+        d.add(n("deep.x.acme.example.com."), 300, a("192.0.2.5"));
+        d.add(
+            n("sub.acme.example.com."),
+            300,
+            RData::NS(NS(n("ns.sub.acme.example.com."))),
+        );
+        d.add(n("ns.sub.acme.example.com."), 300, a("192.0.2.53"));
+        for i in 0..40 {
+            let text = format!("v=spf1 include:_spf{i}.example.net ~all padding padding padding");
+            d.add(
+                n("txt.acme.example.com."),
+                300,
+                RData::TXT(TXT::new(vec![text])),
+            );
+        }
+        ZoneSet::new([Arc::new(CompiledZone::build(&d, 2026113001))])
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let names = [
+            "acme.example.com.",
+            "WWW.Acme.Example.Com.",
+            "alias.acme.example.com.",
+            "a.b.apps.acme.example.com.",
+            "x.acme.example.com.",
+            "nx.acme.example.com.",
+            "host.sub.acme.example.com.",
+            "txt.acme.example.com.",
+            "other.example.org.",
+        ];
+        let types = [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::MX,
+            RecordType::NS,
+            RecordType::TXT,
+            RecordType::ANY,
+            RecordType::SOA,
+            RecordType::CNAME,
+            RecordType::AXFR,
+        ];
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for (j, t) in types.iter().enumerate() {
+                let mut m = Message::new((i * 16 + j) as u16, MessageType::Query, OpCode::Query);
+                m.add_query(Query::query(n(name), *t));
+                if (i + j) % 2 == 0 {
+                    let mut e = Edns::new();
+                    e.set_max_payload(if j % 3 == 0 { 4096 } else { 1232 });
+                    e.set_version(if i == 3 && j == 3 { 1 } else { 0 });
+                    m.set_edns(e);
+                }
+                out.push(m.to_vec().unwrap());
+            }
+        }
+        out
+    }
+
+    fn mutate(r: &mut Rng, seed: &[u8]) -> Vec<u8> {
+        if r.below(10) == 0 {
+            return seed.to_vec();
+        }
+        if r.below(8) == 0 {
+            return (0..r.below(600)).map(|_| r.next() as u8).collect();
+        }
+        let mut b = seed.to_vec();
+        for _ in 0..1 + r.below(4) {
+            match r.below(6) {
+                0 if !b.is_empty() => {
+                    let i = r.below(b.len());
+                    b[i] ^= 1 << r.below(8);
+                }
+                1 if !b.is_empty() => {
+                    let i = r.below(b.len());
+                    b[i] = r.next() as u8;
+                }
+                2 => b.truncate(r.below(b.len() + 1)),
+                3 => {
+                    let i = r.below(b.len() + 1);
+                    b.insert(i, r.next() as u8);
+                }
+                4 => b.extend((0..r.below(64)).map(|_| r.next() as u8)),
+                _ => {
+                    // a header count or a label length set to an extreme
+                    if b.len() > 12 {
+                        let i = r.below(b.len());
+                        b[i] = [0x00, 0x3f, 0x40, 0xc0, 0xff][r.below(5)];
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn any_bytes_get_a_well_formed_answer_or_silence() {
+        let zones = zones();
+        let seeds = seeds();
+        let mut r = Rng(0x5eed_f00d_dead_beef);
+        let (mut answered, mut with_records) = (0usize, 0usize);
+        let total = 40_000;
+        for k in 0..total {
+            let req = mutate(&mut r, &seeds[k % seeds.len()]);
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let out = respond(&zones, &req, transport);
+                if req.len() < 12 || req[2] & 0x80 != 0 {
+                    assert!(out.is_none(), "answered a non-query: {req:02x?}");
+                    continue;
+                }
+                let Some((bytes, _summary)) = out else {
+                    continue;
+                };
+                let resp = Message::from_vec(&bytes)
+                    .unwrap_or_else(|e| panic!("unparsable response {e} to {req:02x?}"));
+                assert_eq!(resp.metadata.id, u16::from_be_bytes([req[0], req[1]]));
+                assert_eq!(resp.metadata.message_type, MessageType::Response);
+                assert!(!resp.metadata.recursion_available, "RA set for {req:02x?}");
+                if transport == Transport::Udp {
+                    let limit = if resp.edns.is_some() { 1232 } else { 512 };
+                    assert!(bytes.len() <= limit, "{} bytes over UDP", bytes.len());
+                }
+                if !resp.answers.is_empty() {
+                    assert!(resp.metadata.authoritative, "answer without AA: {req:02x?}");
+                    with_records += 1;
+                }
+                if resp.metadata.response_code == ResponseCode::Refused {
+                    assert!(resp.answers.is_empty());
+                }
+                answered += 1;
+            }
+        }
+        // not vacuous: most inputs were answered, and many with records
+        assert!(
+            answered > total,
+            "{answered} answers for {total} inputs x 2"
+        );
+        assert!(
+            with_records > total / 20,
+            "{with_records} answers with records"
+        );
+    }
+}
