@@ -323,11 +323,12 @@ mod tests {
             records
                 .push(json!({"name": "a", "type": "CNAME", "values": ["www.acme.example.com."]}));
         }
-        let z = zone(json!({
-            "records": records,
-            "delegations": [{"name": "deleg", "nameservers": [
-                {"hostname": "ns.deleg.acme.example.com", "addresses": ["192.0.2.53"]}]}],
-        }));
+        let mut delegations = vec![json!({"name": "deleg", "nameservers": [
+            {"hostname": "ns.deleg.acme.example.com", "addresses": ["192.0.2.53"]}]})];
+        if r.below(2) == 0 {
+            delegations.push(json!({"name": "kid", "zoneRef": {"name": "child"}}));
+        }
+        let z = zone(json!({"records": records, "delegations": delegations}));
         with_status(
             z,
             json!({"nameservers": [
@@ -346,7 +347,7 @@ mod tests {
             let mut store = ObjectStore::default();
             let mut pipeline = ZonePipeline::default();
             for step in 0..60u32 {
-                match r.below(10) {
+                match r.below(11) {
                     0..=4 => store.insert_object(obj(random_object(&mut r))),
                     5..=6 if !store.objects.is_empty() => {
                         let k = r.below(store.objects.len());
@@ -361,6 +362,26 @@ mod tests {
                         }
                     }
                     8 => zone = random_zone(&mut r),
+                    9 => {
+                        // the child zone a delegation may reference comes, changes and goes
+                        let key = ("acme".to_string(), "child".to_string());
+                        if r.below(3) == 0 {
+                            store.zones.remove(&key);
+                        } else {
+                            let child = zone_json(json!({"apiVersion": "zonegate.dev/v1alpha1",
+                                "kind": "DNSZone", "metadata": {"name": "child", "namespace": "acme"},
+                                "spec": {"domain": "kid.acme.example.com"}}));
+                            let ip = format!("192.0.2.{}", 100 + r.below(3));
+                            add_zone(
+                                &mut store,
+                                with_status(
+                                    child,
+                                    json!({"nameservers": [{"hostname": "ns1.kid.acme.example.com",
+                                        "addresses": [ip]}]}),
+                                ),
+                            );
+                        }
+                    }
                     _ => {}
                 }
                 let hash = pipeline.compile(&zone, &store, &opts);

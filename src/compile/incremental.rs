@@ -10,8 +10,8 @@
 //!   delegation cuts alone (`MergeCtx::merge_name`).
 //!
 //! So `update` recompiles the fragments of the objects that changed and re-merges the names
-//! those fragments had or have. Anything that can change every name (the DNSZone, any DNSZone a
-//! delegation may reference, a Gateway, the options, a change that adds or removes an NS
+//! those fragments had or have. Anything that can change every name (the DNSZone, a DNSZone its
+//! delegations reference, a Gateway, the options, a change that adds or removes an NS
 //! record below the apex) rebuilds everything. Both paths run the same code per name, and the
 //! pure `compile` is this type's first, full run; property tests check that an update gives
 //! exactly what a fresh compile gives.
@@ -79,7 +79,8 @@ struct DropRec {
 struct Inputs {
     zone: DNSZone,
     opts: CompileOptions,
-    zones: Vec<((String, String), Arc<DNSZone>)>,
+    /// The DNSZones this zone's delegations reference (`zoneRef`), as they were.
+    zones: Vec<Option<Arc<DNSZone>>>,
     gateways: Vec<Arc<SourceObject>>,
     selection: Option<Selection>,
     zone_object: String,
@@ -324,7 +325,7 @@ impl ZoneCompiler {
         self.inputs = Some(Inputs {
             zone: zone.clone(),
             opts: opts.clone(),
-            zones: zones_of(store),
+            zones: referenced_zones(zone, store),
             gateways: gateways_of(store),
             selection,
             zone_object,
@@ -344,7 +345,7 @@ impl ZoneCompiler {
         let inputs = self.inputs.as_ref()?;
         if inputs.zone != *zone
             || inputs.opts != *opts
-            || !same_zones(&inputs.zones, store)
+            || !same_zones(&inputs.zones, &referenced_zones(zone, store))
             || !same_gateways(&inputs.gateways, store)
         {
             return None;
@@ -558,20 +559,34 @@ fn take_fragment(
     }
 }
 
-fn zones_of(store: &ObjectStore) -> Vec<((String, String), Arc<DNSZone>)> {
-    store
-        .zones
+/// The DNSZones `zone`'s delegations reference by `zoneRef` (None: not in the store): the only
+/// other objects the DNSZone's own fragment reads.
+fn referenced_zones(zone: &DNSZone, store: &ObjectStore) -> Vec<Option<Arc<DNSZone>>> {
+    zone.spec
+        .delegations
         .iter()
-        .map(|(k, e)| (k.clone(), e.zone.clone()))
+        .filter_map(|d| d.zone_ref.as_ref())
+        .map(|r| {
+            let ns = r
+                .namespace
+                .as_ref()
+                .map(|n| n.0.clone())
+                .unwrap_or_else(|| zone_namespace(zone).to_string());
+            store
+                .zones
+                .get(&(ns, r.name.clone()))
+                .map(|e| e.zone.clone())
+        })
         .collect()
 }
 
-fn same_zones(was: &[((String, String), Arc<DNSZone>)], store: &ObjectStore) -> bool {
-    was.len() == store.zones.len()
-        && was
-            .iter()
-            .zip(&store.zones)
-            .all(|((k1, z1), (k2, e))| k1 == k2 && (Arc::ptr_eq(z1, &e.zone) || *z1 == e.zone))
+fn same_zones(was: &[Option<Arc<DNSZone>>], now: &[Option<Arc<DNSZone>>]) -> bool {
+    was.len() == now.len()
+        && was.iter().zip(now).all(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        })
 }
 
 fn is_gateway(o: &SourceObject) -> bool {
