@@ -394,12 +394,15 @@ mod tests {
                     "{ctx}: problems"
                 );
                 assert_eq!(hash, content_hash(&fresh.data), "{ctx}: hash");
-                let serial = 1000 + step;
-                let published = pipeline.publish(serial);
-                assert!(
-                    published.same_index(&CompiledZone::build(&fresh.data, serial)),
-                    "{ctx}: patched index differs from a fresh build"
-                );
+                // publish after most compiles, so that changes also pile up between publishes
+                if r.below(4) != 0 {
+                    let serial = 1000 + step;
+                    let published = pipeline.publish(serial);
+                    assert!(
+                        published.same_index(&CompiledZone::build(&fresh.data, serial)),
+                        "{ctx}: patched index differs from a fresh build"
+                    );
+                }
                 if pipeline.last_full {
                     fulls += 1;
                 } else {

@@ -353,7 +353,10 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
             }
             _ = serial_recheck.tick() => {
                 // another server of this zone may have published a newer serial for this content
-                if let Some((origin, hash, current)) = &mut last_data {
+                // (only while the compiled data is servable: never publish an unservable zone)
+                if let Some((origin, hash, current)) = &mut last_data
+                    && !pipeline.data().origin.is_root()
+                {
                     let s = serial.serial(origin, *hash, crate::publish::unix_now()).await;
                     if s != *current {
                         *current = s;

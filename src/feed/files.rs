@@ -131,9 +131,7 @@ impl ManifestLoader {
             match raw {
                 Ok(raw) => {
                     let mut problems = raw.problems;
-                    let docs = raw
-                        .objects
-                        .map(|objects| self.resolve(objects, &mut problems));
+                    let docs = raw.items.map(|items| self.resolve(items, &mut problems));
                     loaded.problems.extend(problems.iter().cloned());
                     self.parsed
                         .insert(file.clone(), (stamp, docs.clone(), problems));
@@ -218,13 +216,16 @@ impl ManifestLoader {
 
     /// Settles a file's parsed objects against the last good versions: an object that fails
     /// to parse is replaced by its last good version, if there is one.
-    fn resolve(
-        &mut self,
-        objects: Vec<RawObject>,
-        problems: &mut Vec<LoadProblem>,
-    ) -> Vec<ParsedDoc> {
+    fn resolve(&mut self, items: Vec<RawItem>, problems: &mut Vec<LoadProblem>) -> Vec<ParsedDoc> {
         let mut out = Vec::new();
-        for o in objects {
+        for item in items {
+            let o = match item {
+                RawItem::Problem(p) => {
+                    problems.push(p);
+                    continue;
+                }
+                RawItem::Object(o) => o,
+            };
             match o.parsed {
                 Ok(Some(object)) => {
                     let doc = ParsedDoc {
@@ -259,9 +260,18 @@ impl ManifestLoader {
 
 /// A file as parsed, before last-good versions are considered.
 struct RawFile {
-    /// `None` when the file as a whole is unreadable YAML.
-    objects: Option<Vec<RawObject>>,
+    /// Objects and per-document problems in document order; `None` when the file as a whole
+    /// is unreadable YAML.
+    items: Option<Vec<RawItem>>,
+    /// The whole-file problem, if any.
     problems: Vec<LoadProblem>,
+}
+
+/// One document's outcome.
+enum RawItem {
+    /// A document that is not even an identifiable object.
+    Problem(LoadProblem),
+    Object(RawObject),
 }
 
 /// One object as parsed: where, which, and the result.
@@ -328,7 +338,7 @@ fn parse_file(display: &str, text: &str) -> RawFile {
                 message: format!("invalid YAML, keeping this file's last good content: {e}"),
             });
             return RawFile {
-                objects: None,
+                items: None,
                 problems,
             };
         }
@@ -351,30 +361,23 @@ fn parse_file(display: &str, text: &str) -> RawFile {
             } else {
                 format!("{location}[{j}]")
             };
-            if let Some(o) = parse_object(location, item, &mut problems) {
-                out.push(o);
-            }
+            out.push(parse_object(location, item));
         }
     }
     RawFile {
-        objects: Some(out),
+        items: Some(out),
         problems,
     }
 }
 
-/// Parses one object; `None` (with a problem) when it cannot even be identified.
-fn parse_object(
-    location: String,
-    mut value: Value,
-    problems: &mut Vec<LoadProblem>,
-) -> Option<RawObject> {
+/// Parses one object; a problem when it cannot even be identified.
+fn parse_object(location: String, mut value: Value) -> RawItem {
     let Some(obj) = value.as_object_mut() else {
-        problems.push(LoadProblem {
+        return RawItem::Problem(LoadProblem {
             location,
             object: None,
             message: "document is not a mapping; skipped".into(),
         });
-        return None;
     };
     let api_version = obj
         .get("apiVersion")
@@ -412,20 +415,18 @@ fn parse_object(
         .to_string();
     let ident = format!("{kind} {ns}/{name}");
     if kind.is_empty() || api_version.is_empty() {
-        problems.push(LoadProblem {
+        return RawItem::Problem(LoadProblem {
             location,
             object: None,
             message: "missing apiVersion or kind; skipped".into(),
         });
-        return None;
     }
     if name.is_empty() {
-        problems.push(LoadProblem {
+        return RawItem::Problem(LoadProblem {
             location,
             object: Some(ident),
             message: "metadata.name is required; skipped".into(),
         });
-        return None;
     }
     let identity = format!("{api_version} {ident}");
     let parsed = if kind == "DNSZone" && api_version.starts_with("zonegate.dev/") {
@@ -453,7 +454,7 @@ fn parse_object(
             Err(e) => Err(describe_serde(e)),
         }
     };
-    Some(RawObject {
+    RawItem::Object(RawObject {
         location,
         identity,
         ident,
@@ -546,6 +547,39 @@ mod tests {
 
     const ZONE: &str = "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: z, namespace: acme}\nspec: {domain: acme.example.com}\n";
     const ING: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules: [{host: www.acme.example.com}]\nstatus:\n  loadBalancer: {ingress: [{ip: 192.0.2.10}]}\n";
+
+    #[test]
+    fn problems_come_in_document_order_and_many_files_parse_alike() {
+        let d = tmpdir("order");
+        let bad = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bad, namespace: acme}\nspec: 5\n";
+        write(
+            &d,
+            "a.yaml",
+            &format!("{bad}---\njust a string\n---\nkind: Service\n"),
+        );
+        // enough files for the parallel parse to split them between threads
+        for i in 0..40 {
+            write(
+                &d,
+                &format!("ing{i:02}.yaml"),
+                &ING.replace("name: web", &format!("name: web{i}")),
+            );
+        }
+        let mut l = ManifestLoader::new(&d);
+        let out = l.load();
+        let locations: Vec<&str> = out.problems.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            ["a.yaml#1", "a.yaml#2", "a.yaml#3"],
+            "{:?}",
+            out.problems
+        );
+        assert_eq!(out.store.objects.len(), 40);
+        // the cached parse of an unchanged file reports the same problems in the same order
+        let again = l.load();
+        assert_eq!(again.problems, out.problems);
+        assert_eq!(again.store.objects.len(), 40);
+    }
 
     #[test]
     fn loads_multi_document_files_and_defaults_namespace() {
