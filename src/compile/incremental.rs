@@ -83,7 +83,6 @@ struct Inputs {
     zones: Vec<Option<Arc<DNSZone>>>,
     gateways: Vec<Arc<SourceObject>>,
     selection: Option<Selection>,
-    zone_object: String,
     domain: String,
     origin: Name,
 }
@@ -226,23 +225,11 @@ impl ZoneCompiler {
             }
         };
         let zone_origin = Origin {
-            object: zone_object.clone(),
+            object: zone_object,
             seniority: Seniority::Zone,
         };
         self.zone_origin = zone_origin.clone();
-        let mut c = Compiler {
-            zone,
-            store,
-            zone_object: zone_object.clone(),
-            domain: domain.clone(),
-            origin: origin.clone(),
-            ttl: zone.spec.ttl,
-            origins: vec![zone_origin.clone()],
-            candidates: Vec::new(),
-            problems: Vec::new(),
-            nameservers: Vec::new(),
-            soa: None,
-        };
+        let mut c = Compiler::new(zone, store, &zone_origin, &domain, &origin);
         apex::compile(&mut c);
         static_records::compile(&mut c);
         delegation::compile(&mut c);
@@ -328,7 +315,6 @@ impl ZoneCompiler {
             zones: referenced_zones(zone, store),
             gateways: gateways_of(store),
             selection,
-            zone_object,
             domain,
             origin,
         });
@@ -379,19 +365,13 @@ impl ZoneCompiler {
         }
 
         // New fragments for added and changed objects.
-        let mut c = Compiler {
+        let mut c = Compiler::new(
             zone,
             store,
-            zone_object: inputs.zone_object.clone(),
-            domain: inputs.domain.clone(),
-            origin: inputs.origin.clone(),
-            ttl: zone.spec.ttl,
-            origins: vec![self.zone_origin.clone()],
-            candidates: Vec::new(),
-            problems: Vec::new(),
-            nameservers: Vec::new(),
-            soa: None,
-        };
+            &self.zone_origin,
+            &inputs.domain,
+            &inputs.origin,
+        );
         let mut fresh: Vec<(ObjectKey, Option<Fragment>)> = Vec::with_capacity(changes.len());
         for (key, obj) in changes {
             let frag = obj.map(|obj| {

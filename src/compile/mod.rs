@@ -287,21 +287,39 @@ pub(crate) struct Source<'o> {
 }
 
 impl<'a> Compiler<'a> {
-    /// A compiler for the same zone with nothing gathered yet (origin 0 is the zone's).
-    pub(crate) fn fresh(&self) -> Compiler<'a> {
+    /// A compiler for `zone` (apex `origin`, `domain` its lowercase text) with nothing
+    /// gathered yet; `zone_origin` is the zone's own origin (index 0).
+    pub(crate) fn new(
+        zone: &'a DNSZone,
+        store: &'a ObjectStore,
+        zone_origin: &Origin,
+        domain: &str,
+        origin: &Name,
+    ) -> Self {
         Compiler {
-            zone: self.zone,
-            store: self.store,
-            zone_object: self.zone_object.clone(),
-            domain: self.domain.clone(),
-            origin: self.origin.clone(),
-            ttl: self.ttl,
-            origins: self.origins[..1].to_vec(),
+            zone,
+            store,
+            zone_object: zone_origin.object.clone(),
+            domain: domain.to_string(),
+            origin: origin.clone(),
+            ttl: zone.spec.ttl,
+            origins: vec![zone_origin.clone()],
             candidates: Vec::new(),
             problems: Vec::new(),
             nameservers: Vec::new(),
             soa: None,
         }
+    }
+
+    /// A compiler for the same zone with nothing gathered yet.
+    pub(crate) fn fresh(&self) -> Compiler<'a> {
+        Compiler::new(
+            self.zone,
+            self.store,
+            &self.origins[0],
+            &self.domain,
+            &self.origin,
+        )
     }
 
     pub(crate) fn report(
