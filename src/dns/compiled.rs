@@ -507,7 +507,13 @@ pub struct ZoneSet {
     zones: HashMap<Name, Arc<CompiledZone>>,
     /// Label counts of the apexes present, longest first (for longest-match search).
     depths: Vec<u8>,
+    /// Unique per `ZoneSet::new` in this process (0: the empty default set). Caches keyed on a
+    /// snapshot compare this, never its address: a new snapshot can be allocated where a freed
+    /// one was.
+    generation: u64,
 }
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl ZoneSet {
     pub fn new(zones: impl IntoIterator<Item = Arc<CompiledZone>>) -> Self {
@@ -516,7 +522,17 @@ impl ZoneSet {
         let mut depths: Vec<u8> = zones.keys().map(|n| n.num_labels()).collect();
         depths.sort_unstable_by(|a, b| b.cmp(a));
         depths.dedup();
-        Self { zones, depths }
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            zones,
+            depths,
+            generation,
+        }
+    }
+
+    /// This snapshot's identity (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The zone with the longest apex that contains `name`.

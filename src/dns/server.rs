@@ -96,7 +96,9 @@ impl LocalStats {
 /// of (zone snapshot, request bytes), so a repeated question is answered by copying its bytes
 /// and patching the id. Emptied whenever the zone snapshot changes, and when it is full.
 struct AnswerCache {
-    zones: *const ZoneSet,
+    /// The generation of the snapshot the entries were built from (`ZoneSet::generation`; not
+    /// its address, which a later snapshot may reuse).
+    generation: Option<u64>,
     map: HashMap<Box<[u8]>, CachedAnswer>,
 }
 
@@ -110,7 +112,7 @@ const ANSWER_CACHE_MAX_REQUEST: usize = 300;
 impl AnswerCache {
     fn new() -> Self {
         Self {
-            zones: std::ptr::null(),
+            generation: None,
             map: HashMap::new(),
         }
     }
@@ -182,10 +184,9 @@ impl UdpWorker {
     fn answer(&mut self, request: &[u8], out: &mut Vec<u8>) -> bool {
         let started = Instant::now();
         let snapshot = self.zones.load();
-        let ptr: *const ZoneSet = Arc::as_ptr(&snapshot);
-        if ptr != self.cache.zones {
+        if self.cache.generation != Some(snapshot.generation()) {
             self.cache.map.clear();
-            self.cache.zones = ptr;
+            self.cache.generation = Some(snapshot.generation());
         }
         out.clear();
         let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&request.len());
@@ -429,5 +430,71 @@ async fn tcp_connection(
         out.extend_from_slice(&resp);
         stream.write_all(&out).await?;
         record(&metrics, &summary, Transport::Tcp, started);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::compiled::CompiledZone;
+    use crate::zone::{SoaData, ZoneData};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    fn zone_with(ip: &str) -> ZoneSet {
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let soa = SoaData {
+            mname: n("ns1.acme.example.com."),
+            rname: n("hostmaster.acme.example.com."),
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 300,
+            ttl: 3600,
+        };
+        let mut d = ZoneData::new(n("acme.example.com."), soa);
+        d.add(
+            n("web.acme.example.com."),
+            300,
+            RData::A(ip.parse().unwrap()),
+        );
+        ZoneSet::new([Arc::new(CompiledZone::build(&d, 1))])
+    }
+
+    fn ask(worker: &mut UdpWorker) -> String {
+        let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("web.acme.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        let mut out = Vec::new();
+        assert!(worker.answer(&q.to_vec().unwrap(), &mut out));
+        let m = Message::from_vec(&out).unwrap();
+        m.answers
+            .first()
+            .map(|r| r.data.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The answer cache must follow every new snapshot, even one allocated where a freed
+    /// snapshot was (the allocator reuses a just-freed block of the same size: the cache once
+    /// compared addresses and then served the old answers).
+    #[test]
+    fn answer_cache_never_outlives_its_snapshot() {
+        let zones: SharedZones = Arc::new(ArcSwap::from_pointee(zone_with("192.0.2.1")));
+        let mut worker = UdpWorker {
+            zones: zones.clone(),
+            metrics: Arc::new(ServerMetrics::new()),
+            stats: LocalStats::new(),
+            cache: AnswerCache::new(),
+        };
+        assert_eq!(ask(&mut worker), "192.0.2.1");
+        for i in 2..50 {
+            // built first, so that storing it allocates only the snapshot's own block
+            let (b, c) = (zone_with("192.0.2.250"), zone_with(&format!("192.0.2.{i}")));
+            zones.store(Arc::new(b));
+            zones.store(Arc::new(c));
+            assert_eq!(ask(&mut worker), format!("192.0.2.{i}"), "round {i}");
+        }
     }
 }
