@@ -329,7 +329,7 @@ fn parse_parallel(
 /// Parses one file's text.
 fn parse_file(display: &str, text: &str) -> RawFile {
     let mut problems = Vec::new();
-    let docs: Vec<Value> = match serde_saphyr::from_multiple::<Value>(text) {
+    let docs: Vec<Value> = match super::yaml::documents(text) {
         Ok(d) => d,
         Err(e) => {
             problems.push(LoadProblem {

@@ -1,3 +1,4 @@
 //! Object feeds: where objects come from (manifest files; the apiserver in cluster mode).
 pub mod files;
 pub mod kube;
+pub mod yaml;
