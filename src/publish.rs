@@ -5,8 +5,8 @@ use crate::api::DNSZone;
 use crate::compile::{CompileOptions, Problem, ZoneCompiler};
 use crate::dns::{CompiledZone, ZoneSet};
 use crate::objects::store::ObjectStore;
-use crate::serial::{SerialKeeper, content_hash_from, name_hash};
-use crate::zone::{RRsets, ZoneData};
+use crate::serial::{SerialKeeper, content_hash_from, name_hash, names_sum};
+use crate::zone::ZoneData;
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,7 +49,6 @@ pub struct ZonePipeline {
     compiler: ZoneCompiler,
     /// Sum of `serial::name_hash` over the zone's names.
     names_sum: u64,
-    hash: u64,
     pending: Pending,
     published: Option<Arc<CompiledZone>>,
     /// Whether the last `compile` recompiled the whole zone.
@@ -63,16 +62,7 @@ impl ZonePipeline {
         let data = self.compiler.data();
         self.last_full = delta.full;
         if delta.full {
-            let names: Vec<(&Name, &RRsets)> = data.records.iter().collect();
-            self.names_sum = crate::parallel::map_chunks(&names, 4096, |chunk| {
-                vec![
-                    chunk
-                        .iter()
-                        .fold(0u64, |s, (n, sets)| s.wrapping_add(name_hash(n, sets))),
-                ]
-            })
-            .into_iter()
-            .fold(0u64, u64::wrapping_add);
+            self.names_sum = names_sum(data);
             self.pending = Pending::Everything;
         } else if !delta.changed.is_empty() {
             let mut names = Vec::with_capacity(delta.changed.len());
@@ -91,8 +81,7 @@ impl ZonePipeline {
                 Pending::Everything => {}
             }
         }
-        self.hash = content_hash_from(data, self.names_sum);
-        self.hash
+        content_hash_from(data, self.names_sum)
     }
 
     pub fn data(&self) -> &ZoneData {
@@ -101,11 +90,6 @@ impl ZonePipeline {
 
     pub fn problems(&self) -> &[Problem] {
         self.compiler.problems()
-    }
-
-    /// The content hash of the last `compile`.
-    pub fn hash(&self) -> u64 {
-        self.hash
     }
 
     /// The serving index of the last compile with `serial`: the last one again when nothing
@@ -399,7 +383,7 @@ mod tests {
                     let serial = 1000 + step;
                     let published = pipeline.publish(serial);
                     assert!(
-                        published.same_index(&CompiledZone::build(&fresh.data, serial)),
+                        *published == CompiledZone::build(&fresh.data, serial),
                         "{ctx}: patched index differs from a fresh build"
                     );
                 }

@@ -194,7 +194,7 @@ mod fuzz {
     //! AA on every answer from the zone.
     use super::*;
     use crate::dns::compiled::CompiledZone;
-    use crate::zone::{SoaData, ZoneData};
+    use crate::zone::ZoneData;
     use hickory_proto::op::{Message, MessageType, Query};
     use hickory_proto::rr::rdata::{CNAME, MX, NS, TXT};
     use hickory_proto::rr::{Name, RData};
@@ -219,16 +219,7 @@ mod fuzz {
 
     fn zones() -> ZoneSet {
         let origin = n("acme.example.com.");
-        let soa = SoaData {
-            mname: n("ns1.acme.example.com."),
-            rname: n("hostmaster.acme.example.com."),
-            refresh: 3600,
-            retry: 600,
-            expire: 86400,
-            minimum: 300,
-            ttl: 3600,
-        };
-        let mut d = ZoneData::new(origin.clone(), soa);
+        let mut d = ZoneData::acme_example();
         let a = |s: &str| RData::A(s.parse().unwrap());
         d.add(
             origin.clone(),

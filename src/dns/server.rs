@@ -437,22 +437,13 @@ async fn tcp_connection(
 mod tests {
     use super::*;
     use crate::dns::compiled::CompiledZone;
-    use crate::zone::{SoaData, ZoneData};
+    use crate::zone::ZoneData;
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RData, RecordType};
 
     fn zone_with(ip: &str) -> ZoneSet {
         let n = |s: &str| Name::from_ascii(s).unwrap();
-        let soa = SoaData {
-            mname: n("ns1.acme.example.com."),
-            rname: n("hostmaster.acme.example.com."),
-            refresh: 3600,
-            retry: 600,
-            expire: 86400,
-            minimum: 300,
-            ttl: 3600,
-        };
-        let mut d = ZoneData::new(n("acme.example.com."), soa);
+        let mut d = ZoneData::acme_example();
         d.add(
             n("web.acme.example.com."),
             300,
