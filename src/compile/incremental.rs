@@ -29,9 +29,6 @@ use hickory_proto::rr::Name;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-/// The RRsets of one owner name.
-pub type NameSets = RRsets;
-
 /// What one `update` changed in `data()`.
 #[derive(Debug, Default)]
 pub struct Delta {
@@ -39,7 +36,7 @@ pub struct Delta {
     pub full: bool,
     /// Otherwise: the names that were re-merged, each with its RRsets before the update (None:
     /// the name had none). Names whose data did not change may be listed too.
-    pub changed: Vec<(Name, Option<NameSets>)>,
+    pub changed: Vec<(Name, Option<RRsets>)>,
 }
 
 /// Where a fragment sorts: the DNSZone's own first (`None`), then objects in key order.
@@ -150,7 +147,8 @@ fn empty_zone(origin: Name, zone: &DNSZone) -> ZoneData {
     ZoneData::new(origin, soa)
 }
 
-fn same_object(a: &Arc<SourceObject>, b: &Arc<SourceObject>) -> bool {
+/// The same input: the same allocation, or an equal value (a feed that rebuilt it).
+fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
 
@@ -186,9 +184,7 @@ impl ZoneCompiler {
     }
 
     fn frag(&self, id: u32) -> &Fragment {
-        self.frags[id as usize]
-            .as_ref()
-            .expect("live fragment slot")
+        slot(&self.frags, id)
     }
 
     fn alloc(&mut self, frag: Fragment) -> u32 {
@@ -277,9 +273,7 @@ impl ZoneCompiler {
             ids.iter().flat_map(|&id| self.frag(id).candidates.iter()),
         );
         for &id in &ids {
-            let frag = self.frags[id as usize]
-                .as_ref()
-                .expect("live fragment slot");
+            let frag = slot(&self.frags, id);
             for (i, cand) in frag.candidates.iter().enumerate() {
                 self.index.entry(cand.name.clone()).or_default().push(CRef {
                     frag: id,
@@ -302,12 +296,7 @@ impl ZoneCompiler {
                 .collect()
         });
         for (name, sets, drops) in merged {
-            if let Some(drops) = drops {
-                self.drops.insert(name.clone(), drops);
-            }
-            if !sets.is_empty() {
-                self.data.records.insert(name, sets);
-            }
+            self.keep_merged(name, sets, drops);
         }
         self.inputs = Some(Inputs {
             zone: zone.clone(),
@@ -350,7 +339,7 @@ impl ZoneCompiler {
                 match old.peek() {
                     Some((k, id)) if *k == key => {
                         let was = self.frag(**id).object.as_ref().expect("object fragment");
-                        if !same_object(was, obj) {
+                        if !same(was, obj) {
                             changes.push((key, Some(obj)));
                         }
                         old.next();
@@ -393,8 +382,7 @@ impl ZoneCompiler {
             return None;
         }
 
-        let mut affected: Vec<Name> = Vec::new();
-        let mut seen: HashSet<Name> = HashSet::new();
+        let mut affected: HashSet<Name> = HashSet::new();
         for (key, new) in fresh {
             if let Some(id) = self.order.remove(&key) {
                 let old = self.frags[id as usize].take().expect("live fragment slot");
@@ -405,9 +393,7 @@ impl ZoneCompiler {
                             self.index.remove(&cand.name);
                         }
                     }
-                    if seen.insert(cand.name.clone()) {
-                        affected.push(cand.name.clone());
-                    }
+                    affected.insert(cand.name.clone());
                 }
                 self.free.push(id);
             }
@@ -430,9 +416,7 @@ impl ZoneCompiler {
                             idx: i as u32,
                         },
                     );
-                    if seen.insert(name.clone()) {
-                        affected.push(name);
-                    }
+                    affected.insert(name);
                 }
             }
         }
@@ -449,19 +433,24 @@ impl ZoneCompiler {
     }
 
     /// Merges one name from its candidates into `data` and `drops`; returns its RRsets before.
-    fn remerge(&mut self, name: &Name) -> Option<NameSets> {
+    fn remerge(&mut self, name: &Name) -> Option<RRsets> {
         let before = self.data.records.remove(name);
         self.drops.remove(name);
         if let Some(refs) = self.index.get(name) {
             let (sets, drops) = merge_one(&self.frags, &self.zone_origin, &self.ctx, name, refs);
-            if let Some(drops) = drops {
-                self.drops.insert(name.clone(), drops);
-            }
-            if !sets.is_empty() {
-                self.data.records.insert(name.clone(), sets);
-            }
+            self.keep_merged(name.clone(), sets, drops);
         }
         before
+    }
+
+    /// Records one name's merge result (nothing for a name without records or drops).
+    fn keep_merged(&mut self, name: Name, sets: RRsets, drops: Option<Vec<DropRec>>) {
+        if let Some(drops) = drops {
+            self.drops.insert(name.clone(), drops);
+        }
+        if !sets.is_empty() {
+            self.data.records.insert(name, sets);
+        }
     }
 
     /// Inputs' problems in compile order, then the merge's drops (rules 1-3, rule 4, rule 5 by
@@ -482,6 +471,11 @@ impl ZoneCompiler {
     }
 }
 
+/// The live fragment in slot `id`.
+fn slot(frags: &[Option<Fragment>], id: u32) -> &Fragment {
+    frags[id as usize].as_ref().expect("live fragment slot")
+}
+
 /// Merges one name from its candidates (`refs`): its RRsets and its drops, if any.
 fn merge_one(
     frags: &[Option<Fragment>],
@@ -489,8 +483,8 @@ fn merge_one(
     ctx: &MergeCtx,
     name: &Name,
     refs: &[CRef],
-) -> (NameSets, Option<Vec<DropRec>>) {
-    let frag = |id: u32| frags[id as usize].as_ref().expect("live fragment slot");
+) -> (RRsets, Option<Vec<DropRec>>) {
+    let frag = |id: u32| slot(frags, id);
     let cands: Vec<(&Candidate, &Origin)> = refs
         .iter()
         .map(|r| {
@@ -563,7 +557,7 @@ fn referenced_zones(zone: &DNSZone, store: &ObjectStore) -> Vec<Option<Arc<DNSZo
 fn same_zones(was: &[Option<Arc<DNSZone>>], now: &[Option<Arc<DNSZone>>]) -> bool {
     was.len() == now.len()
         && was.iter().zip(now).all(|(a, b)| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Some(a), Some(b)) => same(a, b),
             (None, None) => true,
             _ => false,
         })
@@ -584,7 +578,5 @@ fn gateways_of(store: &ObjectStore) -> Vec<Arc<SourceObject>> {
 
 fn same_gateways(was: &[Arc<SourceObject>], store: &ObjectStore) -> bool {
     let mut now = store.objects.values().filter(|o| is_gateway(o));
-    was.iter()
-        .all(|g| now.next().is_some_and(|n| same_object(g, n)))
-        && now.next().is_none()
+    was.iter().all(|g| now.next().is_some_and(|n| same(g, n))) && now.next().is_none()
 }
