@@ -92,70 +92,61 @@ impl ManifestLoader {
                 message: format!("cannot read directory: {e}"),
             });
         }
-        files.sort();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         loaded.files = files.len();
-        // Files new or changed since the last load are read and parsed in parallel (parsing is
-        // most of a large tree's start-up); what the parse means for last-good objects is then
-        // settled in file order.
-        let stamps: Vec<FileStamp> = files.iter().map(|f| FileStamp::of(f)).collect();
-        let todo: Vec<(usize, String)> = files
+        // Files new or changed since the last load are read and parsed on every core (parsing
+        // is most of a large tree's start-up); what the parse means for last-good objects is
+        // then settled in file order.
+        let todo: Vec<(&Path, String)> = files
             .iter()
-            .zip(&stamps)
-            .enumerate()
-            .filter(|(_, (file, stamp))| {
-                !(stamp.is_some() && self.parsed.get(*file).is_some_and(|p| p.0 == **stamp))
+            .filter(|(file, stamp)| {
+                !(stamp.is_some() && self.parsed.get(file).is_some_and(|p| p.0 == *stamp))
             })
-            .map(|(i, (file, _))| (i, self.display(file)))
+            .map(|(file, _)| (file.as_path(), self.display(file)))
             .collect();
-        let mut fresh: BTreeMap<usize, Result<RawFile, String>> = parse_parallel(&files, todo);
+        let mut fresh: BTreeMap<&Path, Result<RawFile, String>> =
+            crate::parallel::map_chunks(&todo, 1, |chunk| {
+                chunk
+                    .iter()
+                    .map(|(file, display)| {
+                        let raw = std::fs::read_to_string(file)
+                            .map(|text| parse_file(display, &text))
+                            .map_err(|e| format!("cannot read file: {e}"));
+                        (*file, raw)
+                    })
+                    .collect()
+            })
+            .into_iter()
+            .collect();
         let mut current: BTreeMap<PathBuf, Vec<ParsedDoc>> = BTreeMap::new();
-        for (i, (file, stamp)) in files.into_iter().zip(stamps).enumerate() {
-            let raw = match fresh.remove(&i) {
+        for (file, stamp) in &files {
+            let docs = match fresh.remove(file.as_path()) {
+                // unchanged: what it gave last time
                 None => {
-                    let (_, docs, problems) = &self.parsed[&file];
+                    let (_, docs, problems) = &self.parsed[file];
                     loaded.problems.extend(problems.iter().cloned());
-                    match docs {
-                        Some(docs) => {
-                            current.insert(file.clone(), docs.clone());
-                        }
-                        None => {
-                            if let Some(prev) = self.last_good.get(&file) {
-                                current.insert(file.clone(), prev.clone());
-                            }
-                        }
-                    }
-                    continue;
+                    docs.clone()
                 }
-                Some(raw) => raw,
-            };
-            match raw {
-                Ok(raw) => {
+                Some(Ok(raw)) => {
                     let mut problems = raw.problems;
                     let docs = raw.items.map(|items| self.resolve(items, &mut problems));
                     loaded.problems.extend(problems.iter().cloned());
                     self.parsed
-                        .insert(file.clone(), (stamp, docs.clone(), problems));
-                    match docs {
-                        Some(docs) => {
-                            current.insert(file.clone(), docs);
-                        }
-                        None => {
-                            if let Some(prev) = self.last_good.get(&file) {
-                                current.insert(file.clone(), prev.clone());
-                            }
-                        }
-                    }
+                        .insert(file.clone(), (*stamp, docs.clone(), problems));
+                    docs
                 }
-                Err(message) => {
+                Some(Err(message)) => {
                     loaded.problems.push(LoadProblem {
-                        location: self.display(&file),
+                        location: self.display(file),
                         object: None,
                         message,
                     });
-                    if let Some(prev) = self.last_good.get(&file) {
-                        current.insert(file.clone(), prev.clone());
-                    }
+                    None
                 }
+            };
+            // an unreadable file keeps its last good documents
+            if let Some(docs) = docs.or_else(|| self.last_good.get(file).cloned()) {
+                current.insert(file.clone(), docs);
             }
         }
         for docs in current.values() {
@@ -285,47 +276,6 @@ struct RawObject {
     parsed: Result<Option<Parsed>, String>,
 }
 
-/// Reads and parses the files `todo` names (index into `files`, display name), on as many
-/// threads as there are cores. Results by index; `Err` when a file cannot be read.
-fn parse_parallel(
-    files: &[PathBuf],
-    todo: Vec<(usize, String)>,
-) -> BTreeMap<usize, Result<RawFile, String>> {
-    let work = |(i, display): &(usize, String)| {
-        let raw = std::fs::read_to_string(&files[*i])
-            .map(|text| parse_file(display, &text))
-            .map_err(|e| format!("cannot read file: {e}"));
-        (*i, raw)
-    };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(todo.len());
-    if threads <= 1 {
-        return todo.iter().map(work).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = todo.get(k) else { break };
-                        out.push(work(item));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("manifest parser thread"))
-            .collect()
-    })
-}
-
 /// Parses one file's text.
 fn parse_file(display: &str, text: &str) -> RawFile {
     let mut problems = Vec::new();
@@ -379,40 +329,22 @@ fn parse_object(location: String, mut value: Value) -> RawItem {
             message: "document is not a mapping; skipped".into(),
         });
     };
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let kind = obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let api_version = str_of(obj, "apiVersion");
+    let kind = str_of(obj, "kind");
     // A missing namespace means `default`, as kubectl would apply it.
     let meta = obj
         .entry("metadata")
         .or_insert_with(|| Value::Object(Default::default()));
-    if let Some(m) = meta.as_object_mut() {
-        let missing = m
-            .get("namespace")
-            .and_then(Value::as_str)
-            .map(str::is_empty)
-            .unwrap_or(true);
-        if missing {
-            m.insert("namespace".into(), Value::String("default".into()));
+    let (mut ns, name) = match meta.as_object_mut() {
+        Some(m) => (str_of(m, "namespace"), str_of(m, "name")),
+        None => (String::new(), String::new()),
+    };
+    if ns.is_empty() {
+        ns = "default".to_string();
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("namespace".into(), Value::String(ns.clone()));
         }
     }
-    let ns = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_string();
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
     let ident = format!("{kind} {ns}/{name}");
     if kind.is_empty() || api_version.is_empty() {
         return RawItem::Problem(LoadProblem {
@@ -462,6 +394,11 @@ fn parse_object(location: String, mut value: Value) -> RawItem {
     })
 }
 
+/// A string field of a mapping (empty when absent or not a string).
+fn str_of(m: &serde_json::Map<String, Value>, key: &str) -> String {
+    m.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
 /// serde_json errors name the problem; add nothing but trim the position noise.
 fn describe_serde(e: serde_json::Error) -> String {
     e.to_string()
@@ -475,17 +412,12 @@ type ParsedFile = (FileStamp, Option<Vec<ParsedDoc>>, Vec<LoadProblem>);
 struct FileStamp(Option<(u128, u64)>);
 
 impl FileStamp {
-    fn of(path: &Path) -> Self {
-        let m = std::fs::metadata(path).ok();
-        FileStamp(m.and_then(|m| {
-            let t = m
-                .modified()
-                .ok()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?
-                .as_nanos();
-            Some((t, m.len()))
-        }))
+    fn from(m: &std::fs::Metadata) -> Self {
+        let t = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        FileStamp(t.map(|t| (t.as_nanos(), m.len())))
     }
     fn is_some(&self) -> bool {
         self.0.is_some()
@@ -500,13 +432,18 @@ fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
         .unwrap_or(0)
 }
 
-/// Collects YAML files below `dir`, tracking the newest mtime of them and of the directories
-/// (a directory's mtime changes when a file in it is created, removed or renamed).
-fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>, newest: &mut u64) -> std::io::Result<()> {
+/// Collects YAML files below `dir` with their stamps, tracking the newest mtime of them and of
+/// the directories (a directory's mtime changes when a file in it is created, removed or
+/// renamed).
+fn collect_yaml_files(
+    dir: &Path,
+    out: &mut Vec<(PathBuf, FileStamp)>,
+    newest: &mut u64,
+) -> std::io::Result<()> {
     let meta = std::fs::metadata(dir)?;
     *newest = (*newest).max(mtime_secs(&meta));
     if meta.is_file() {
-        out.push(dir.to_path_buf());
+        out.push((dir.to_path_buf(), FileStamp::from(&meta)));
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
@@ -521,10 +458,15 @@ fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>, newest: &mut u64) -> s
         if ft.is_dir() {
             collect_yaml_files(&path, out, newest)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            if let Ok(m) = entry.metadata() {
-                *newest = (*newest).max(mtime_secs(&m));
-            }
-            out.push(path);
+            // (following links: a mounted ConfigMap's files are links into a data directory)
+            let stamp = match std::fs::metadata(&path) {
+                Ok(m) => {
+                    *newest = (*newest).max(mtime_secs(&m));
+                    FileStamp::from(&m)
+                }
+                Err(_) => FileStamp(None),
+            };
+            out.push((path, stamp));
         }
     }
     Ok(())
