@@ -174,3 +174,22 @@ impl ZoneData {
             .sum::<usize>()
     }
 }
+
+#[cfg(test)]
+impl ZoneData {
+    /// An empty `acme.example.com.` zone (ns1 and hostmaster there; refresh 3600, retry 600,
+    /// expire 86400, negative TTL 300, SOA TTL 3600), for tests.
+    pub(crate) fn acme_example() -> Self {
+        let n = |s: &str| Name::from_ascii(s).expect("test name");
+        let soa = SoaData {
+            mname: n("ns1.acme.example.com."),
+            rname: n("hostmaster.acme.example.com."),
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 300,
+            ttl: 3600,
+        };
+        Self::new(n("acme.example.com."), soa)
+    }
+}
