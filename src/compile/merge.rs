@@ -40,8 +40,8 @@ pub(crate) struct MergeCtx {
 
 /// The merge phase that dropped a candidate: problems list rules 1-3 first, then rule 4, then
 /// rule 5 (by name); within a phase in candidate order.
-pub(crate) const PHASE_CANDIDATE: u8 = 0;
-pub(crate) const PHASE_CUT: u8 = 1;
+const PHASE_CANDIDATE: u8 = 0;
+const PHASE_CUT: u8 = 1;
 pub(crate) const PHASE_CNAME: u8 = 2;
 
 /// One dropped candidate: its phase, its index among the name's candidates, and why.
@@ -155,27 +155,6 @@ impl MergeCtx {
         name: &Name,
         cands: &[(&Candidate, &Origin)],
     ) -> (RRsets, Vec<Drop>) {
-        // Most names have one candidate: rules 1-4 only (a lone CNAME competes with nothing).
-        if let [(cand, _)] = cands {
-            let dropped = match self.candidate_rule(cand) {
-                Some(m) => Some((PHASE_CANDIDATE, m)),
-                None => self
-                    .topmost(name)
-                    .and_then(|cut| self.cut_rule(&cut, cand))
-                    .map(|m| (PHASE_CUT, m)),
-            };
-            return match dropped {
-                Some((phase, message)) => (
-                    RRsets::new(),
-                    vec![Drop {
-                        phase,
-                        index: 0,
-                        message,
-                    }],
-                ),
-                None => (RRsets::single(cand.ttl, cand.rdata.clone()), Vec::new()),
-            };
-        }
         let mut keep = vec![true; cands.len()];
         let mut drops = Vec::new();
         let mut drop = |index: usize, keep: &mut Vec<bool>, phase: u8, message: String| {

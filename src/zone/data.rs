@@ -39,17 +39,6 @@ impl RRsets {
         Self::default()
     }
 
-    /// One RRset of one record.
-    pub fn single(ttl: u32, rdata: RData) -> Self {
-        Self(vec![(
-            rdata.record_type(),
-            RecordSet {
-                ttl,
-                rdata: vec![rdata],
-            },
-        )])
-    }
-
     pub fn get(&self, rtype: &RecordType) -> Option<&RecordSet> {
         self.0
             .binary_search_by(|(t, _)| t.cmp(rtype))
