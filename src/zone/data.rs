@@ -16,7 +16,9 @@ impl RecordSet {
     pub fn new(ttl: u32) -> Self {
         Self {
             ttl,
-            rdata: Vec::new(),
+            // most RRsets hold one record, and an `RData` is 184 bytes: a vector's first
+            // growth to four slots would carry 100 MiB of slack in a large zone
+            rdata: Vec::with_capacity(1),
         }
     }
 
@@ -51,6 +53,8 @@ impl RRsets {
         let i = match self.0.binary_search_by(|(t, _)| t.cmp(&rtype)) {
             Ok(i) => i,
             Err(i) => {
+                // most names hold one RRset: no room for four (a vector's first growth)
+                self.0.reserve_exact(1);
                 self.0.insert(i, (rtype, RecordSet::new(ttl)));
                 i
             }
