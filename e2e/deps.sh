@@ -14,6 +14,7 @@ TOOLS=(
   kdig:knot-dnsutils
   named-checkzone:bind9-utils
   knotd:knot
+  nsd:nsd
   dnsperf:dnsperf
   zonemaster-cli:zonemaster-cli
   ip:iproute2
@@ -29,6 +30,16 @@ for entry in "${TOOLS[@]}"; do
   if ! have "$tool"; then
     case " ${missing[*]:-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
   fi
+done
+
+# Python modules (Debian's python3, as the tests call /usr/bin/python3): module -> package
+PYMODULES=(
+  dns.tsig:python3-dnspython
+)
+have_py() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+for entry in "${PYMODULES[@]}"; do
+  mod=${entry%%:*} pkg=${entry#*:}
+  have_py "$mod" || missing+=("$pkg")
 done
 
 for tool in go cargo; do
@@ -56,6 +67,10 @@ still=()
 for entry in "${TOOLS[@]}"; do
   tool=${entry%%:*}
   have "$tool" || still+=("$tool")
+done
+for entry in "${PYMODULES[@]}"; do
+  mod=${entry%%:*}
+  have_py "$mod" || still+=("python3 module $mod")
 done
 [ ${#still[@]} -eq 0 ] || { log "still missing after apt-get install: ${still[*]}"; exit 1; }
 log "installed: ${missing[*]}"

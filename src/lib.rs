@@ -7,6 +7,7 @@ pub mod dns;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod notifier;
 pub mod objects;
 pub mod operator;
 pub mod parallel;

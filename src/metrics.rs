@@ -32,6 +32,23 @@ pub struct NamespaceLabels {
     pub namespace: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransferLabels {
+    pub zone: String,
+    /// `axfr`, `ixfr` (increments), `ixfr_full` (whole zone), `ixfr_current` (SOA alone),
+    /// `error`.
+    pub kind: &'static str,
+    /// `sent`, or why it was refused (`refused_address`, `notauth_badsig`, ...).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    pub zone: String,
+    /// `acknowledged`, `retried`, `given_up`, `error_reply`.
+    pub result: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct ServerMetrics {
     pub registry: Registry,
@@ -51,6 +68,12 @@ pub struct ServerMetrics {
     pub stale_seconds: Gauge,
     /// Cluster mode: objects held from the apiserver.
     pub objects: Gauge,
+    /// Zone transfers answered, by zone, kind and outcome.
+    pub transfers: Family<TransferLabels, Counter>,
+    /// Messages of zone transfers sent.
+    pub transfer_messages: Counter,
+    /// NOTIFY messages to secondaries, by zone and result.
+    pub notifies: Family<NotifyLabels, Counter>,
 }
 
 impl Default for ServerMetrics {
@@ -133,7 +156,28 @@ impl ServerMetrics {
             "Objects held from the apiserver",
             objects.clone(),
         );
+        let transfers = Family::<TransferLabels, Counter>::default();
+        registry.register(
+            "transfers",
+            "Zone transfers (AXFR/IXFR) answered, by zone, kind and outcome",
+            transfers.clone(),
+        );
+        let transfer_messages = Counter::default();
+        registry.register(
+            "transfer_messages",
+            "DNS messages sent in zone transfers",
+            transfer_messages.clone(),
+        );
+        let notifies = Family::<NotifyLabels, Counter>::default();
+        registry.register(
+            "notifies",
+            "NOTIFY messages to secondaries, by zone and result",
+            notifies.clone(),
+        );
         Self {
+            transfers,
+            transfer_messages,
+            notifies,
             registry,
             queries,
             latency,

@@ -7,6 +7,7 @@ use crate::dns::{CompiledZone, ZoneSet};
 use crate::objects::store::ObjectStore;
 use crate::serial::{SerialKeeper, content_hash_from, name_hash, names_sum};
 use crate::zone::ZoneData;
+use crate::zone::transfer::TransferPolicy;
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub struct ZoneReport {
     pub serial: Option<u32>,
     /// Why the zone is not served (domain conflict), if it is not.
     pub rejected: Option<String>,
+    /// The compiler's problems, then those of `spec.transfer` and its Secret.
     pub problems: Vec<Problem>,
 }
 
@@ -51,6 +53,9 @@ pub struct ZonePipeline {
     names_sum: u64,
     pending: Pending,
     published: Option<Arc<CompiledZone>>,
+    /// The zone's transfer policy from the last compile, and its problems.
+    transfer: Option<Arc<TransferPolicy>>,
+    transfer_problems: Vec<Problem>,
     /// Whether the last `compile` recompiled the whole zone.
     pub last_full: bool,
 }
@@ -58,6 +63,11 @@ pub struct ZonePipeline {
 impl ZonePipeline {
     /// Compiles the zone from `store`; returns the content hash.
     pub fn compile(&mut self, zone: &DNSZone, store: &ObjectStore, opts: &CompileOptions) -> u64 {
+        let (policy, problems) = crate::compile::transfer::policy(zone, store);
+        if self.transfer.as_deref() != policy.as_ref() {
+            self.transfer = policy.map(Arc::new);
+        }
+        self.transfer_problems = problems;
         let delta = self.compiler.update(zone, store, opts);
         let data = self.compiler.data();
         self.last_full = delta.full;
@@ -88,8 +98,19 @@ impl ZonePipeline {
         self.compiler.data()
     }
 
+    /// The compiler's problems (those of the zone's content).
     pub fn problems(&self) -> &[Problem] {
         self.compiler.problems()
+    }
+
+    /// Problems of `spec.transfer` and its TSIG Secret.
+    pub fn transfer_problems(&self) -> &[Problem] {
+        &self.transfer_problems
+    }
+
+    /// The transfer policy, when the zone has `spec.transfer`.
+    pub fn transfer(&self) -> Option<&Arc<TransferPolicy>> {
+        self.transfer.as_ref()
     }
 
     /// The serving index of the last compile with `serial`: the last one again when nothing
@@ -166,7 +187,12 @@ impl Publisher {
                     hash: servable.then_some(hash),
                     serial: None,
                     rejected: None,
-                    problems: pipeline.problems().to_vec(),
+                    problems: pipeline
+                        .problems()
+                        .iter()
+                        .chain(pipeline.transfer_problems())
+                        .cloned()
+                        .collect(),
                 });
                 live.insert(zone, pipeline);
             }
@@ -188,16 +214,25 @@ impl Publisher {
         now: u64,
     ) -> ZoneSet {
         let mut zones = Vec::new();
+        let mut transfers = Vec::new();
         for r in reports.iter_mut() {
             if let (Some(apex), Some(hash)) = (&r.apex, r.hash)
                 && let Some(pipeline) = self.pipelines.get_mut(&r.zone)
             {
                 let serial = keeper.serial(&apex.to_ascii(), hash, now);
                 r.serial = Some(serial);
-                zones.push(pipeline.publish(serial));
+                let zone = pipeline.publish(serial);
+                if let Some(t) = pipeline.transfer() {
+                    transfers.push((zone.origin().clone(), t.clone()));
+                }
+                zones.push(zone);
             }
         }
-        ZoneSet::new(zones)
+        let mut set = ZoneSet::new(zones);
+        for (origin, policy) in transfers {
+            set.set_transfer(&origin, policy);
+        }
+        set
     }
 }
 

@@ -111,7 +111,59 @@ pub struct DNSZoneSpec {
     /// Timers and contact of the zone's SOA record.
     #[serde(default)]
     pub soa: SoaSpec,
+
+    /// Zone transfers (AXFR, IXFR) to secondary nameservers, and NOTIFY to them on every
+    /// serial change. Absent: every transfer is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferSpec>,
 }
+
+/// Who may transfer the zone, whom to notify of changes and the TSIG key that guards both.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferSpec {
+    /// Networks (`192.0.2.0/24`, `2001:db8::/64`) or single addresses allowed to transfer the
+    /// zone with AXFR or IXFR. Empty: nobody. With `tsigSecretName` a transfer needs both the
+    /// address and the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("spec.transfer.allowFrom: each entry must be a CIDR (192.0.2.0/24) or an IP address").reason(Reason::FieldValueInvalid))]
+    pub allow_from: Vec<TransferNetwork>,
+
+    /// Secondaries sent a DNS NOTIFY (RFC 1996) whenever the serial changes: an IP address,
+    /// optionally with a port (`192.0.2.10`, `198.51.100.7:5300`, `[2001:db8::7]:5300`).
+    /// Default port 53.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(a, isIP(a) || (a.matches('^[0-9.]+:[0-9]{1,5}$') && isIP(a.substring(0, a.lastIndexOf(':')))) || (a.matches('^\\\\[[0-9a-fA-F:.]+\\\\]:[0-9]{1,5}$') && isIP(a.substring(1, a.lastIndexOf(']')))))").message("spec.transfer.notify: each entry must be an IP address, IPv4:port or [IPv6]:port").reason(Reason::FieldValueInvalid))]
+    pub notify: Vec<NotifyTarget>,
+
+    /// Name of a Secret in the zone's namespace holding a TSIG key (RFC 8945): keys `name`
+    /// (the key name), `algorithm` (`hmac-sha256`, the default, or `hmac-sha512`) and `secret`
+    /// (base64, as `tsig-keygen` prints it). When set, transfers must be signed with this key
+    /// and NOTIFY messages are signed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SECRET_NAME_PATTERN), length(min = 1, max = 253))]
+    pub tsig_secret_name: Option<String>,
+}
+
+/// A Secret name (a DNS-1123 subdomain).
+pub const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A network in CIDR notation, or a single IP address.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct TransferNetwork(pub String);
+
+string_schema!(TransferNetwork, { "type": "string", "maxLength": 49 });
+
+/// An IP address with an optional port.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct NotifyTarget(pub String);
+
+string_schema!(NotifyTarget, { "type": "string", "maxLength": 53 });
 
 fn default_ttl() -> u32 {
     60

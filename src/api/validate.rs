@@ -125,6 +125,40 @@ pub fn validate_zone(z: &DNSZone) -> Vec<String> {
             ));
         }
     }
+    if let Some(t) = &s.transfer {
+        use crate::zone::transfer::{parse_network, parse_notify_target};
+        if t.allow_from.len() > 64 {
+            errs.push("spec.transfer.allowFrom: at most 64 entries".into());
+        }
+        for (i, n) in t.allow_from.iter().enumerate() {
+            if let Err(e) = parse_network(&n.0) {
+                errs.push(format!("spec.transfer.allowFrom[{i}]: {e}"));
+            }
+        }
+        if t.notify.len() > 16 {
+            errs.push("spec.transfer.notify: at most 16 entries".into());
+        }
+        for (i, n) in t.notify.iter().enumerate() {
+            if let Err(e) = parse_notify_target(&n.0) {
+                errs.push(format!("spec.transfer.notify[{i}]: {e}"));
+            }
+        }
+        if let Some(name) = &t.tsig_secret_name {
+            let ok = name.len() <= 253
+                && name.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !ok {
+                errs.push(format!(
+                    "spec.transfer.tsigSecretName: {name:?} is not a valid Secret name"
+                ));
+            }
+        }
+    }
     errs
 }
 
@@ -221,6 +255,32 @@ mod tests {
         assert!(
             e.iter().any(|m| m.starts_with("spec.delegations[1].name")),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn transfer_rules() {
+        let ok = validate_zone(&zone(json!({"domain":"a.example","transfer":{
+            "allowFrom":["192.0.2.0/24","2001:db8::/64","127.0.0.1"],
+            "notify":["192.0.2.10","198.51.100.7:5300","[2001:db8::7]:5300"],
+            "tsigSecretName":"xfr-key"}})));
+        assert!(ok.is_empty(), "{ok:?}");
+        let e = validate_zone(&zone(json!({"domain":"a.example","transfer":{
+            "allowFrom":["192.0.2.0/24","192.0.2.0/40","ns1.example"],
+            "notify":["192.0.2.10:0","x"],
+            "tsigSecretName":"Bad_Name"}})));
+        for field in [
+            "spec.transfer.allowFrom[1]",
+            "spec.transfer.allowFrom[2]",
+            "spec.transfer.notify[0]",
+            "spec.transfer.notify[1]",
+            "spec.transfer.tsigSecretName",
+        ] {
+            assert!(e.iter().any(|m| m.starts_with(field)), "{field}: {e:?}");
+        }
+        assert!(
+            !e.iter()
+                .any(|m| m.starts_with("spec.transfer.allowFrom[0]"))
         );
     }
 }

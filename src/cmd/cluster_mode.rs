@@ -173,6 +173,7 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
     let mut resources: Resources = discover(&client, &all_kinds).await;
     let mut missing_warned: BTreeSet<WatchKey> = BTreeSet::new();
     let mut listening = false;
+    let notifier = crate::notifier::Notifier::spawn(metrics.clone());
     let mut dirty = true;
     let mut last_published: Option<u64> = None;
     // the zone from objects to index, incrementally; and what was published last (apex, content
@@ -266,8 +267,12 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 namespaces: Some(access.allowed.keys().cloned().collect()),
             };
             let hash = pipeline.compile(&zone, &store, &copts);
-            let problems: BTreeSet<String> =
-                pipeline.problems().iter().map(|p| p.to_string()).collect();
+            let problems: BTreeSet<String> = pipeline
+                .problems()
+                .iter()
+                .chain(pipeline.transfer_problems())
+                .map(|p| p.to_string())
+                .collect();
             for p in problems.difference(&last_problems) {
                 tracing::warn!(problem = %p, "zone input dropped");
             }
@@ -293,7 +298,15 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 metrics.zones.set(1);
                 metrics.reloads.inc();
                 let records = z.record_count();
-                zones.store(Arc::new(ZoneSet::new([z])));
+                let mut set = ZoneSet::new([z.clone()]);
+                if let Some(t) = pipeline.transfer() {
+                    set.set_transfer(z.origin(), t.clone());
+                }
+                let set = Arc::new(set);
+                zones.store(set.clone());
+                if listening {
+                    notifier.published(&set);
+                }
                 last_data = Some((origin.clone(), hash, s));
                 if last_published != Some(hash) {
                     tracing::info!(zone = %origin, serial = s, records, "zone published");
@@ -308,6 +321,7 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                     tracing::info!(%bound, "serving DNS over UDP and TCP");
                 }
                 listening = true;
+                notifier.published(&zones.load());
                 health.ready.store(true, Ordering::Release);
             }
         }

@@ -133,6 +133,8 @@ struct Reloader {
     metrics: Arc<ServerMetrics>,
     /// Zone labels exported last time, to clear gauges of zones that went away.
     exported: Vec<String>,
+    /// Sends NOTIFY to secondaries when serials change (none in tests without a runtime).
+    notifier: Option<crate::notifier::Notifier>,
 }
 
 impl Reloader {
@@ -194,7 +196,11 @@ impl Reloader {
             self.metrics.reload_errors.inc();
         }
         tracing::info!(files, zones = set.len(), problems = errors, "zones loaded");
-        self.zones.store(Arc::new(set));
+        let set = Arc::new(set);
+        self.zones.store(set.clone());
+        if let Some(n) = &self.notifier {
+            n.published(&set);
+        }
     }
 }
 
@@ -213,6 +219,7 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
         zones: zones.clone(),
         metrics: metrics.clone(),
         exported: Vec::new(),
+        notifier: None,
     };
     reloader.reload();
     for addr in &opts.listen {
@@ -221,6 +228,10 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
             .map_err(|e| format!("--listen {addr}: {e}"))?;
         tracing::info!(%bound, "serving DNS over UDP and TCP");
     }
+    // NOTIFY once the listeners answer the secondaries' transfers
+    let notifier = crate::notifier::Notifier::spawn(metrics.clone());
+    notifier.published(&zones.load());
+    reloader.notifier = Some(notifier);
     if let Some(addr) = opts.http {
         let bound = http::serve(
             addr,

@@ -39,6 +39,7 @@ mod selector;
 mod service;
 mod static_records;
 mod targets;
+pub mod transfer;
 mod virtualserver;
 
 #[cfg(test)]

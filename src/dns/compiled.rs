@@ -2,6 +2,7 @@
 //! RFC 1034 §4.3.2 with wildcards (RFC 4592), empty non-terminals (RFC 8020) and referrals.
 //! Pure data and pure functions: no sockets, no Kubernetes.
 
+use crate::zone::transfer::TransferPolicy;
 use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -264,6 +265,16 @@ impl CompiledZone {
     pub fn soa(&self) -> &Arc<[Record]> {
         &self.soa
     }
+    /// Number of owner names (nodes), the apex included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
     pub fn node(&self, name: &Name) -> Option<&Node> {
         self.nodes.get(name)
     }
@@ -499,6 +510,9 @@ pub struct ZoneSet {
     /// snapshot compare this, never its address: a new snapshot can be allocated where a freed
     /// one was.
     generation: u64,
+    /// Transfer policies of the zones that have one, by apex (zones without one refuse every
+    /// transfer).
+    transfers: HashMap<Name, Arc<TransferPolicy>>,
 }
 
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -515,7 +529,18 @@ impl ZoneSet {
             zones,
             depths,
             generation,
+            transfers: HashMap::new(),
         }
+    }
+
+    /// Sets the transfer policy of the zone at `origin`.
+    pub fn set_transfer(&mut self, origin: &Name, policy: Arc<TransferPolicy>) {
+        self.transfers.insert(origin.clone(), policy);
+    }
+
+    /// The transfer policy of the zone at `origin`, if it has one.
+    pub fn transfer(&self, origin: &Name) -> Option<&Arc<TransferPolicy>> {
+        self.transfers.get(origin)
     }
 
     /// This snapshot's identity (see the field).

@@ -2,6 +2,9 @@
 pub mod compiled;
 pub mod responder;
 pub mod server;
+pub mod tsig;
+pub mod xfr;
+pub mod xfr_out;
 
 pub use compiled::{CompiledZone, Lookup, Outcome, ZoneSet};
 pub use responder::{Summary, Transport, respond};

@@ -46,6 +46,12 @@ pub fn respond(
     }
     let op_code = OpCode::from_u8((flags >> 3) & 0x0f);
     let rd = flags & 0x01 != 0;
+    // signed (TSIG) requests are verified against their zone's key and answered signed
+    if let Some(signed) =
+        super::xfr::respond_signed(zones, request, transport, crate::publish::unix_now())
+    {
+        return signed;
+    }
 
     let msg = match Message::read(&mut BinDecoder::new(request)) {
         Ok(m) => m,
@@ -95,7 +101,9 @@ pub fn respond(
         resp.metadata.response_code = ResponseCode::NotImp;
         return finish_limited(resp, edns, udp_limit, None, qtype);
     }
-    if msg.queries.len() != 1 || !msg.answers.is_empty() || !msg.authorities.is_empty() {
+    // an IXFR carries the client's SOA in the authority section (RFC 1995 §3)
+    let ixfr = qtype == RecordType::IXFR;
+    if msg.queries.len() != 1 || !msg.answers.is_empty() || (!ixfr && !msg.authorities.is_empty()) {
         resp.metadata.response_code = ResponseCode::FormErr;
         return finish_limited(resp, edns, udp_limit, None, qtype);
     }
@@ -113,8 +121,17 @@ pub fn respond(
         return finish_limited(resp, edns, udp_limit, zone_label, qtype);
     }
     match qtype {
+        RecordType::IXFR
+            if transport == Transport::Udp && zones.transfer(zone.origin()).is_some() =>
+        {
+            // RFC 1995 §2: over UDP, the SOA alone (the client then transfers over TCP, where
+            // address and key are checked: src/dns/xfr.rs)
+            resp.metadata.authoritative = true;
+            resp.answers = zone.soa().to_vec();
+            return finish_limited(resp, edns, udp_limit, zone_label, qtype);
+        }
         RecordType::AXFR | RecordType::IXFR => {
-            // Zone transfers are not offered.
+            // Transfers only over TCP (src/dns/xfr.rs), and only of zones with spec.transfer.
             resp.metadata.response_code = ResponseCode::Refused;
             return finish_limited(resp, edns, udp_limit, zone_label, qtype);
         }
@@ -125,6 +142,13 @@ pub fn respond(
         _ => {}
     }
 
+    if qtype == RecordType::SOA
+        && *zone.origin() == qname
+        && let Some(ce) = client_edns
+    {
+        // EDNS EXPIRE (RFC 7314) when asked
+        edns = Some(super::xfr::response_edns(ce, zone));
+    }
     let lookup = zone.lookup(&qname, qtype);
     resp.metadata.authoritative = lookup.outcome != Outcome::Referral;
     resp.metadata.response_code = match lookup.outcome {

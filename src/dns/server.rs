@@ -392,7 +392,7 @@ async fn tcp_accept_loop(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = tcp_connection(stream, zones, metrics).await {
+            if let Err(e) = tcp_connection(stream, peer, zones, metrics).await {
                 tracing::debug!(error = %e, %peer, "tcp connection ended");
             }
         });
@@ -401,6 +401,7 @@ async fn tcp_accept_loop(
 
 async fn tcp_connection(
     mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
 ) -> std::io::Result<()> {
@@ -422,6 +423,13 @@ async fn tcp_connection(
         };
         let started = Instant::now();
         let snapshot = zones.load();
+        if super::xfr::is_transfer(&buf) {
+            let transfer =
+                super::xfr::Transfer::start(&snapshot, &buf, peer.ip(), crate::publish::unix_now());
+            drop(snapshot);
+            super::xfr_out::send(&mut stream, transfer, peer, &metrics, TCP_IDLE).await?;
+            continue;
+        }
         let Some((resp, summary)) = respond(&snapshot, &buf, Transport::Tcp) else {
             return Ok(()); // nothing sensible to say: close
         };

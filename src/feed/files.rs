@@ -6,6 +6,7 @@
 
 use crate::api::DNSZone;
 use crate::objects::SourceObject;
+use crate::objects::secret::Secret;
 use crate::objects::store::{ObjectStore, ZoneEntry};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ impl std::fmt::Display for LoadProblem {
 enum Parsed {
     Zone(Arc<DNSZone>),
     Source(Arc<SourceObject>),
+    Secret(Arc<Secret>),
 }
 
 #[derive(Clone, Debug)]
@@ -187,6 +189,19 @@ impl ManifestLoader {
                             continue;
                         }
                         loaded.store.objects.insert(key, o.clone());
+                    }
+                    Parsed::Secret(secret) => {
+                        let key = (secret.namespace.clone(), secret.name.clone());
+                        if loaded.store.secrets.contains_key(&key) {
+                            loaded.problems.push(LoadProblem {
+                                location: doc.location.clone(),
+                                object: Some(format!("Secret {}/{}", key.0, key.1)),
+                                message: "duplicate object; the first one (in file order) is used"
+                                    .into(),
+                            });
+                            continue;
+                        }
+                        loaded.store.secrets.insert(key, secret.clone());
                     }
                 }
             }
@@ -379,6 +394,8 @@ fn parse_object(location: String, mut value: Value) -> RawItem {
                 Err(e) => Err(describe_serde(e)),
             }
         }
+    } else if kind == "Secret" && api_version == "v1" {
+        Secret::from_value(value).map(|s| Some(Parsed::Secret(Arc::new(s))))
     } else {
         match SourceObject::from_value(&api_version, &kind, value) {
             Ok(Some(o)) => Ok(Some(Parsed::Source(Arc::new(o)))),

@@ -4,6 +4,7 @@
 //! types, which keep only the fields the compiler needs, so 10 000 Ingresses cost little memory.
 //! Unknown fields are ignored. Nothing here knows about DNS wire formats.
 
+pub mod secret;
 pub mod store;
 
 use serde::Deserialize;

@@ -20,6 +20,9 @@ pub struct ObjectStore {
     pub zones: BTreeMap<(String, String), ZoneEntry>,
     /// Source objects (and Gateways) by key.
     pub objects: BTreeMap<ObjectKey, Arc<SourceObject>>,
+    /// Secrets by (namespace, name): only those a zone names (TSIG keys), in files mode any
+    /// Secret in the tree.
+    pub secrets: BTreeMap<(String, String), Arc<super::secret::Secret>>,
 }
 
 impl ObjectStore {
