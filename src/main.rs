@@ -1,9 +1,10 @@
 //! The `zonegate` binary: wiring only; behaviour lives in the library.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use zonegate::process::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "zonegate", version, about = "Per-tenant authoritative DNS zones for Kubernetes", long_about = None)]
@@ -13,12 +14,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -69,21 +64,9 @@ enum Command {
     Crd,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    process::init_logging(cli.log_format);
     use zonegate::cmd::files_mode;
     let code = match cli.command {
         Command::Crd => {
@@ -100,17 +83,7 @@ fn main() -> ExitCode {
             http,
             state_dir,
         } => {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            let result = rt.block_on(async move {
+            i32::from(process::run(async move {
                 match (manifests, zone) {
                     (Some(dir), _) => {
                         files_mode::serve(files_mode::ServeFiles {
@@ -133,18 +106,13 @@ fn main() -> ExitCode {
                         )
                         .await
                     }
-                    (None, None) => {
-                        Err("serve needs --manifests DIR or --zone NAMESPACE/NAME".into())
-                    }
+                    // clap requires one of them
+                    (None, None) => Err(zonegate::error::Error::flag(
+                        "serve",
+                        "needs --manifests DIR or --zone NAMESPACE/NAME",
+                    )),
                 }
-            });
-            match result {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    1
-                }
-            }
+            }))
         }
         Command::Operator(args) => i32::from(zonegate::operator::main(args)),
     };

@@ -94,7 +94,10 @@ fn ready(http: SocketAddr) -> bool {
     let Ok(mut s) = std::net::TcpStream::connect(http) else {
         return false;
     };
-    let _ = write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.starts_with("HTTP/1.1 200")

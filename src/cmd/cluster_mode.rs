@@ -1,19 +1,19 @@
 //! `serve --zone NAMESPACE/NAME`: the engine fed from live Kubernetes objects.
 
-use super::files_mode::anyhow_like::Result;
 use crate::compile::CompileOptions;
 use crate::dns::ZoneSet;
 use crate::dns::server::{self, SharedZones};
+use crate::error::{Error, Result};
 use crate::feed::kube::{
     ClusterState, FeedMsg, Resources, WatchKey, WatchKind, discover, spawn_watch,
 };
 use crate::http::{self, Health};
 use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels, ZoneLabels};
+use crate::process;
 use crate::publish::ZonePipeline;
 use crate::serial::SerialKeeper;
 use arc_swap::ArcSwap;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
 use kube::api::{Api, PostParams};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -31,22 +31,6 @@ pub struct ServeCluster {
     pub listen: Vec<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
-}
-
-async fn client(kubeconfig: Option<PathBuf>) -> Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| {
-            format!("no Kubernetes configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}")
-        })?,
-    };
-    Ok(Client::try_from(config)?)
 }
 
 /// SOA serials shared by every server of a zone through a ConfigMap `<zone>-serial` in the
@@ -133,23 +117,23 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
         .zone
         .split_once('/')
         .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        .ok_or_else(|| format!("--zone {}: expected NAMESPACE/NAME", opts.zone))?;
+        .ok_or_else(|| Error::flag("--zone", format!("{}: expected NAMESPACE/NAME", opts.zone)))?;
     let (zone_ns, zone_name) = (zone_ns.to_string(), zone_name.to_string());
-    let client = client(opts.kubeconfig.clone()).await?;
+    process::install_signal_handlers();
+    let client = process::kube_client(opts.kubeconfig.as_deref()).await?;
     let metrics = Arc::new(ServerMetrics::new());
     let health = Arc::new(Health::default());
     let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
     if let Some(addr) = opts.http {
-        let bound = http::serve(
+        process::serve_http(
+            "--http",
             addr,
             Arc::new(http::ServerEndpoint {
                 health: health.clone(),
                 metrics: metrics.clone(),
             }),
         )
-        .await
-        .map_err(|e| format!("--http {addr}: {e}"))?;
-        tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+        .await?;
     }
     let mut serial = SharedSerial {
         api: Api::namespaced(client.clone(), &zone_ns),
@@ -188,7 +172,7 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
     let mut discovery_tick = tokio::time::interval(Duration::from_secs(10));
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     let mut serial_recheck = tokio::time::interval(Duration::from_secs(5));
-    let shutdown = super::files_mode::shutdown_signal();
+    let shutdown = process::shutdown();
     tokio::pin!(shutdown);
 
     loop {
@@ -317,7 +301,11 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 for addr in &opts.listen {
                     let bound = server::serve(*addr, zones.clone(), metrics.clone())
                         .await
-                        .map_err(|e| format!("--listen {addr}: {e}"))?;
+                        .map_err(|source| Error::Bind {
+                            flag: "--listen",
+                            addr: *addr,
+                            source,
+                        })?;
                     tracing::info!(%bound, "serving DNS over UDP and TCP");
                 }
                 listening = true;
@@ -328,12 +316,11 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
 
         tokio::select! {
             _ = &mut shutdown => {
-                tracing::info!("shutting down");
                 for (_, h) in running { h.abort(); }
                 return Ok(());
             }
             msg = rx.recv() => {
-                let Some(msg) = msg else { return Err("watch channel closed".into()) };
+                let Some(msg) = msg else { return Err(Error::Stopped("the watch channel")) };
                 dirty |= log_and_apply(&mut state, msg);
                 // take everything already queued before recompiling once
                 let deadline = Instant::now() + Duration::from_millis(2);

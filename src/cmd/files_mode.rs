@@ -2,13 +2,14 @@
 
 use crate::dns::ZoneSet;
 use crate::dns::server::{self, SharedZones};
+use crate::error::{Error, Result};
 use crate::feed::files::{LoadProblem, ManifestLoader};
 use crate::http::{self, Health};
 use crate::metrics::{ServerMetrics, ZoneLabels};
+use crate::process;
 use crate::publish::{Publisher, ZoneReport};
 use crate::serial::SerialKeeper;
 use arc_swap::ArcSwap;
-use notify::Watcher;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -204,11 +205,19 @@ impl Reloader {
     }
 }
 
+/// How long the manifest tree must be quiet before a burst of changes (an editor, `git
+/// checkout`) is reloaded once.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
 /// `zonegate serve --manifests DIR`.
-pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
+pub async fn serve(opts: ServeFiles) -> Result<()> {
     if !opts.dir.exists() {
-        return Err(format!("--manifests {}: no such directory", opts.dir.display()).into());
+        return Err(Error::flag(
+            "--manifests",
+            format!("{}: no such directory", opts.dir.display()),
+        ));
     }
+    process::install_signal_handlers();
     let metrics = Arc::new(ServerMetrics::new());
     let health = Arc::new(Health::default());
     let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
@@ -221,11 +230,15 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
         exported: Vec::new(),
         notifier: None,
     };
-    reloader.reload();
+    reloader = reload_off_workers(reloader).await?;
     for addr in &opts.listen {
         let bound = server::serve(*addr, zones.clone(), metrics.clone())
             .await
-            .map_err(|e| format!("--listen {addr}: {e}"))?;
+            .map_err(|source| Error::Bind {
+                flag: "--listen",
+                addr: *addr,
+                source,
+            })?;
         tracing::info!(%bound, "serving DNS over UDP and TCP");
     }
     // NOTIFY once the listeners answer the secondaries' transfers
@@ -233,75 +246,79 @@ pub async fn serve(opts: ServeFiles) -> anyhow_like::Result<()> {
     notifier.published(&zones.load());
     reloader.notifier = Some(notifier);
     if let Some(addr) = opts.http {
-        let bound = http::serve(
+        process::serve_http(
+            "--http",
             addr,
             Arc::new(http::ServerEndpoint {
                 health: health.clone(),
                 metrics: metrics.clone(),
             }),
         )
-        .await
-        .map_err(|e| format!("--http {addr}: {e}"))?;
-        tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+        .await?;
     }
     health.ready.store(true, Ordering::Release);
 
-    // Watch the directory; coalesce bursts of events (an editor or `git checkout` writes many
-    // files) into one reload shortly after the last event.
+    // Watch the directory; the debouncer turns a burst of events into one batch once the tree
+    // has been quiet for DEBOUNCE, and batches queued during a reload become one more reload.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        // Only changes count: our own reads raise access events, which must not loop.
-        if let Ok(ev) = ev
-            && matches!(
-                ev.kind,
-                notify::EventKind::Create(_)
-                    | notify::EventKind::Modify(_)
-                    | notify::EventKind::Remove(_)
-            )
-        {
-            let _ = tx.send(());
-        }
-    })
-    .map_err(|e| format!("cannot watch {}: {e}", opts.dir.display()))?;
-    watcher
+    let watch_error = |source| Error::WatchDir {
+        path: opts.dir.clone(),
+        source,
+    };
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        DEBOUNCE,
+        None,
+        move |res: notify_debouncer_full::DebounceEventResult| {
+            let changed = match res {
+                // only changes count: our own reads raise access events, which must not loop
+                Ok(events) => events.iter().any(|ev| {
+                    matches!(
+                        ev.kind,
+                        notify::EventKind::Create(_)
+                            | notify::EventKind::Modify(_)
+                            | notify::EventKind::Remove(_)
+                    )
+                }),
+                // lost events (queue overflow) are a change of unknown extent: reload
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::warn!(error = %e, "file watch error; reloading everything");
+                    }
+                    true
+                }
+            };
+            if changed {
+                let _ = tx.send(());
+            }
+        },
+    )
+    .map_err(watch_error)?;
+    debouncer
         .watch(&opts.dir, notify::RecursiveMode::Recursive)
-        .map_err(|e| format!("cannot watch {}: {e}", opts.dir.display()))?;
-    let shutdown = shutdown_signal();
+        .map_err(watch_error)?;
+    let shutdown = process::shutdown();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("shutting down");
-                return Ok(());
-            }
+            _ = &mut shutdown => return Ok(()),
             ev = rx.recv() => {
                 if ev.is_none() {
-                    return Err("file watcher stopped".into());
+                    return Err(Error::Stopped("the file watcher"));
                 }
-                // debounce: wait until 20 ms pass without events
-                while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {}
-                reloader.reload();
+                while rx.try_recv().is_ok() {}
+                reloader = reload_off_workers(reloader).await?;
             }
         }
     }
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// Minimal boxed-error result for command plumbing.
-pub mod anyhow_like {
-    pub type Error = Box<dyn std::error::Error + Send + Sync>;
-    pub type Result<T> = std::result::Result<T, Error>;
+/// Runs a reload on the blocking pool: loading and compiling a large tree takes long enough to
+/// stall the DNS server's async workers.
+async fn reload_off_workers(mut reloader: Reloader) -> Result<Reloader> {
+    tokio::task::spawn_blocking(move || {
+        reloader.reload();
+        reloader
+    })
+    .await
+    .map_err(|_| Error::Stopped("the reload task"))
 }

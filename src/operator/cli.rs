@@ -1,10 +1,12 @@
 //! `zonegate operator` flags and entry point.
 
-use super::controller::{OperatorConfig, run};
+use super::controller::OperatorConfig;
 use super::delegated::{CheckMode, Checker, resolv_conf_nameserver};
 use super::desired::{NodeSpread, ServerSettings};
 use super::leader::LeaseSettings;
 use super::policy::DomainPolicy;
+use crate::error::{Error, Result};
+use crate::process;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -85,7 +87,7 @@ pub struct OperatorArgs {
 }
 
 /// `k=v,k=v` into a map.
-pub fn parse_resources(s: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_resources(s: &str) -> std::result::Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
@@ -100,7 +102,7 @@ pub fn parse_resources(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// `IP`, `IP:PORT` or `[IPv6]:PORT`; port 53 when missing.
-pub fn parse_dns_addr(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_dns_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -126,36 +128,38 @@ fn default_identity() -> String {
 
 impl OperatorArgs {
     /// The configuration these flags describe.
-    pub fn config(&self) -> Result<OperatorConfig, String> {
+    pub fn config(&self) -> Result<OperatorConfig> {
         let server = ServerSettings {
             image: self.server_image.clone(),
             image_pull_policy: self.server_image_pull_policy.clone(),
             requests: parse_resources(&self.server_requests)
-                .map_err(|e| format!("--server-requests {e}"))?,
+                .map_err(|e| Error::flag("--server-requests", e))?,
             limits: parse_resources(&self.server_limits)
-                .map_err(|e| format!("--server-limits {e}"))?,
+                .map_err(|e| Error::flag("--server-limits", e))?,
             node_spread: self.node_spread,
         };
         let policy = self
             .domain_policy
             .as_deref()
             .map(DomainPolicy::load)
-            .transpose()?;
+            .transpose()
+            .map_err(|e| Error::flag("--domain-policy", e))?;
         let checker = if self.delegation_check_interval == 0 {
             None
         } else {
             let mode = match (&self.delegation_parent, &self.delegation_resolver) {
                 (Some(p), _) => CheckMode::Parent(
-                    parse_dns_addr(p).map_err(|e| format!("--delegation-parent {e}"))?,
+                    parse_dns_addr(p).map_err(|e| Error::flag("--delegation-parent", e))?,
                 ),
                 (None, Some(r)) => CheckMode::Resolver(
-                    parse_dns_addr(r).map_err(|e| format!("--delegation-resolver {e}"))?,
+                    parse_dns_addr(r).map_err(|e| Error::flag("--delegation-resolver", e))?,
                 ),
                 (None, None) => {
                     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                    CheckMode::Resolver(resolv_conf_nameserver(&text).ok_or(
-                        "no nameserver in /etc/resolv.conf: give --delegation-resolver or --delegation-parent, or --delegation-check-interval 0",
-                    )?)
+                    CheckMode::Resolver(resolv_conf_nameserver(&text).ok_or_else(|| Error::flag(
+                        "--delegation-resolver",
+                        "not given and no nameserver in /etc/resolv.conf: give --delegation-resolver or --delegation-parent, or --delegation-check-interval 0",
+                    ))?)
                 }
             };
             Some(Checker {
@@ -190,72 +194,16 @@ impl OperatorArgs {
     }
 }
 
-async fn client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| {
-            format!("no Kubernetes configuration (in-cluster, KUBECONFIG or --kubeconfig): {e}")
-        })?,
-    };
-    kube::Client::try_from(config).map_err(|e| e.to_string())
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn signal() {
-    let term = async {
-        #[cfg(unix)]
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-        #[cfg(not(unix))]
-        std::future::pending::<()>().await
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
-
 /// `zonegate operator`: runs until SIGTERM/SIGINT; returns the exit code.
 pub fn main(args: OperatorArgs) -> u8 {
-    let config = match args.config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    let result = rt.block_on(async move {
-        let client = client(args.kubeconfig.clone()).await?;
-        run(client, config, signal()).await
-    });
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    process::run(async move {
+        let config = args.config()?;
+        process::install_signal_handlers();
+        let client = process::kube_client(args.kubeconfig.as_deref()).await?;
+        super::controller::run(client, config, process::shutdown())
+            .await
+            .map_err(Error::Operator)
+    })
 }
 
 #[cfg(test)]

@@ -793,10 +793,9 @@ pub async fn run(
 ) -> Result<(), String> {
     let metrics = Arc::new(OperatorMetrics::new());
     if let Some(addr) = config.http {
-        let bound = crate::http::serve(addr, metrics.clone())
+        crate::process::serve_http("--http", addr, metrics.clone())
             .await
-            .map_err(|e| format!("--http {addr}: {e}"))?;
-        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+            .map_err(|e| e.to_string())?;
     }
     let config = Arc::new(config);
     let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();

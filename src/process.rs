@@ -1,0 +1,188 @@
+//! Process plumbing, written once for every subcommand: logging set-up, the tokio runtime,
+//! SIGTERM/SIGINT handling, the Kubernetes client and the HTTP endpoint's start.
+//!
+//! A long-running command is an `async fn(...) -> error::Result<()>` handed to [`run`], which
+//! builds the runtime, runs it, lets the HTTP endpoints drain after it returns, and turns the
+//! result into an exit code. Anything that must stop on a signal awaits [`shutdown`].
+
+use crate::error::{Error, Result};
+use crate::http::{self, Endpoint};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Log format of every subcommand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr at the level RUST_LOG asks for (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// How long HTTP endpoints may take to finish their requests once the command has returned.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Runs a command on a multi-threaded runtime; returns the process exit code (0, or the
+/// error's, after printing it on stderr).
+pub fn run<Fut>(command: Fut) -> u8
+where
+    Fut: Future<Output = Result<()>>,
+{
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let result = command.await;
+                // whatever ended the command, the endpoints stop now and finish what they serve
+                request_shutdown();
+                drain().await;
+                result
+            })
+        });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn shutdown_state() -> &'static watch::Sender<bool> {
+    static STATE: OnceLock<watch::Sender<bool>> = OnceLock::new();
+    STATE.get_or_init(|| watch::channel(false).0)
+}
+
+/// Installs the SIGTERM/SIGINT handlers (once per process; needs a runtime). Called by
+/// [`shutdown`]; call it early to catch a signal that arrives before anything awaits one.
+pub fn install_signal_handlers() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        tokio::spawn(async {
+            let term = async {
+                #[cfg(unix)]
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+                #[cfg(not(unix))]
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term => {},
+            }
+            tracing::info!("shutting down");
+            request_shutdown();
+        });
+    });
+}
+
+/// Resolves once the process is asked to stop: SIGTERM, SIGINT, or [`request_shutdown`].
+pub fn shutdown() -> impl Future<Output = ()> + Send + 'static {
+    install_signal_handlers();
+    let mut rx = shutdown_state().subscribe();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Asks everything awaiting [`shutdown`] to stop.
+pub fn request_shutdown() {
+    shutdown_state().send_replace(true);
+}
+
+fn draining() -> &'static Mutex<Vec<JoinHandle<()>>> {
+    static TASKS: OnceLock<Mutex<Vec<JoinHandle<()>>>> = OnceLock::new();
+    TASKS.get_or_init(Default::default)
+}
+
+async fn drain() {
+    let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *draining().lock().expect("not poisoned"));
+    let _ = tokio::time::timeout(DRAIN, futures::future::join_all(tasks)).await;
+}
+
+/// Starts the HTTP endpoint on the address of `flag` (`--http`), serving until [`shutdown`];
+/// the endpoint then finishes its requests before the process exits. Returns the bound address.
+pub async fn serve_http(
+    flag: &'static str,
+    addr: SocketAddr,
+    endpoint: Arc<dyn Endpoint>,
+) -> Result<SocketAddr> {
+    let server = http::Server::bind(addr, endpoint, http::Limits::default())
+        .await
+        .map_err(|source| Error::Bind { flag, addr, source })?;
+    let bound = server.local_addr();
+    tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+    let stop = shutdown();
+    let task = tokio::spawn(async move {
+        stop.await;
+        server.shutdown().await;
+    });
+    draining().lock().expect("not poisoned").push(task);
+    Ok(bound)
+}
+
+/// A Kubernetes client: from `kubeconfig` when given, else in-cluster, `KUBECONFIG` or
+/// `~/.kube/config`.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| Error::Kubeconfig {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| bad(&e))?
+        }
+        None => kube::Config::infer().await.map_err(Error::NoKubeconfig)?,
+    };
+    kube::Client::try_from(config).map_err(Error::Client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_kubeconfig_names_the_file() {
+        let Err(e) = kube_client(Some(Path::new("/nonexistent/zonegate-kubeconfig"))).await else {
+            panic!("a client from a missing file")
+        };
+        assert!(
+            e.to_string()
+                .starts_with("--kubeconfig /nonexistent/zonegate-kubeconfig: "),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn run_maps_results_to_exit_codes() {
+        assert_eq!(run(async { Ok(()) }), 0);
+        assert_eq!(run(async { Err(Error::flag("--zone", "x: bad")) }), 2);
+        assert_eq!(run(async { Err(Error::Stopped("the watch channel")) }), 1);
+    }
+}
