@@ -3,6 +3,7 @@
 
 use crate::api::DNSZone;
 use crate::compile::{CompileOptions, Problem, ZoneCompiler};
+use crate::dns::journal::{self, History};
 use crate::dns::{CompiledZone, ZoneSet};
 use crate::objects::store::ObjectStore;
 use crate::serial::{SerialKeeper, content_hash_from, name_hash, names_sum};
@@ -56,6 +57,8 @@ pub struct ZonePipeline {
     /// The zone's transfer policy from the last compile, and its problems.
     transfer: Option<Arc<TransferPolicy>>,
     transfer_problems: Vec<Problem>,
+    /// IXFR history, kept only while the zone has a transfer policy.
+    history: Option<Arc<History>>,
     /// Whether the last `compile` recompiled the whole zone.
     pub last_full: bool,
 }
@@ -108,6 +111,11 @@ impl ZonePipeline {
         &self.transfer_problems
     }
 
+    /// The IXFR history of the published versions, when the zone has `spec.transfer`.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.history.as_ref()
+    }
+
     /// The transfer policy, when the zone has `spec.transfer`.
     pub fn transfer(&self) -> Option<&Arc<TransferPolicy>> {
         self.transfer.as_ref()
@@ -118,13 +126,29 @@ impl ZonePipeline {
     pub fn publish(&mut self, serial: u32) -> Arc<CompiledZone> {
         let pending = std::mem::take(&mut self.pending);
         let data = self.compiler.data();
-        let zone = match (&self.published, pending) {
-            (Some(last), Pending::Nothing) if last.serial() == serial => return last.clone(),
-            (Some(last), Pending::Nothing) => last.patch(data, [], serial),
-            (Some(last), Pending::Names(names)) => last.patch(data, &names, serial),
-            _ => CompiledZone::build(data, serial),
+        let (zone, names) = match (&self.published, pending) {
+            (Some(last), Pending::Nothing) if last.serial() == serial => {
+                if self.transfer.is_none() {
+                    self.history = None;
+                }
+                return last.clone();
+            }
+            (Some(last), Pending::Nothing) => (last.patch(data, [], serial), Some(Vec::new())),
+            (Some(last), Pending::Names(names)) => (last.patch(data, &names, serial), Some(names)),
+            _ => (CompiledZone::build(data, serial), None),
         };
         let zone = Arc::new(zone);
+        // the difference to the last version, for IXFR: only for zones that allow transfers
+        self.history = match (&self.transfer, &self.published) {
+            (Some(_), Some(last)) => {
+                let d = journal::diff(last, &zone, names.as_deref());
+                Some(Arc::new(
+                    self.history.as_deref().cloned().unwrap_or_default().with(d),
+                ))
+            }
+            (Some(_), None) => Some(Arc::new(History::default())),
+            (None, _) => None,
+        };
         self.published = Some(zone.clone());
         zone
     }
@@ -223,14 +247,21 @@ impl Publisher {
                 r.serial = Some(serial);
                 let zone = pipeline.publish(serial);
                 if let Some(t) = pipeline.transfer() {
-                    transfers.push((zone.origin().clone(), t.clone()));
+                    transfers.push((
+                        zone.origin().clone(),
+                        t.clone(),
+                        pipeline.history().cloned(),
+                    ));
                 }
                 zones.push(zone);
             }
         }
         let mut set = ZoneSet::new(zones);
-        for (origin, policy) in transfers {
+        for (origin, policy, history) in transfers {
             set.set_transfer(&origin, policy);
+            if let Some(h) = history {
+                set.set_history(&origin, h);
+            }
         }
         set
     }

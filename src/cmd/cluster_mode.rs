@@ -286,6 +286,9 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 if let Some(t) = pipeline.transfer() {
                     set.set_transfer(z.origin(), t.clone());
                 }
+                if let Some(h) = pipeline.history() {
+                    set.set_history(z.origin(), h.clone());
+                }
                 let set = Arc::new(set);
                 zones.store(set.clone());
                 if listening {

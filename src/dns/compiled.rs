@@ -2,6 +2,7 @@
 //! RFC 1034 §4.3.2 with wildcards (RFC 4592), empty non-terminals (RFC 8020) and referrals.
 //! Pure data and pure functions: no sockets, no Kubernetes.
 
+use super::journal::History;
 use crate::zone::transfer::TransferPolicy;
 use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::rdata::SOA;
@@ -270,6 +271,11 @@ impl CompiledZone {
         self.nodes.len()
     }
 
+    /// Every owner name, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.nodes.keys()
+    }
+
     /// Every node, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
@@ -513,6 +519,8 @@ pub struct ZoneSet {
     /// Transfer policies of the zones that have one, by apex (zones without one refuse every
     /// transfer).
     transfers: HashMap<Name, Arc<TransferPolicy>>,
+    /// IXFR histories of the zones that keep one (those with a transfer policy).
+    histories: HashMap<Name, Arc<History>>,
 }
 
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -530,12 +538,23 @@ impl ZoneSet {
             depths,
             generation,
             transfers: HashMap::new(),
+            histories: HashMap::new(),
         }
     }
 
     /// Sets the transfer policy of the zone at `origin`.
     pub fn set_transfer(&mut self, origin: &Name, policy: Arc<TransferPolicy>) {
         self.transfers.insert(origin.clone(), policy);
+    }
+
+    /// Sets the IXFR history of the zone at `origin`.
+    pub fn set_history(&mut self, origin: &Name, history: Arc<History>) {
+        self.histories.insert(origin.clone(), history);
+    }
+
+    /// The IXFR history of the zone at `origin`, if it keeps one.
+    pub fn history(&self, origin: &Name) -> Option<&Arc<History>> {
+        self.histories.get(origin)
     }
 
     /// The transfer policy of the zone at `origin`, if it has one.

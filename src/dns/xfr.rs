@@ -177,7 +177,7 @@ pub enum Kind {
     Axfr,
     /// IXFR answered with the full zone (no history from the client's serial).
     IxfrFull,
-    /// IXFR answered with differences.
+    /// IXFR answered with the condensed differences from the client's serial.
     IxfrIncremental,
     /// IXFR from a client that is current: the SOA alone.
     IxfrCurrent,
@@ -301,7 +301,28 @@ impl Transfer {
         let (kind, items) = match query.query_type() {
             RecordType::IXFR => match client_serial(&msg) {
                 Some(s) if !serial_lt(s, zone.serial()) => (Kind::IxfrCurrent, vec![soa]),
-                _ => (Kind::IxfrFull, full_zone(zone)),
+                Some(s) => match zones
+                    .history(zone.origin())
+                    .and_then(|h| h.since(s))
+                    .filter(|c| c.to_soa == soa[0] && c.to_soa.ttl == soa[0].ttl)
+                {
+                    // RFC 1995 §4: our SOA, the client's SOA, deletions, our SOA, additions,
+                    // our SOA (one condensed step)
+                    Some(c) => (
+                        Kind::IxfrIncremental,
+                        vec![
+                            soa.clone(),
+                            Arc::from(vec![c.from_soa]),
+                            Arc::from(c.removed),
+                            soa.clone(),
+                            Arc::from(c.added),
+                            soa,
+                        ],
+                    ),
+                    // no history from there: the whole zone, AXFR-style
+                    None => (Kind::IxfrFull, full_zone(zone)),
+                },
+                None => (Kind::IxfrFull, full_zone(zone)),
             },
             _ => (Kind::Axfr, full_zone(zone)),
         };
@@ -750,5 +771,75 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    /// IXFR from a kept serial: one condensed step on the wire (new SOA, old SOA, deletions,
+    /// new SOA, additions, new SOA), which applied to the old version gives the new one.
+    #[test]
+    fn ixfr_from_a_kept_serial_is_incremental_and_applies() {
+        use crate::dns::journal::{History, diff};
+        let mut d = zone_data(20);
+        let v1 = Arc::new(CompiledZone::build(&d, 42));
+        d.records.remove(&n("host-3.acme.example.com."));
+        d.add(
+            n("new.acme.example.com."),
+            60,
+            RData::A(std::net::Ipv4Addr::new(192, 0, 2, 9).into()),
+        );
+        let v2 = Arc::new(CompiledZone::build(&d, 43));
+        d.add(
+            n("newer.acme.example.com."),
+            60,
+            RData::A(std::net::Ipv4Addr::new(192, 0, 2, 10).into()),
+        );
+        let v3 = Arc::new(CompiledZone::build(&d, 44));
+        let h = History::default()
+            .with(diff(&v1, &v2, None))
+            .with(diff(&v2, &v3, None));
+        let mut set = ZoneSet::new([v3.clone()]);
+        set.set_transfer(
+            &n("acme.example.com."),
+            Arc::new(policy(KeyRequirement::None)),
+        );
+        set.set_history(&n("acme.example.com."), Arc::new(h));
+        let text = |z: &CompiledZone| -> BTreeSet<String> {
+            z.names()
+                .flat_map(|name| z.node(name).unwrap().rrsets())
+                .filter(|(t, _)| *t != RecordType::SOA)
+                .flat_map(|(_, s)| s.iter().map(|r| r.to_string()))
+                .collect()
+        };
+        for (from, base) in [(42, &v1), (43, &v2)] {
+            let mut t = Transfer::start(&set, &ixfr(from), LOCAL.parse().unwrap(), 1);
+            assert_eq!(t.kind, Kind::IxfrIncremental);
+            let answers: Vec<Record> = run(&mut t)
+                .iter()
+                .flat_map(|b| Message::from_vec(b).unwrap().answers)
+                .collect();
+            let serial = |r: &Record| match &r.data {
+                RData::SOA(s) => Some(s.serial),
+                _ => None,
+            };
+            assert_eq!(serial(&answers[0]), Some(44));
+            assert_eq!(serial(&answers[1]), Some(from));
+            assert_eq!(serial(answers.last().unwrap()), Some(44));
+            let mid = answers
+                .iter()
+                .skip(2)
+                .position(|r| serial(r).is_some())
+                .unwrap()
+                + 2;
+            let mut records = text(base);
+            for r in &answers[2..mid] {
+                assert!(records.remove(&r.to_string()), "{r}");
+            }
+            for r in &answers[mid + 1..answers.len() - 1] {
+                assert!(records.insert(r.to_string()), "{r}");
+            }
+            assert_eq!(records, text(&v3));
+        }
+        // a serial not kept: the whole zone
+        let t = Transfer::start(&set, &ixfr(30), LOCAL.parse().unwrap(), 1);
+        assert_eq!(t.kind, Kind::IxfrFull);
     }
 }
