@@ -1,6 +1,6 @@
 //! DNSEndpoint (externaldns.k8s.io/v1alpha1): endpoints as written.
 
-use super::names::Syntax;
+use super::names::{self, Syntax};
 use super::{Class, Compiler, targets};
 use crate::objects::{DnsEndpoint, SourceObject};
 use hickory_proto::rr::RecordType;
@@ -29,23 +29,16 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, ep: &DnsEndpoint
             continue;
         };
         c.flush(&src);
-        let rtype = match e.record_type.to_ascii_uppercase().as_str() {
-            "A" => RecordType::A,
-            "AAAA" => RecordType::AAAA,
-            "CNAME" => RecordType::CNAME,
-            "TXT" => RecordType::TXT,
-            "MX" => RecordType::MX,
-            "SRV" => RecordType::SRV,
-            "CAA" => RecordType::CAA,
-            "NS" => RecordType::NS,
-            other => {
-                c.report(
-                    &src.object,
-                    format!("{base}.recordType"),
-                    format!("unsupported record type {other:?}; endpoint ignored"),
-                );
-                continue;
-            }
+        let Some(rtype) = record_type(&e.record_type) else {
+            c.report(
+                &src.object,
+                format!("{base}.recordType"),
+                format!(
+                    "unsupported record type {:?}; endpoint ignored",
+                    e.record_type.to_ascii_uppercase()
+                ),
+            );
+            continue;
         };
         let ttl = match e.record_ttl {
             Some(t) if t > 0 => t.min(MAX_RECORD_TTL) as u32,
@@ -100,11 +93,178 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, ep: &DnsEndpoint
     }
 }
 
+/// A DNSEndpoint `recordType` (case-insensitive) the compiler publishes, if it is one.
+pub fn record_type(raw: &str) -> Option<RecordType> {
+    Some(match raw.to_ascii_uppercase().as_str() {
+        "A" => RecordType::A,
+        "AAAA" => RecordType::AAAA,
+        "CNAME" => RecordType::CNAME,
+        "TXT" => RecordType::TXT,
+        "MX" => RecordType::MX,
+        "SRV" => RecordType::SRV,
+        "CAA" => RecordType::CAA,
+        "NS" => RecordType::NS,
+        _ => return None,
+    })
+}
+
+/// Why one endpoint would not be published exactly as written in the zone of `domain`
+/// (lowercase, no trailing dot), if it would not: `compile`'s per-endpoint rules, all or
+/// nothing (the compiler keeps an endpoint's valid targets; a writer such as the ExternalDNS
+/// webhook provider refuses the endpoint instead, so what it stores is what is served). A CNAME
+/// to its own name passes: it is stored as written and the merge drops it as a loop.
+pub fn refusal(
+    domain: &str,
+    dns_name: &str,
+    rtype: &str,
+    ttl: Option<i64>,
+    targets: &[String],
+) -> Option<String> {
+    let apex = dns_name.strip_suffix('.').unwrap_or(dns_name);
+    if !names::in_domain(dns_name, domain) {
+        return Some(format!("{dns_name:?} is outside the zone {domain}"));
+    }
+    if let Err(e) = names::parse_host(dns_name, Syntax::Dns, true) {
+        return Some(e);
+    }
+    let Some(rt) = record_type(rtype) else {
+        return Some(format!(
+            "record type {rtype:?} is not supported (A, AAAA, CNAME, TXT, MX, SRV, CAA and NS are)"
+        ));
+    };
+    if let Some(t) = ttl.filter(|t| *t < 0) {
+        return Some(format!("negative TTL {t}"));
+    }
+    let at_apex = apex.eq_ignore_ascii_case(domain);
+    if at_apex && rt == RecordType::CNAME {
+        return Some("a CNAME cannot be at the zone apex".into());
+    }
+    if at_apex && rt == RecordType::NS {
+        return Some("NS records at the zone apex come from the DNSZone's spec.nameservers".into());
+    }
+    if targets.is_empty() {
+        return Some("no targets".into());
+    }
+    if rt == RecordType::CNAME && targets.len() != 1 {
+        return Some(format!(
+            "a CNAME takes exactly one target, not {}",
+            targets.len()
+        ));
+    }
+    if rt != RecordType::TXT {
+        for t in targets {
+            if let Err(e) = targets::parse_value(rt, t) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use crate::compile::testing::*;
     use hickory_proto::rr::{RData, RecordType};
     use serde_json::json;
+
+    #[test]
+    fn refusal_matches_what_compile_would_drop() {
+        use super::refusal;
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let d = "acme.example.com";
+        assert_eq!(
+            refusal(d, "www.acme.example.com", "A", Some(60), &t(&["192.0.2.1"])),
+            None
+        );
+        assert_eq!(
+            refusal(d, "*.acme.example.com.", "aaaa", None, &t(&["2001:db8::1"])),
+            None
+        );
+        assert_eq!(
+            refusal(
+                d,
+                "a-www.acme.example.com",
+                "TXT",
+                None,
+                &t(&["\"heritage=external-dns\""])
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(
+                d,
+                "foo.acme.example.com",
+                "CNAME",
+                None,
+                &t(&["foo.acme.example.com"])
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(
+                d,
+                "sub.acme.example.com",
+                "NS",
+                None,
+                &t(&["ns.example.net"])
+            ),
+            None
+        );
+        let r = |name: &str, ty: &str, ttl: Option<i64>, v: &[&str]| {
+            refusal(d, name, ty, ttl, &t(v)).unwrap()
+        };
+        assert_eq!(
+            r("www.other.org", "A", None, &["192.0.2.1"]),
+            "\"www.other.org\" is outside the zone acme.example.com"
+        );
+        assert_eq!(
+            r("notacme.example.com", "A", None, &["192.0.2.1"]),
+            "\"notacme.example.com\" is outside the zone acme.example.com"
+        );
+        assert!(
+            r("bad name.acme.example.com", "A", None, &["192.0.2.1"])
+                .starts_with("invalid hostname")
+        );
+        assert!(
+            r("x.acme.example.com", "PTR", None, &["a.example.net"])
+                .starts_with("record type \"PTR\" is not supported")
+        );
+        assert_eq!(
+            r("x.acme.example.com", "A", Some(-5), &["192.0.2.1"]),
+            "negative TTL -5"
+        );
+        assert_eq!(
+            r("acme.example.com", "CNAME", None, &["lb.example.net"]),
+            "a CNAME cannot be at the zone apex"
+        );
+        assert!(
+            r("acme.example.com", "NS", None, &["ns.example.net"])
+                .starts_with("NS records at the zone apex")
+        );
+        assert_eq!(r("x.acme.example.com", "A", None, &[]), "no targets");
+        assert_eq!(
+            r(
+                "x.acme.example.com",
+                "CNAME",
+                None,
+                &["a.example.net", "b.example.net"]
+            ),
+            "a CNAME takes exactly one target, not 2"
+        );
+        assert!(
+            r(
+                "x.acme.example.com",
+                "A",
+                None,
+                &["192.0.2.1", "2001:db8::1"]
+            )
+            .starts_with("invalid A value \"2001:db8::1\"")
+        );
+        assert!(
+            r("x.acme.example.com", "MX", None, &["mail.example.net"])
+                .starts_with("invalid MX value")
+        );
+    }
 
     #[test]
     fn a_and_aaaa_dual_stack() {
@@ -208,6 +368,31 @@ mod tests {
             problems(&out),
             vec![
                 "DNSEndpoint acme/ep: spec.endpoints[2].targets: a CNAME takes exactly one target, not 2; endpoint ignored"
+            ]
+        );
+    }
+
+    #[test]
+    fn cname_to_its_own_name_is_dropped_not_served_as_a_loop() {
+        let out = compile_zone(
+            zone(json!({})),
+            &[dns_endpoint(
+                "ep",
+                json!([
+                    {"dnsName": "foo.acme.example.com", "recordType": "CNAME", "targets": ["foo.acme.example.com"]},
+                    {"dnsName": "bar.acme.example.com", "recordType": "CNAME", "targets": ["foo.acme.example.com"]}
+                ]),
+            )],
+        );
+        assert!(absent(&out, "foo.acme.example.com"));
+        assert_eq!(
+            rrset(&out, "bar.acme.example.com", RecordType::CNAME),
+            vec!["foo.acme.example.com."]
+        );
+        assert_eq!(
+            problems(&out),
+            vec![
+                "DNSEndpoint acme/ep: spec.endpoints[0].dnsName: a CNAME to its own name would loop; dropped"
             ]
         );
     }

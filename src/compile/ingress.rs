@@ -32,7 +32,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, ing: &Ingress) {
         .ingress
         .iter()
         .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
-    let targets = if src.target_override.is_some() {
+    let targets = if src.overrides(&names) {
         Vec::new()
     } else {
         c.lb_targets(&src.object, "status.loadBalancer.ingress", entries)
@@ -45,6 +45,35 @@ mod tests {
     use crate::compile::testing::*;
     use hickory_proto::rr::RecordType;
     use serde_json::json;
+
+    #[test]
+    fn target_annotation_naming_its_own_host_keeps_the_lb_address() {
+        // the Desktop Kubernetes example: target == host, so ExternalDNS publishes the Ingress
+        let v = with_meta(
+            ingress("web", &["foo.acme.example.com"], &["192.0.2.7"]),
+            "annotations",
+            json!({"external-dns.alpha.kubernetes.io/target": "foo.acme.example.com"}),
+        );
+        let out = compile_zone(zone(json!({})), &[v]);
+        assert_eq!(
+            rrset(&out, "foo.acme.example.com", RecordType::A),
+            vec!["192.0.2.7"]
+        );
+        assert!(rrset(&out, "foo.acme.example.com", RecordType::CNAME).is_empty());
+        assert!(out.problems.is_empty(), "{:?}", problems(&out));
+        // another host as the target still replaces the address
+        let v = with_meta(
+            ingress("web", &["foo.acme.example.com"], &["192.0.2.7"]),
+            "annotations",
+            json!({"external-dns.alpha.kubernetes.io/target": "lb.example.net"}),
+        );
+        let out = compile_zone(zone(json!({})), &[v]);
+        assert_eq!(
+            rrset(&out, "foo.acme.example.com", RecordType::CNAME),
+            vec!["lb.example.net."]
+        );
+        assert!(rrset(&out, "foo.acme.example.com", RecordType::A).is_empty());
+    }
 
     #[test]
     fn rule_hosts_get_lb_ips() {

@@ -8,7 +8,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The zone-wide rules, applied to the candidates of each owner name, in this order:
 /// 1. the apex: NS records there come only from `spec.nameservers` and NS in `spec.records`
-///    (DNSEndpoint NS at the apex are ignored); no CNAME at the apex;
+///    (DNSEndpoint NS at the apex are ignored); no CNAME at the apex; no CNAME to its own name
+///    (a loop: ExternalDNS writes one for an Ingress whose target annotation is its own host);
 /// 2. the zone's nameserver names (inside the zone) hold only their glue: anything else there
 ///    is dropped (the nameserver's glue wins);
 /// 3. NS at a wildcard name are dropped (RFC 4592 §4.2);
@@ -100,6 +101,8 @@ impl MergeCtx {
             Some("NS records at the zone apex come from spec.nameservers; ignored".to_string())
         } else if cand.name == self.origin && rtype == RecordType::CNAME {
             Some("a CNAME cannot be at the zone apex; dropped".to_string())
+        } else if matches!(&cand.rdata, RData::CNAME(t) if t.0 == cand.name) {
+            Some("a CNAME to its own name would loop; dropped".to_string())
         } else if !self.reserved.is_empty() && self.reserved.contains(&cand.name) {
             Some(format!(
                 "{} is a nameserver of this zone; its glue records win; dropped",

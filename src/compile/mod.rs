@@ -45,7 +45,9 @@ mod virtualserver;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use dnsendpoint::{record_type as endpoint_record_type, refusal as endpoint_refusal};
 pub use incremental::{Delta, ZoneCompiler};
+pub(crate) use names::in_domain as endpoint_in_domain;
 
 use crate::api::{DNSZone, SourceKind};
 use crate::objects::store::ObjectStore;
@@ -287,6 +289,21 @@ pub(crate) struct Source<'o> {
     pub deferred: Vec<Problem>,
 }
 
+impl Source<'_> {
+    /// Whether the target annotation replaces the object's own targets at `names`: it does
+    /// unless every annotation target is a CNAME to one of the names themselves. A target equal
+    /// to the object's own host (what the Desktop Kubernetes example Ingress carries, so that
+    /// ExternalDNS publishes it at all) means "this host": the object's own addresses are used,
+    /// not a CNAME loop.
+    pub(crate) fn overrides(&self, names: &[(Name, String)]) -> bool {
+        self.target_override.as_ref().is_some_and(|over| {
+            !over
+                .iter()
+                .all(|r| matches!(r, RData::CNAME(t) if names.iter().any(|(n, _)| *n == t.0)))
+        })
+    }
+}
+
 impl<'a> Compiler<'a> {
     /// A compiler for `zone` (apex `origin`, `domain` its lowercase text) with nothing
     /// gathered yet; `zone_origin` is the zone's own origin (index 0).
@@ -465,7 +482,10 @@ impl<'a> Compiler<'a> {
             return;
         }
         self.flush(src);
-        let targets = src.target_override.clone().unwrap_or(targets);
+        let targets = match &src.target_override {
+            Some(over) if src.overrides(&names) => over.clone(),
+            _ => targets,
+        };
         let mut seen = BTreeSet::new();
         for (name, field) in names {
             if !seen.insert(name.clone()) {

@@ -35,7 +35,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, svc: &Service) {
     );
     names.extend(c.annotation_hosts(&src));
 
-    let targets = if src.target_override.is_some() {
+    let targets = if src.overrides(&names) {
         Vec::new()
     } else if !svc.spec.external_ips.is_empty() {
         let mut out = Vec::new();

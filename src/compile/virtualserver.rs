@@ -17,12 +17,13 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, vs: &VirtualServ
         .external_endpoints
         .iter()
         .map(|e| (e.ip.as_deref(), e.hostname.as_deref()));
-    let targets = if src.target_override.is_some() {
+    let names = vec![(name, "spec.host".to_string())];
+    let targets = if src.overrides(&names) {
         Vec::new()
     } else {
         c.lb_targets(&src.object, "status.externalEndpoints", entries)
     };
-    c.publish(&src, vec![(name, "spec.host".to_string())], targets);
+    c.publish(&src, names, targets);
 }
 
 #[cfg(test)]
