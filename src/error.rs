@@ -44,6 +44,21 @@ pub enum Error {
     /// The operator's run loop failed (leader election, caches).
     #[error("{0}")]
     Operator(String),
+    /// `webhook` or `hosts` cannot start or go on; the message names the flag, file or object.
+    #[error("{0}")]
+    Command(String),
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::Command(message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::Command(message.to_string())
+    }
 }
 
 impl Error {

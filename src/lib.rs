@@ -1,11 +1,13 @@
 //! zonegate: per-tenant authoritative DNS zones for Kubernetes.
 pub mod api;
+pub mod atomic_file;
 pub mod cmd;
 pub mod compile;
 pub mod crdgen;
 pub mod dns;
 pub mod error;
 pub mod feed;
+pub mod hosts;
 pub mod http;
 pub mod metrics;
 pub mod notifier;
@@ -16,4 +18,5 @@ pub mod process;
 pub mod publish;
 pub mod render;
 pub mod serial;
+pub mod webhook;
 pub mod zone;

@@ -62,6 +62,14 @@ enum Command {
     },
     /// Print the DNSZone CustomResourceDefinition YAML.
     Crd,
+    /// Run an ExternalDNS webhook provider (`--provider=webhook`) for one DNSZone.
+    ///
+    /// Records go to DNSEndpoint objects in the zone's namespace (cluster mode, as
+    /// ExternalDNS's sidecar), or with --manifests to one manifest in that directory (files
+    /// mode); a `zonegate serve` answers them either way.
+    Webhook(zonegate::webhook::WebhookArgs),
+    /// Keep a marked block in a hosts file with a zone's names and addresses.
+    Hosts(zonegate::hosts::HostsArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
                                 listen,
                                 http,
                                 state_dir,
+                                on_publish: None,
                             },
                         )
                         .await
@@ -115,6 +124,8 @@ fn main() -> ExitCode {
             }))
         }
         Command::Operator(args) => i32::from(zonegate::operator::main(args)),
+        Command::Webhook(args) => i32::from(process::run(zonegate::webhook::run(args))),
+        Command::Hosts(args) => i32::from(process::run(zonegate::hosts::run(args))),
     };
     ExitCode::from(code as u8)
 }

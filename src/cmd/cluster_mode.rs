@@ -31,7 +31,13 @@ pub struct ServeCluster {
     pub listen: Vec<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
+    /// Called with the zone's content each time it is published (`zonegate hosts`). A process
+    /// with no `listen` address answers no DNS and takes no part in serial agreement.
+    pub on_publish: Option<PublishHook>,
 }
+
+/// See `ServeCluster::on_publish`.
+pub type PublishHook = Box<dyn FnMut(&crate::zone::ZoneData) + Send>;
 
 /// SOA serials shared by every server of a zone through a ConfigMap `<zone>-serial` in the
 /// zone's namespace, holding the content hash and serial last published. A server whose content
@@ -112,7 +118,7 @@ impl SharedSerial {
 }
 
 /// `zonegate serve --zone NAMESPACE/NAME`.
-pub async fn serve(opts: ServeCluster) -> Result<()> {
+pub async fn serve(mut opts: ServeCluster) -> Result<()> {
     let (zone_ns, zone_name) = opts
         .zone
         .split_once('/')
@@ -263,10 +269,16 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
             last_problems = problems;
             if !pipeline.data().origin.is_root() {
                 let origin = pipeline.data().origin.to_ascii();
-                let s = serial
-                    .serial(&origin, hash, crate::publish::unix_now())
-                    .await;
+                let now = crate::publish::unix_now();
+                let s = if opts.listen.is_empty() {
+                    serial.local.serial(&origin, hash, now)
+                } else {
+                    serial.serial(&origin, hash, now).await
+                };
                 let z = pipeline.publish(s);
+                if let Some(hook) = opts.on_publish.as_mut() {
+                    hook(pipeline.data());
+                }
                 let l = ZoneLabels {
                     zone: origin.clone(),
                 };
@@ -360,6 +372,7 @@ pub async fn serve(opts: ServeCluster) -> Result<()> {
                 // (only while the compiled data is servable: never publish an unservable zone)
                 if let Some((origin, hash, current)) = &mut last_data
                     && !pipeline.data().origin.is_root()
+                    && !opts.listen.is_empty()
                 {
                     let s = serial.serial(origin, *hash, crate::publish::unix_now()).await;
                     if s != *current {
