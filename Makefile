@@ -39,8 +39,10 @@ export PHASE
 test: lint
 	@eval "$$PHASE"
 	phase "e2e tools (e2e/deps.sh)" e2e/deps.sh
-	phase "helm (e2e/tools.sh)" e2e/tools.sh >/dev/null
+	phase "Go tools: helm, ExternalDNS, CoreDNS (e2e/tools.sh)" e2e/tools.sh >/dev/null
 	export ZONEGATE_HELM=$$(e2e/tools.sh helm)
+	export ZONEGATE_EXTERNAL_DNS=$$(e2e/tools.sh externaldns)
+	export ZONEGATE_COREDNS=$$(e2e/tools.sh coredns)
 	phase "control-plane binaries and CRDs (e2e/build-control-plane.sh)" e2e/build-control-plane.sh >/dev/null
 	# compile before the cluster starts, so it does not idle through the build
 	phase "build tests" $(CARGO) test --all-targets --no-run

@@ -15,6 +15,7 @@ TOOLS=(
   named-checkzone:bind9-utils
   knotd:knot
   nsd:nsd
+  dnsmasq:dnsmasq-base
   dnsperf:dnsperf
   zonemaster-cli:zonemaster-cli
   ip:iproute2
