@@ -328,10 +328,16 @@ pub async fn run(args: HostsArgs) -> Result<()> {
             let _ = tx.send(());
         }
     })
-    .map_err(|source| Error::WatchDir { path: dir.clone(), source })?;
+    .map_err(|source| Error::WatchDir {
+        path: dir.clone(),
+        source,
+    })?;
     watcher
         .watch(&dir, notify::RecursiveMode::Recursive)
-        .map_err(|source| Error::WatchDir { path: dir.clone(), source })?;
+        .map_err(|source| Error::WatchDir {
+            path: dir.clone(),
+            source,
+        })?;
     let shutdown = crate::process::shutdown();
     tokio::pin!(shutdown);
     loop {

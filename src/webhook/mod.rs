@@ -114,13 +114,11 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
         })?;
     tracing::info!(%bound, zone = %args.zone, domain = %hook.scope.domain, store = %hook.store.describe(), records = records.len(), "ExternalDNS webhook provider listening");
     if let Some(addr) = args.http {
-        let (hl, hb) = server::bind(addr)
-            .await
-            .map_err(|source| Error::Bind {
-                flag: "--http",
-                addr,
-                source,
-            })?;
+        let (hl, hb) = server::bind(addr).await.map_err(|source| Error::Bind {
+            flag: "--http",
+            addr,
+            source,
+        })?;
         tracing::info!(bound = %hb, "serving /healthz");
         tokio::spawn(server::run(hl, hook.clone(), true));
     }
