@@ -549,6 +549,16 @@ pub struct DNSZoneStatus {
     /// every nameserver, glue A/AAAA for nameserver names inside the zone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegation: Vec<String>,
+
+    /// A CoreDNS server block forwarding this zone to the cluster IPs of its nameserver
+    /// Services, for cluster admins to add to the cluster's Corefile so that pods resolve the
+    /// zone (docs/in-cluster.md). Set once every nameserver Service has a cluster IP.
+    #[serde(
+        rename = "coreDNSStanza",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub core_dns_stanza: Option<String>,
 }
 
 /// A nameserver and its addresses.

@@ -88,6 +88,39 @@ pub fn service_addresses(svc: &Service, node_addresses: &[String]) -> Vec<String
     out
 }
 
+/// The CoreDNS server block forwarding `domain` to the cluster IPs of the nameserver
+/// Services (port 53), nameserver order kept; `None` while a Service is missing or has no
+/// cluster IP yet. `policy sequential`: ns1 first, the others on failure.
+pub fn coredns_stanza(domain: &str, services: &[Option<&Service>]) -> Option<String> {
+    let mut targets = Vec::new();
+    for svc in services {
+        let spec = (*svc)?.spec.as_ref()?;
+        let ips = spec
+            .cluster_ips
+            .clone()
+            .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+            .unwrap_or_default();
+        let before = targets.len();
+        for ip in ips.iter().filter(|ip| !ip.is_empty() && *ip != "None") {
+            targets.push(if ip.contains(':') {
+                format!("[{ip}]:53")
+            } else {
+                format!("{ip}:53")
+            });
+        }
+        if targets.len() == before {
+            return None;
+        }
+    }
+    if targets.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{domain}:53 {{\n    errors\n    cache 30\n    forward . {} {{\n        policy sequential\n    }}\n}}\n",
+        targets.join(" ")
+    ))
+}
+
 /// Addresses of the Ready nodes: each node's ExternalIPs, or its InternalIPs when it has none.
 /// Sorted and without duplicates.
 pub fn node_addresses(nodes: &[&Node]) -> Vec<String> {
@@ -233,11 +266,17 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         &mut conditions,
         now,
     );
+    let core_dns_stanza = obs
+        .verdict
+        .is_accepted()
+        .then(|| coredns_stanza(&domain, &obs.services))
+        .flatten();
     DNSZoneStatus {
         observed_generation: generation,
         conditions,
         nameservers,
         delegation,
+        core_dns_stanza,
     }
 }
 
@@ -735,6 +774,31 @@ mod tests {
             r.message
         );
         assert_eq!(cond(&st, DELEGATED).reason, "CheckDisabled");
+    }
+
+    #[test]
+    fn coredns_stanza_forwards_to_every_nameserver_cluster_ip() {
+        let svc = |v: Value| -> Service { serde_json::from_value(v).unwrap() };
+        let a = svc(json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10"}}));
+        let b = svc(
+            json!({"spec": {"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11", "fd00::11"]}}),
+        );
+        assert_eq!(
+            coredns_stanza("acme.example.com", &[Some(&a), Some(&b)]).unwrap(),
+            "acme.example.com:53 {\n    errors\n    cache 30\n    forward . 10.96.0.10:53 10.96.0.11:53 [fd00::11]:53 {\n        policy sequential\n    }\n}\n"
+        );
+        let pending = svc(json!({"spec": {"type": "ClusterIP"}}));
+        let headless = svc(json!({"spec": {"clusterIP": "None"}}));
+        assert_eq!(
+            coredns_stanza("acme.example.com", &[Some(&a), Some(&pending)]),
+            None
+        );
+        assert_eq!(
+            coredns_stanza("acme.example.com", &[Some(&a), Some(&headless)]),
+            None
+        );
+        assert_eq!(coredns_stanza("acme.example.com", &[Some(&a), None]), None);
+        assert_eq!(coredns_stanza("acme.example.com", &[]), None);
     }
 
     #[test]
