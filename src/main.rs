@@ -44,6 +44,9 @@ enum Command {
         /// Directory to persist SOA serials in, so they never go backwards across restarts.
         #[arg(long, env = "ZONEGATE_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// With --manifests: report ready (/readyz 200) even when no zone is served.
+        #[arg(long, requires = "manifests")]
+        allow_empty: bool,
     },
     /// Print zones as RFC 1035 master files (for named-checkzone, Knot, NSD or review).
     Render {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             listen,
             http,
             state_dir,
+            allow_empty,
         } => {
             i32::from(process::run(async move {
                 match (manifests, zone) {
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
                             listen,
                             http,
                             state_dir,
+                            allow_empty,
                         })
                         .await
                     }

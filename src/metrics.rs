@@ -74,6 +74,11 @@ pub struct ServerMetrics {
     pub transfer_messages: Counter,
     /// NOTIFY messages to secondaries, by zone and result.
     pub notifies: Family<NotifyLabels, Counter>,
+    /// TCP connections closed to let a new client in (the limit was reached).
+    pub tcp_evicted: Counter,
+    /// Problems of the last load outside the served zones' own (files, objects, zones not
+    /// served); with the sum of `problems` it is the count of the "zones loaded" line.
+    pub manifest_problems: Gauge,
 }
 
 impl Default for ServerMetrics {
@@ -174,6 +179,23 @@ impl ServerMetrics {
             "NOTIFY messages to secondaries, by zone and result",
             notifies.clone(),
         );
+        let tcp_evicted = Counter::default();
+        registry.register(
+            "dns_tcp_evicted",
+            "TCP connections closed because the limit was reached and a new client came (the one idle longest goes)",
+            tcp_evicted.clone(),
+        );
+        registry.register(
+            "network_log_events",
+            "Log events caused by network input (malformed packets and the like); at most one summary line per minute is logged",
+            crate::dns::netlog::EVENTS.clone(),
+        );
+        let manifest_problems = Gauge::default();
+        registry.register(
+            "manifest_problems",
+            "Problems of the last load outside the served zones (files, objects, zones not served); plus the sum of zonegate_zone_problems it is the count the log's \"zones loaded\" line gives",
+            manifest_problems.clone(),
+        );
         Self {
             transfers,
             transfer_messages,
@@ -191,6 +213,8 @@ impl ServerMetrics {
             namespace_refused,
             stale_seconds,
             objects,
+            tcp_evicted,
+            manifest_problems,
         }
     }
 

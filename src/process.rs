@@ -24,14 +24,18 @@ pub enum LogFormat {
 
 /// Logs to stderr at the level RUST_LOG asks for (default `info`).
 pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // events from parsing network input are counted and summarised, never logged one by one
+    let netlog = crate::dns::netlog::NetLogLayer;
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.finish().with(netlog).init(),
+        LogFormat::Json => builder.json().finish().with(netlog).init(),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::process;
 use crate::publish::{Publisher, ZoneReport};
 use crate::serial::SerialKeeper;
 use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Compiled {
     pub files: usize,
     /// The content's timestamp (newest mtime), the floor of new serials.
     pub content_time: u64,
+    /// Where each object came from (`file.yaml#2`), by `Kind namespace/name`.
+    pub locations: BTreeMap<String, String>,
 }
 
 /// Loads and compiles every zone under the loader's directory.
@@ -34,20 +37,27 @@ pub fn load_and_compile(loader: &mut ManifestLoader, publisher: &mut Publisher) 
         reports,
         files: loaded.files,
         content_time: loaded.newest_mtime,
+        locations: loaded.locations,
     }
 }
 
-/// `zonegate check`: exit code 0 when everything is valid, 1 otherwise.
+/// `zonegate check`: exit code 0 when everything is valid, 1 otherwise. Errors are what the
+/// server would report and drop; warnings (a hostname in no zone, a non-ASCII hostname) do not
+/// change the exit code. Every line names the file and document, the object and the field.
 pub fn check(dir: PathBuf) -> i32 {
     let mut loader = ManifestLoader::new(&dir);
-    let Compiled {
-        load_problems,
-        reports,
-        files,
-        ..
-    } = load_and_compile(&mut loader, &mut Publisher::default());
+    let loaded = loader.load();
+    let reports = Publisher::default().compile_all(&loaded.store);
+    let files = loaded.files;
+    let locations = &loaded.locations;
+    let at = |object: &str| -> String {
+        locations
+            .get(object)
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default()
+    };
     let mut errors = 0;
-    for p in &load_problems {
+    for p in &loaded.problems {
         println!("error: {p}");
         errors += 1;
     }
@@ -57,16 +67,51 @@ pub fn check(dir: PathBuf) -> i32 {
             errors += 1;
         }
         for p in &r.problems {
-            println!("error: DNSZone {} ({}): {p}", r.zone, r.domain);
+            println!(
+                "error: {}{p} (zone {}, {})",
+                at(&p.object),
+                r.zone,
+                r.domain
+            );
             errors += 1;
         }
     }
+    let domains: Vec<String> = loaded
+        .store
+        .zones
+        .values()
+        .map(|z| {
+            z.zone
+                .spec
+                .domain
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    let mut warnings = 0;
+    for (key, obj) in &loaded.store.objects {
+        let object = key.to_string();
+        for (field, message) in crate::compile::lint_hosts(obj, &domains) {
+            println!("warning: {}{object}: {field}: {message}", at(&object));
+            warnings += 1;
+        }
+    }
     let zones = reports.iter().filter(|r| r.apex.is_some()).count();
+    let files = plural(files, "file", "files");
+    let zones_text = plural(zones, "zone", "zones");
+    let warned = if warnings > 0 {
+        format!(", {}", plural(warnings, "warning", "warnings"))
+    } else {
+        String::new()
+    };
     if errors == 0 {
-        println!("ok: {files} files, {zones} zones, no problems");
+        println!("ok: {files}, {zones_text}, no problems{warned}");
         0
     } else {
-        println!("{errors} problems in {files} files ({zones} zones compiled)");
+        println!(
+            "{} in {files} ({zones_text} compiled){warned}",
+            plural(errors, "problem", "problems")
+        );
         1
     }
 }
@@ -124,6 +169,8 @@ pub struct ServeFiles {
     pub listen: Vec<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
+    /// Ready even when no zone is served (`--allow-empty`).
+    pub allow_empty: bool,
 }
 
 struct Reloader {
@@ -134,17 +181,32 @@ struct Reloader {
     metrics: Arc<ServerMetrics>,
     /// Zone labels exported last time, to clear gauges of zones that went away.
     exported: Vec<String>,
+    /// What was served after the last reload: apex -> serial, for the "what changed" line.
+    served: BTreeMap<String, u32>,
+    loads: u64,
     /// Sends NOTIFY to secondaries when serials change (none in tests without a runtime).
     notifier: Option<crate::notifier::Notifier>,
+    /// Zones served after the last reload.
+    zone_count: usize,
+}
+
+/// `1 zone`, `2 zones`.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl Reloader {
-    fn reload(&mut self) {
+    /// Loads, compiles and swaps in the zones; returns how many are served. Every problem is
+    /// one warning line, and the summary line counts exactly those: `problems` =
+    /// `manifest_problems` (files, objects, zones not served) + `zone_problems` (the sum of
+    /// `zonegate_zone_problems`).
+    fn reload(&mut self) -> usize {
         let Compiled {
             load_problems,
             mut reports,
             files,
             content_time,
+            locations,
         } = load_and_compile(&mut self.loader, &mut self.publisher);
         let set = self
             .publisher
@@ -152,18 +214,10 @@ impl Reloader {
         if let Err(e) = self.keeper.persist() {
             tracing::warn!(error = %e, "cannot persist SOA serials");
         }
-        let mut errors = load_problems.len();
+        let mut manifest_problems = load_problems.len();
+        let mut zone_problems = 0;
         for p in &load_problems {
             tracing::warn!(problem = %p, "manifest problem");
-        }
-        for r in &reports {
-            if let Some(why) = &r.rejected {
-                tracing::warn!(zone = %r.zone, origin = %r.origin, "{why}");
-                errors += 1;
-            }
-            for p in &r.problems {
-                tracing::warn!(zone = %r.zone, problem = %p, "zone input dropped");
-            }
         }
         for z in self.exported.drain(..) {
             let l = ZoneLabels { zone: z };
@@ -171,38 +225,126 @@ impl Reloader {
             self.metrics.serial.remove(&l);
             self.metrics.problems.remove(&l);
         }
+        let mut served = BTreeMap::new();
         for r in &reports {
-            if let Some(zone) = r.apex.as_ref().and_then(|apex| set.get(apex)) {
-                let l = ZoneLabels {
-                    zone: zone.label().to_string(),
-                };
-                self.metrics
-                    .records
-                    .get_or_create(&l)
-                    .set(zone.record_count() as i64);
-                self.metrics
-                    .serial
-                    .get_or_create(&l)
-                    .set(zone.serial() as i64);
-                self.metrics
-                    .problems
-                    .get_or_create(&l)
-                    .set(r.problems.len() as i64);
-                self.exported.push(l.zone);
+            if let Some(why) = &r.rejected {
+                tracing::warn!(zone = %r.zone, origin = %r.origin, "{why}");
+                manifest_problems += 1;
             }
+            for p in &r.problems {
+                let location = locations.get(&p.object).map_or("", String::as_str);
+                tracing::warn!(zone = %r.zone, location, problem = %p, "zone input dropped");
+            }
+            let Some(zone) = r.apex.as_ref().and_then(|apex| set.get(apex)) else {
+                manifest_problems += r.problems.len();
+                continue;
+            };
+            zone_problems += r.problems.len();
+            let l = ZoneLabels {
+                zone: zone.label().to_string(),
+            };
+            self.metrics
+                .records
+                .get_or_create(&l)
+                .set(zone.record_count() as i64);
+            self.metrics
+                .serial
+                .get_or_create(&l)
+                .set(zone.serial() as i64);
+            self.metrics
+                .problems
+                .get_or_create(&l)
+                .set(r.problems.len() as i64);
+            served.insert(l.zone.clone(), zone.serial());
+            self.exported.push(l.zone);
         }
         self.metrics.zones.set(set.len() as i64);
+        self.metrics.manifest_problems.set(manifest_problems as i64);
         self.metrics.reloads.inc();
-        if errors > 0 {
+        let problems = manifest_problems + zone_problems;
+        if problems > 0 {
             self.metrics.reload_errors.inc();
         }
-        tracing::info!(files, zones = set.len(), problems = errors, "zones loaded");
+        let list = |m: &BTreeMap<String, u32>| -> String {
+            m.iter()
+                .map(|(z, s)| format!("{z} (serial {s})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let count = set.len();
+        if self.loads == 0 {
+            tracing::info!(
+                files,
+                zones = count,
+                problems,
+                manifest_problems,
+                zone_problems,
+                "zones loaded: {}{}",
+                plural(count, "zone", "zones"),
+                if served.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", list(&served))
+                }
+            );
+        } else {
+            let changed: BTreeMap<String, u32> = served
+                .iter()
+                .filter(|(z, s)| self.served.get(*z) != Some(*s))
+                .map(|(z, s)| (z.clone(), *s))
+                .collect();
+            let gone: Vec<&String> = self
+                .served
+                .keys()
+                .filter(|z| !served.contains_key(*z))
+                .collect();
+            let what = if changed.is_empty() && gone.is_empty() {
+                "nothing changed".to_string()
+            } else {
+                let mut parts = Vec::new();
+                if !changed.is_empty() {
+                    parts.push(format!(
+                        "{} changed: {}",
+                        plural(changed.len(), "zone", "zones"),
+                        list(&changed)
+                    ));
+                }
+                if !gone.is_empty() {
+                    let names: Vec<&str> = gone.iter().map(|z| z.as_str()).collect();
+                    parts.push(format!(
+                        "{} no longer served: {}",
+                        plural(gone.len(), "zone", "zones"),
+                        names.join(", ")
+                    ));
+                }
+                parts.join("; ")
+            };
+            tracing::info!(
+                files,
+                zones = count,
+                problems,
+                manifest_problems,
+                zone_problems,
+                "zones reloaded: {}, {what}",
+                plural(count, "zone", "zones")
+            );
+        }
+        self.served = served;
+        self.loads += 1;
         let set = Arc::new(set);
         self.zones.store(set.clone());
         if let Some(n) = &self.notifier {
             n.published(&set);
         }
+        count
     }
+}
+
+/// Ready once listening and serving at least one zone (or any number with `--allow-empty`):
+/// a tree with no servable zone must not receive traffic as if it answered.
+fn set_ready(health: &Health, listening: bool, zones: usize, allow_empty: bool) {
+    let ready = listening && (zones > 0 || allow_empty);
+    health.ready.store(ready, Ordering::Release);
 }
 
 /// How long the manifest tree must be quiet before a burst of changes (an editor, `git
@@ -228,9 +370,18 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         zones: zones.clone(),
         metrics: metrics.clone(),
         exported: Vec::new(),
+        served: BTreeMap::new(),
+        loads: 0,
         notifier: None,
+        zone_count: 0,
     };
     reloader = reload_off_workers(reloader).await?;
+    if reloader.zone_count == 0 && !opts.allow_empty {
+        tracing::warn!(
+            dir = %opts.dir.display(),
+            "no zone is served: /readyz answers 503 until one is (pass --allow-empty to serve an empty tree)"
+        );
+    }
     for addr in &opts.listen {
         let bound = server::serve(*addr, zones.clone(), metrics.clone())
             .await
@@ -256,7 +407,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         )
         .await?;
     }
-    health.ready.store(true, Ordering::Release);
+    set_ready(&health, true, reloader.zone_count, opts.allow_empty);
 
     // Watch the directory; the debouncer turns a burst of events into one batch once the tree
     // has been quiet for DEBOUNCE, and batches queued during a reload become one more reload.
@@ -307,6 +458,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
                 }
                 while rx.try_recv().is_ok() {}
                 reloader = reload_off_workers(reloader).await?;
+                set_ready(&health, true, reloader.zone_count, opts.allow_empty);
             }
         }
     }
@@ -316,7 +468,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
 /// stall the DNS server's async workers.
 async fn reload_off_workers(mut reloader: Reloader) -> Result<Reloader> {
     tokio::task::spawn_blocking(move || {
-        reloader.reload();
+        reloader.zone_count = reloader.reload();
         reloader
     })
     .await

@@ -31,6 +31,7 @@ mod apex;
 mod delegation;
 mod dnsendpoint;
 mod gateway;
+mod hosts;
 mod incremental;
 mod ingress;
 mod merge;
@@ -40,6 +41,7 @@ mod service;
 mod static_records;
 mod targets;
 pub mod transfer;
+pub(crate) mod txt;
 mod virtualserver;
 
 #[cfg(test)]
@@ -48,6 +50,11 @@ pub(crate) mod testing;
 pub use dnsendpoint::{record_type as endpoint_record_type, refusal as endpoint_refusal};
 pub use incremental::{Delta, ZoneCompiler};
 pub(crate) use names::in_domain as endpoint_in_domain;
+pub use hosts::{lint_hosts, requested_hosts};
+#[cfg(test)]
+pub(crate) use static_records::record_type;
+#[cfg(test)]
+pub(crate) use targets::parse_value;
 
 use crate::api::{DNSZone, SourceKind};
 use crate::objects::store::ObjectStore;

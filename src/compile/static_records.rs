@@ -2,7 +2,8 @@
 
 use super::{Class, Compiler, ZONE_ORIGIN, names, targets};
 use crate::api::RecordKind;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::collections::BTreeMap;
 
 pub(crate) fn record_type(kind: RecordKind) -> RecordType {
     match kind {
@@ -20,12 +21,16 @@ pub(crate) fn record_type(kind: RecordKind) -> RecordType {
 /// Static records: the owner name is `@`, relative or fully qualified (see `names::zone_name`);
 /// wildcards are allowed as the first label. Each value is parsed in presentation format (see
 /// `targets::parse_value`: names inside values are absolute with or without the trailing dot);
-/// a bad value is reported and only that value dropped; a bad name drops the record. The TTL
+/// a bad value is reported and only that value dropped (a TXT value that would lose text after
+/// an unquoted `;`, or has no string at all, is bad; one of several unquoted strings is served
+/// with a problem showing the quoted form, see `txt`); a bad name drops the record. The TTL
 /// defaults to `spec.ttl`. NS records at `@` join the apex NS set; NS records below the apex are
 /// delegation cuts (the merge step handles both). Static records are the oldest contributor in
 /// CNAME conflicts.
 pub(crate) fn compile(c: &mut Compiler<'_>) {
     let zone = c.zone;
+    // CNAMEs of the static records, owner -> (target, record index), for the loop check
+    let mut cnames: BTreeMap<Name, (Name, usize)> = BTreeMap::new();
     for (i, rec) in zone.spec.records.iter().enumerate() {
         let name = match names::zone_name(&rec.name, &c.domain, true) {
             Ok(n) => n,
@@ -41,12 +46,79 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
         let ttl = rec.ttl.unwrap_or(c.ttl);
         for (j, value) in rec.values.iter().enumerate() {
             let field = format!("spec.records[{i}].values[{j}]");
-            match targets::parse_value(rtype, &value.0) {
-                Ok(rdata) => c.add(ZONE_ORIGIN, Class::Zone, name.clone(), ttl, rdata, field),
+            match targets::parse_value_warn(rtype, &value.0) {
+                Ok((rdata, warning)) => {
+                    if let Some(w) = warning {
+                        c.report_zone(field.clone(), w);
+                    }
+                    if let RData::CNAME(t) = &rdata {
+                        cnames.entry(name.clone()).or_insert((t.0.clone(), i));
+                    }
+                    c.add(ZONE_ORIGIN, Class::Zone, name.clone(), ttl, rdata, field)
+                }
                 Err(e) => c.report_zone(field, format!("{e}; value ignored")),
             }
         }
     }
+    for (i, names) in cname_loops(&cnames) {
+        let chain: Vec<String> = names.iter().map(Name::to_ascii).collect();
+        c.report_zone(
+            format!("spec.records[{i}]"),
+            format!(
+                "CNAME loop: {}; a resolver gets no address (each CNAME of the loop is served once)",
+                chain.join(" -> ")
+            ),
+        );
+    }
+}
+
+/// The CNAME a name is answered with: its own, else a wildcard's at one of its ancestors.
+fn cname_of<'m>(
+    cnames: &'m BTreeMap<Name, (Name, usize)>,
+    name: &Name,
+) -> Option<&'m (Name, usize)> {
+    if let Some(c) = cnames.get(name) {
+        return Some(c);
+    }
+    let mut parent = name.base_name();
+    while !parent.is_root() {
+        if let Ok(wild) = parent.prepend_label("*")
+            && let Some(c) = cnames.get(&wild)
+        {
+            return Some(c);
+        }
+        parent = parent.base_name();
+    }
+    None
+}
+
+/// Every CNAME loop once, as (index of the record that starts it, the names from that record
+/// round to it again), in the order of the names that start them.
+fn cname_loops(cnames: &BTreeMap<Name, (Name, usize)>) -> Vec<(usize, Vec<Name>)> {
+    let mut out = Vec::new();
+    let mut reported: std::collections::BTreeSet<std::collections::BTreeSet<Name>> =
+        Default::default();
+    for (start, (_, index)) in cnames {
+        let mut path = vec![start.clone()];
+        let mut at = start.clone();
+        while let Some((next, _)) = cname_of(cnames, &at) {
+            let next = next.to_lowercase();
+            if let Some(pos) = path.iter().position(|p| *p == next) {
+                // reported from the first of its members that starts a walk
+                if pos == 0 && reported.insert(path.iter().cloned().collect()) {
+                    path.push(next);
+                    out.push((*index, path));
+                }
+                break;
+            }
+            if path.len() > cnames.len() {
+                break;
+            }
+            path.push(next.clone());
+            at = next;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,6 +234,68 @@ mod tests {
             vec!["0 issue \"letsencrypt.org\""]
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+
+    /// An unquoted DKIM value once lost everything after its first `;`; an empty one was served
+    /// with RDLENGTH 0, which no client parses.
+    #[test]
+    fn txt_values_that_lose_text_or_are_empty_are_refused_and_reported() {
+        let out = records(json!([
+            {"name": "k._domainkey", "type": "TXT", "values": [
+                "v=DKIM1; k=rsa; p=MIGfMA0",
+                "\"v=DKIM1; k=rsa; p=MIGfMA0\"",
+                "",
+                "   ",
+                "; nothing",
+                "\"\""
+            ]},
+            {"name": "spf", "type": "TXT", "values": ["v=spf1 -all"]}
+        ]));
+        let p = problems(&out);
+        assert!(
+            p[0].starts_with("DNSZone acme/z: spec.records[0].values[0]: invalid TXT value"),
+            "{p:?}"
+        );
+        assert!(p[0].contains("'\"v=DKIM1; k=rsa; p=MIGfMA0\"'"), "{p:?}");
+        assert!(p[0].ends_with("; value ignored"), "{p:?}");
+        for (k, j) in [(1, 2), (2, 3), (3, 4)] {
+            assert!(
+                p[k].contains(&format!("spec.records[0].values[{j}]: invalid TXT value")),
+                "{p:?}"
+            );
+        }
+        assert!(p[4].contains("spec.records[1].values[0]: TXT value \"v=spf1 -all\": unquoted blanks make 2 separate strings"), "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(
+            rrset(&out, "k._domainkey.acme.example.com", RecordType::TXT),
+            vec!["v=DKIM1; k=rsa; p=MIGfMA0", ""]
+        );
+        assert_eq!(
+            rrset(&out, "spf.acme.example.com", RecordType::TXT),
+            vec!["v=spf1-all"]
+        );
+    }
+
+    #[test]
+    fn cname_loops_are_reported_once_each() {
+        let out = records(json!([
+            {"name": "a", "type": "CNAME", "values": ["b.acme.example.com"]},
+            {"name": "b", "type": "CNAME", "values": ["a.acme.example.com."]},
+            {"name": "self", "type": "CNAME", "values": ["self.acme.example.com"]},
+            {"name": "x", "type": "CNAME", "values": ["y.acme.example.com"]},
+            {"name": "y", "type": "CNAME", "values": ["q.w.acme.example.com"]},
+            {"name": "*.w", "type": "CNAME", "values": ["y.acme.example.com"]},
+            {"name": "ok", "type": "CNAME", "values": ["a.acme.example.com"]},
+            {"name": "out", "type": "CNAME", "values": ["www.example.net"]}
+        ]));
+        assert_eq!(
+            problems(&out),
+            vec![
+                "DNSZone acme/z: spec.records[0]: CNAME loop: a.acme.example.com. -> b.acme.example.com. -> a.acme.example.com.; a resolver gets no address (each CNAME of the loop is served once)",
+                "DNSZone acme/z: spec.records[2]: CNAME loop: self.acme.example.com. -> self.acme.example.com.; a resolver gets no address (each CNAME of the loop is served once)",
+                "DNSZone acme/z: spec.records[4]: CNAME loop: y.acme.example.com. -> q.w.acme.example.com. -> y.acme.example.com.; a resolver gets no address (each CNAME of the loop is served once)",
+            ]
+        );
     }
 
     #[test]

@@ -43,10 +43,26 @@ fn field_count(rtype: RecordType) -> Option<(usize, &'static str)> {
 /// - makes names inside the value (CNAME, NS, MX exchange, SRV target) absolute, lowercase and
 ///   valid: they are fully qualified whether or not they end with `.` (there is no `$ORIGIN`;
 ///   writing `mail` means the top-level name `mail.`, not `mail.<domain>`);
-/// - splits TXT character-strings longer than 255 bytes into 255-byte pieces (long DKIM keys
-///   are usually pasted as one string).
+/// - parses TXT values with `txt::parse` (full RFC 1035 escapes; 255-byte strings).
 pub(crate) fn parse_value(rtype: RecordType, raw: &str) -> Result<RData, String> {
+    parse_value_warn(rtype, raw).map(|(rdata, _)| rdata)
+}
+
+/// `parse_value`, with the warning of a value that is valid but probably not what was meant
+/// (a TXT value of several unquoted strings).
+pub(crate) fn parse_value_warn(
+    rtype: RecordType,
+    raw: &str,
+) -> Result<(RData, Option<String>), String> {
     let invalid = |why: String| format!("invalid {rtype} value {raw:?}: {why}");
+    if rtype == RecordType::TXT {
+        let t = super::txt::parse(raw).map_err(invalid)?;
+        let warning = t
+            .warning
+            .map(|w| format!("TXT value {raw:?}: {w}; served as written"));
+        let strings: Vec<&[u8]> = t.strings.iter().map(Vec::as_slice).collect();
+        return Ok((RData::TXT(TXT::from_bytes(strings)), warning));
+    }
     let fields = raw.split_whitespace().count();
     match field_count(rtype) {
         Some((n, what)) if fields != n => return Err(invalid(format!("expected {what}"))),
@@ -63,35 +79,34 @@ pub(crate) fn parse_value(rtype: RecordType, raw: &str) -> Result<RData, String>
         }
         names::parse_host(&name.to_ascii(), Syntax::Dns, false).map_err(invalid)
     };
-    Ok(match rdata {
-        RData::CNAME(CNAME(n)) => RData::CNAME(CNAME(absolute(&n)?)),
-        RData::NS(NS(n)) => RData::NS(NS(absolute(&n)?)),
-        RData::MX(mx) => RData::MX(MX::new(mx.preference, absolute(&mx.exchange)?)),
-        RData::SRV(srv) => RData::SRV(SRV::new(
-            srv.priority,
-            srv.weight,
-            srv.port,
-            absolute(&srv.target)?,
-        )),
-        RData::TXT(txt) => {
-            let strings: Vec<&[u8]> = txt.txt_data.iter().flat_map(|s| chunks(s)).collect();
-            RData::TXT(TXT::from_bytes(strings))
-        }
-        RData::CAA(caa) => {
-            // RFC 8659 §4.1: a tag is 1 to 15 ASCII letters and digits.
-            if caa.tag.is_empty()
-                || caa.tag.len() > 15
-                || !caa.tag.chars().all(|c| c.is_ascii_alphanumeric())
-            {
-                return Err(invalid(format!(
-                    "tag {:?} is not 1 to 15 letters and digits",
-                    caa.tag
-                )));
+    Ok((
+        match rdata {
+            RData::CNAME(CNAME(n)) => RData::CNAME(CNAME(absolute(&n)?)),
+            RData::NS(NS(n)) => RData::NS(NS(absolute(&n)?)),
+            RData::MX(mx) => RData::MX(MX::new(mx.preference, absolute(&mx.exchange)?)),
+            RData::SRV(srv) => RData::SRV(SRV::new(
+                srv.priority,
+                srv.weight,
+                srv.port,
+                absolute(&srv.target)?,
+            )),
+            RData::CAA(caa) => {
+                // RFC 8659 §4.1: a tag is 1 to 15 ASCII letters and digits.
+                if caa.tag.is_empty()
+                    || caa.tag.len() > 15
+                    || !caa.tag.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err(invalid(format!(
+                        "tag {:?} is not 1 to 15 letters and digits",
+                        caa.tag
+                    )));
+                }
+                RData::CAA(caa)
             }
-            RData::CAA(caa)
-        }
-        other => other,
-    })
+            other => other,
+        },
+        None,
+    ))
 }
 
 /// A DNSEndpoint TXT target: the whole target is one text value; one pair of surrounding

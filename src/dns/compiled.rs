@@ -311,6 +311,8 @@ impl CompiledZone {
         let mut answers = Vec::new();
         let mut target = qname.clone();
         let mut chain = 0;
+        // the names looked up so far (at most MAX_CNAME_CHAIN + 1)
+        let mut seen: Vec<Name> = vec![qname.clone()];
         loop {
             let step = self.lookup_one(&target, qtype);
             match step {
@@ -327,8 +329,10 @@ impl CompiledZone {
                 Step::Cname(record, next) => {
                     answers.push(*record);
                     chain += 1;
-                    if chain > MAX_CNAME_CHAIN || !self.origin.zone_of(&next) {
-                        // Out of zone (or too long): the resolver follows it.
+                    // A loop (`a -> b -> a`) ends where it comes back: each CNAME once.
+                    let looped = seen.contains(&next);
+                    if looped || chain > MAX_CNAME_CHAIN || !self.origin.zone_of(&next) {
+                        // Out of zone, too long or a loop: the resolver follows it (or not).
                         return Lookup {
                             outcome: Outcome::Answer,
                             answers,
@@ -336,6 +340,7 @@ impl CompiledZone {
                             additionals: Vec::new(),
                         };
                     }
+                    seen.push(next.clone());
                     target = next;
                 }
                 Step::Referral(cut) => {
@@ -596,5 +601,63 @@ impl ZoneSet {
 
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::CNAME;
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn zone(cnames: &[(&str, &str)]) -> CompiledZone {
+        let mut d = ZoneData::acme_example();
+        for (from, to) in cnames {
+            d.add(n(from), 300, RData::CNAME(CNAME(n(to))));
+        }
+        CompiledZone::build(&d, 1)
+    }
+
+    /// A loop once gave 9 CNAMEs for two names (the chain limit, walked round and round).
+    #[test]
+    fn cname_loop_gives_each_cname_once() {
+        let z = zone(&[
+            ("a.acme.example.com.", "b.acme.example.com."),
+            ("b.acme.example.com.", "a.acme.example.com."),
+            ("self.acme.example.com.", "self.acme.example.com."),
+            ("x.acme.example.com.", "y.acme.example.com."),
+            ("y.acme.example.com.", "z.acme.example.com."),
+            ("z.acme.example.com.", "y.acme.example.com."),
+        ]);
+        for (q, want) in [
+            ("a.acme.example.com.", vec!["a", "b"]),
+            ("b.acme.example.com.", vec!["b", "a"]),
+            ("self.acme.example.com.", vec!["self"]),
+            ("x.acme.example.com.", vec!["x", "y", "z"]),
+        ] {
+            let l = z.lookup(&n(q), RecordType::A);
+            let owners: Vec<String> = l
+                .answers
+                .iter()
+                .map(|r| r.name.to_ascii().split('.').next().unwrap().to_string())
+                .collect();
+            assert_eq!(owners, want, "{q}");
+            assert_eq!(l.outcome, Outcome::Answer);
+        }
+    }
+
+    #[test]
+    fn long_chain_stops_at_the_limit() {
+        let names: Vec<String> = (0..12).map(|i| format!("c{i}.acme.example.com.")).collect();
+        let pairs: Vec<(&str, &str)> = names
+            .windows(2)
+            .map(|w| (w[0].as_str(), w[1].as_str()))
+            .collect();
+        let z = zone(&pairs);
+        let l = z.lookup(&n("c0.acme.example.com."), RecordType::A);
+        assert_eq!(l.answers.len(), MAX_CNAME_CHAIN + 1);
     }
 }

@@ -1,6 +1,7 @@
 //! The DNS engine: compiled zones, the responder (bytes in, bytes out) and the transports.
 pub mod compiled;
 pub mod journal;
+pub mod netlog;
 pub mod responder;
 pub mod server;
 pub mod tsig;

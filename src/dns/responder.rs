@@ -73,12 +73,14 @@ pub fn respond(
         .map(|q| q.query_type())
         .unwrap_or(RecordType::Unknown(0));
 
-    // EDNS (RFC 6891): echo an OPT when the client sent one; refuse versions above 0.
+    // EDNS (RFC 6891): echo an OPT when the client sent one; refuse versions above 0. The DO
+    // bit is copied from the query (RFC 3225 §3).
     let client_edns = msg.edns.as_ref();
-    let mut edns = client_edns.map(|_| {
+    let mut edns = client_edns.map(|ce| {
         let mut e = Edns::new();
         e.set_max_payload(MAX_UDP_PAYLOAD);
         e.set_version(0);
+        e.set_dnssec_ok(ce.flags().dnssec_ok);
         e
     });
     if let Some(ce) = client_edns
@@ -135,7 +137,8 @@ pub fn respond(
             resp.metadata.response_code = ResponseCode::Refused;
             return finish_limited(resp, edns, udp_limit, zone_label, qtype);
         }
-        RecordType::OPT | RecordType::Unknown(0) => {
+        // qtype 0 is reserved (RFC 6895 §3.1) and OPT is a pseudo-type: not questions
+        RecordType::OPT | RecordType::ZERO | RecordType::Unknown(0) => {
             resp.metadata.response_code = ResponseCode::FormErr;
             return finish_limited(resp, edns, udp_limit, zone_label, qtype);
         }
@@ -409,5 +412,77 @@ mod fuzz {
             with_records > total / 20,
             "{with_records} answers with records"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::compiled::CompiledZone;
+    use crate::zone::ZoneData;
+    use hickory_proto::rr::{Name, RData};
+    use std::sync::Arc;
+
+    fn zones() -> ZoneSet {
+        let mut d = ZoneData::acme_example();
+        d.add(
+            Name::from_ascii("www.acme.example.com.").unwrap(),
+            300,
+            RData::A("192.0.2.3".parse().unwrap()),
+        );
+        ZoneSet::new([Arc::new(CompiledZone::build(&d, 1))])
+    }
+
+    fn query(name: &str, class: DNSClass, edns: Option<Edns>) -> Vec<u8> {
+        let mut m = Message::new(42, MessageType::Query, OpCode::Query);
+        let mut q = Query::query(Name::from_ascii(name).unwrap(), RecordType::A);
+        q.set_query_class(class);
+        m.add_query(q);
+        if let Some(e) = edns {
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn answer(req: &[u8]) -> Message {
+        let (bytes, _) = respond(&zones(), req, Transport::Udp).expect("an answer");
+        Message::from_vec(&bytes).unwrap()
+    }
+
+    /// RFC 3225 §3: the DO bit of the query is copied into the response.
+    #[test]
+    fn do_bit_is_copied() {
+        for dnssec_ok in [true, false] {
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e.set_dnssec_ok(dnssec_ok);
+            let m = answer(&query("www.acme.example.com.", DNSClass::IN, Some(e)));
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            let edns = m.edns.expect("OPT echoed");
+            assert_eq!(edns.flags().dnssec_ok, dnssec_ok);
+        }
+        // with BADVERS too
+        let mut e = Edns::new();
+        e.set_version(1);
+        e.set_dnssec_ok(true);
+        let m = answer(&query("www.acme.example.com.", DNSClass::IN, Some(e)));
+        // BADVERS and BADSIG share the value 16
+        assert_eq!(u16::from(m.metadata.response_code), 16);
+        assert!(m.edns.unwrap().flags().dnssec_ok);
+    }
+
+    /// QCLASS * (255) matches the IN data (RFC 1035 §3.2.5, as Knot does); other classes are
+    /// REFUSED.
+    #[test]
+    fn class_any_answers_in_data_and_chaos_is_refused() {
+        let m = answer(&query("www.acme.example.com.", DNSClass::ANY, None));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].data.to_string(), "192.0.2.3");
+        for class in [DNSClass::CH, DNSClass::HS, DNSClass::NONE] {
+            let m = answer(&query("www.acme.example.com.", class, None));
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{class:?}");
+            assert!(m.answers.is_empty());
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Transports: UDP (one socket per core with SO_REUSEPORT, each drained by its own thread) and
-//! TCP (RFC 7766 framing, idle timeout, bounded connections). Every request goes through the
+//! TCP (RFC 7766 framing, idle and write-stall timeouts, at most `MAX_TCP_CONNECTIONS`, the one
+//! idle longest closed for a new client). Every request goes through the
 //! same responder against the current zone snapshot, swapped atomically on change.
 
 use super::compiled::ZoneSet;
@@ -14,15 +15,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
 
 /// The zones being served; readers never block writers.
 pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
 
-/// Open TCP connections at most; more wait in the accept queue.
+/// Open TCP connections at most; a new client past this closes the one idle longest.
 const MAX_TCP_CONNECTIONS: usize = 1024;
 /// A TCP connection idle this long is closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// A write that makes no progress for this long closes the connection.
+const TCP_WRITE_STALL: Duration = Duration::from_secs(5);
 
 fn record(metrics: &ServerMetrics, s: &Summary, transport: Transport, started: Instant) {
     metrics.latency.observe(started.elapsed().as_secs_f64());
@@ -368,35 +370,142 @@ mod mmsg {
     }
 }
 
+/// The open TCP connections, each with the time it was last active, so that a new client can
+/// always get in: at the limit the connection idle longest is closed (as Knot does).
+#[derive(Default)]
+struct TcpConnections {
+    inner: std::sync::Mutex<ConnTable>,
+    started: Option<Instant>,
+}
+
+#[derive(Default)]
+struct ConnTable {
+    next_id: u64,
+    open: HashMap<u64, Arc<ConnSlot>>,
+}
+
+/// One connection's shared state.
+struct ConnSlot {
+    /// Milliseconds since the table's start when the connection last read a request or
+    /// finished a write.
+    last_active: std::sync::atomic::AtomicU64,
+    /// Signalled when the connection is to close (evicted for a new client).
+    close: tokio::sync::Notify,
+}
+
+impl TcpConnections {
+    fn new() -> Self {
+        Self {
+            inner: Default::default(),
+            started: Some(Instant::now()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started
+            .map(|s| s.elapsed().as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Registers a new connection, first closing the one idle longest when `limit` are open.
+    /// Returns its id, its slot, and whether another was evicted for it.
+    fn open(&self, limit: usize) -> (u64, Arc<ConnSlot>, bool) {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut evicted = false;
+        while t.open.len() >= limit {
+            let oldest = t
+                .open
+                .iter()
+                .min_by_key(|(id, s)| {
+                    (
+                        s.last_active.load(std::sync::atomic::Ordering::Relaxed),
+                        **id,
+                    )
+                })
+                .map(|(id, _)| *id);
+            let Some(id) = oldest else { break };
+            if let Some(slot) = t.open.remove(&id) {
+                slot.close.notify_one();
+                evicted = true;
+            }
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        let slot = Arc::new(ConnSlot {
+            last_active: self.now_ms().into(),
+            close: tokio::sync::Notify::new(),
+        });
+        t.open.insert(id, slot.clone());
+        (id, slot, evicted)
+    }
+
+    fn touch(&self, slot: &ConnSlot) {
+        slot.last_active
+            .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn close(&self, id: u64) {
+        let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        t.open.remove(&id);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap().open.len()
+    }
+}
+
 async fn tcp_accept_loop(
     listener: tokio::net::TcpListener,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let conns = Arc::new(TcpConnections::new());
     loop {
-        let permit = limit
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closes");
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "tcp accept failed");
+                // e.g. out of file descriptors under a flood: say so at most once a minute
+                super::netlog::warn_limited(format_args!("tcp accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
+        let (id, slot, evicted) = conns.open(MAX_TCP_CONNECTIONS);
+        if evicted {
+            metrics.tcp_evicted.inc();
+        }
         let zones = zones.clone();
         let metrics = metrics.clone();
+        let conns = conns.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = tcp_connection(stream, peer, zones, metrics).await {
-                tracing::debug!(error = %e, %peer, "tcp connection ended");
+            let result = tokio::select! {
+                r = tcp_connection(stream, peer, zones, metrics, &conns, &slot) => r,
+                _ = slot.close.notified() => Ok(()),
+            };
+            conns.close(id);
+            if let Err(e) = result {
+                tracing::trace!(error = %e, %peer, "tcp connection ended");
             }
         });
     }
+}
+
+/// Writes all of `buf`, failing when one write makes no progress for `TCP_WRITE_STALL` (a
+/// client that does not read must not hold its connection forever).
+async fn write_all_progressing(
+    stream: &mut tokio::net::TcpStream,
+    mut buf: &[u8],
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match tokio::time::timeout(TCP_WRITE_STALL, stream.write(buf)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => buf = &buf[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
 }
 
 async fn tcp_connection(
@@ -404,6 +513,8 @@ async fn tcp_connection(
     peer: SocketAddr,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
+    conns: &TcpConnections,
+    slot: &ConnSlot,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(512);
@@ -421,6 +532,7 @@ async fn tcp_connection(
             Ok(r) => r?,
             Err(_) => return Ok(()),
         };
+        conns.touch(slot);
         let started = Instant::now();
         let snapshot = zones.load();
         if super::xfr::is_transfer(&buf) {
@@ -428,6 +540,7 @@ async fn tcp_connection(
                 super::xfr::Transfer::start(&snapshot, &buf, peer.ip(), crate::publish::unix_now());
             drop(snapshot);
             super::xfr_out::send(&mut stream, transfer, peer, &metrics, TCP_IDLE).await?;
+            conns.touch(slot);
             continue;
         }
         let Some((resp, summary)) = respond(&snapshot, &buf, Transport::Tcp) else {
@@ -436,7 +549,8 @@ async fn tcp_connection(
         let mut out = Vec::with_capacity(resp.len() + 2);
         out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
         out.extend_from_slice(&resp);
-        stream.write_all(&out).await?;
+        write_all_progressing(&mut stream, &out).await?;
+        conns.touch(slot);
         record(&metrics, &summary, Transport::Tcp, started);
     }
 }
@@ -473,6 +587,43 @@ mod tests {
             .first()
             .map(|r| r.data.to_string())
             .unwrap_or_default()
+    }
+
+    /// At the limit a new connection closes the one idle longest (a client that keeps its
+    /// connection busy keeps it).
+    #[tokio::test]
+    async fn at_the_limit_the_connection_idle_longest_is_closed() {
+        let conns = TcpConnections::new();
+        let slots: Vec<_> = (0..3).map(|_| conns.open(3)).collect();
+        assert!(slots.iter().all(|(_, _, evicted)| !evicted));
+        let set = |i: usize, ms: u64| {
+            slots[i]
+                .1
+                .last_active
+                .store(ms, std::sync::atomic::Ordering::Relaxed)
+        };
+        set(0, 50);
+        set(1, 10);
+        set(2, 30);
+        let (_, _, evicted) = conns.open(3);
+        assert!(evicted);
+        assert_eq!(conns.len(), 3);
+        // connection 1 was told to close, the others were not
+        let closed = |i: usize| {
+            let slot = slots[i].1.clone();
+            async move {
+                tokio::time::timeout(Duration::from_millis(20), slot.close.notified())
+                    .await
+                    .is_ok()
+            }
+        };
+        assert!(closed(1).await);
+        assert!(!closed(0).await);
+        assert!(!closed(2).await);
+        conns.close(slots[0].0);
+        assert_eq!(conns.len(), 2);
+        let (_, _, evicted) = conns.open(3);
+        assert!(!evicted, "room again after a close");
     }
 
     /// The answer cache must follow every new snapshot, even one allocated where a freed

@@ -69,6 +69,9 @@ pub struct Loaded {
     /// Newest modification time (Unix seconds) of the files and directories read: the
     /// content's timestamp, identical on every server that reads the same tree (see `serial`).
     pub newest_mtime: u64,
+    /// Where each object in the store came from (`file.yaml#2`), by `Kind namespace/name` (as
+    /// compile problems name objects).
+    pub locations: BTreeMap<String, String>,
 }
 
 impl ManifestLoader {
@@ -87,13 +90,13 @@ impl ManifestLoader {
     pub fn load(&mut self) -> Loaded {
         let mut loaded = Loaded::default();
         let mut files = Vec::new();
-        if let Err(e) = collect_yaml_files(&self.root, &mut files, &mut loaded.newest_mtime) {
-            loaded.problems.push(LoadProblem {
-                location: self.root.display().to_string(),
-                object: None,
-                message: format!("cannot read directory: {e}"),
-            });
-        }
+        let mut unreadable = Vec::new();
+        collect_yaml_files(
+            &self.root,
+            &mut files,
+            &mut unreadable,
+            &mut loaded.newest_mtime,
+        );
         files.sort_by(|a, b| a.0.cmp(&b.0));
         loaded.files = files.len();
         // Files new or changed since the last load are read and parsed on every core (parsing
@@ -131,6 +134,12 @@ impl ManifestLoader {
                 }
                 Some(Ok(raw)) => {
                     let mut problems = raw.problems;
+                    if raw.items.is_none() {
+                        let suffix = self.keeping(file);
+                        for p in &mut problems {
+                            p.message.push_str(suffix);
+                        }
+                    }
                     let docs = raw.items.map(|items| self.resolve(items, &mut problems));
                     loaded.problems.extend(problems.iter().cloned());
                     self.parsed
@@ -141,7 +150,7 @@ impl ManifestLoader {
                     loaded.problems.push(LoadProblem {
                         location: self.display(file),
                         object: None,
-                        message,
+                        message: format!("{message}{}", self.keeping(file)),
                     });
                     None
                 }
@@ -150,6 +159,31 @@ impl ManifestLoader {
             if let Some(docs) = docs.or_else(|| self.last_good.get(file).cloned()) {
                 current.insert(file.clone(), docs);
             }
+        }
+        // an unreadable directory keeps the last good documents of the files that were in it
+        for (dir, e) in unreadable {
+            let kept: Vec<(PathBuf, Vec<ParsedDoc>)> = self
+                .last_good
+                .range(dir.clone()..)
+                .take_while(|(f, _)| f.starts_with(&dir))
+                .filter(|(f, _)| !current.contains_key(*f))
+                .map(|(f, d)| (f.clone(), d.clone()))
+                .collect();
+            let outcome = match kept.len() {
+                0 => "nothing from it is served".to_string(),
+                1 => "keeping the last good content of its 1 file".to_string(),
+                n => format!("keeping the last good content of its {n} files"),
+            };
+            let location = match self.display(&dir) {
+                d if d.is_empty() => self.root.display().to_string(),
+                d => format!("{d}/"),
+            };
+            loaded.problems.push(LoadProblem {
+                location,
+                object: None,
+                message: format!("cannot read directory: {e}; {outcome}"),
+            });
+            current.extend(kept);
         }
         for docs in current.values() {
             for doc in docs {
@@ -169,6 +203,9 @@ impl ManifestLoader {
                             });
                             continue;
                         }
+                        loaded
+                            .locations
+                            .insert(format!("DNSZone {ns}/{name}"), doc.location.clone());
                         loaded.store.zones.insert(
                             key,
                             ZoneEntry {
@@ -188,6 +225,9 @@ impl ManifestLoader {
                             });
                             continue;
                         }
+                        loaded
+                            .locations
+                            .insert(key.to_string(), doc.location.clone());
                         loaded.store.objects.insert(key, o.clone());
                     }
                     Parsed::Secret(secret) => {
@@ -210,6 +250,15 @@ impl ManifestLoader {
             .retain(|f, _| current.contains_key(f) || self.last_good.contains_key(f));
         self.last_good = current;
         loaded
+    }
+
+    /// What happens to a file that cannot be used now, as the end of its problem's message.
+    fn keeping(&self, file: &Path) -> &'static str {
+        if self.last_good.contains_key(file) {
+            "; keeping this file's last good content"
+        } else {
+            "; nothing from this file is served"
+        }
     }
 
     /// A file's path as shown in problems: relative to the root.
@@ -300,7 +349,7 @@ fn parse_file(display: &str, text: &str) -> RawFile {
             problems.push(LoadProblem {
                 location: display.to_string(),
                 object: None,
-                message: format!("invalid YAML, keeping this file's last good content: {e}"),
+                message: format!("invalid YAML: {e}"),
             });
             return RawFile {
                 items: None,
@@ -451,10 +500,22 @@ fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
 
 /// Collects YAML files below `dir` with their stamps, tracking the newest mtime of them and of
 /// the directories (a directory's mtime changes when a file in it is created, removed or
-/// renamed).
+/// renamed). A directory that cannot be read is listed in `unreadable` and the walk goes on.
 fn collect_yaml_files(
     dir: &Path,
     out: &mut Vec<(PathBuf, FileStamp)>,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
+    newest: &mut u64,
+) {
+    if let Err(e) = walk(dir, out, unreadable, newest) {
+        unreadable.push((dir.to_path_buf(), e));
+    }
+}
+
+fn walk(
+    dir: &Path,
+    out: &mut Vec<(PathBuf, FileStamp)>,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
     newest: &mut u64,
 ) -> std::io::Result<()> {
     let meta = std::fs::metadata(dir)?;
@@ -463,17 +524,20 @@ fn collect_yaml_files(
         out.push((dir.to_path_buf(), FileStamp::from(&meta)));
         return Ok(());
     }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    // read the whole listing first: a directory that fails half way is unreadable as a whole
+    let entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    for entry in entries {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') {
             continue; // .git, editor swap files
         }
-        let ft = entry.file_type()?;
+        let Ok(ft) = entry.file_type() else {
+            continue;
+        };
         if ft.is_dir() {
-            collect_yaml_files(&path, out, newest)?;
+            collect_yaml_files(&path, out, unreadable, newest);
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
             // (following links: a mounted ConfigMap's files are links into a data directory)
             let stamp = match std::fs::metadata(&path) {
@@ -538,6 +602,114 @@ mod tests {
         let again = l.load();
         assert_eq!(again.problems, out.problems);
         assert_eq!(again.store.objects.len(), 40);
+    }
+
+    /// Runs `f` on this thread without root's right to read any file (Linux keeps the
+    /// file-system uid per thread), so that mode 000 means unreadable even in CI, which runs
+    /// as root.
+    fn unprivileged<T>(f: impl FnOnce() -> T) -> T {
+        // SAFETY: plain system calls; they change only this thread's file-system uid.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            unsafe { libc::setfsuid(65534) };
+        }
+        let out = f();
+        if root {
+            unsafe { libc::setfsuid(0) };
+        }
+        out
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// An unreadable subdirectory once made its files' records disappear and was reported as
+    /// the root; the files after it in the walk were lost too.
+    #[test]
+    fn unreadable_subdirectory_keeps_its_last_good_content_and_is_named() {
+        let d = tmpdir("unreadable-dir");
+        write(&d, "zone.yaml", ZONE);
+        std::fs::create_dir_all(d.join("team/apps")).unwrap();
+        write(&d.join("team/apps"), "ing.yaml", ING);
+        write(&d, "zz.yaml", &ING.replace("name: web", "name: after"));
+        let mut l = ManifestLoader::new(&d);
+        assert_eq!(l.load().store.objects.len(), 2);
+        chmod(&d.join("team"), 0o000);
+        let out = unprivileged(|| l.load());
+        let fresh = unprivileged(|| ManifestLoader::new(&d).load());
+        chmod(&d.join("team"), 0o755);
+        assert_eq!(out.store.objects.len(), 2, "{:?}", out.problems);
+        assert_eq!(out.store.zones.len(), 1);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].location, "team/");
+        assert!(
+            out.problems[0]
+                .message
+                .starts_with("cannot read directory: Permission denied"),
+            "{}",
+            out.problems[0]
+        );
+        assert!(
+            out.problems[0]
+                .message
+                .ends_with("; keeping the last good content of its 1 file"),
+            "{}",
+            out.problems[0]
+        );
+        // without a last good state there is nothing to keep, and the message says so
+        assert_eq!(fresh.store.objects.len(), 1);
+        assert!(
+            fresh.problems[0]
+                .message
+                .ends_with("; nothing from it is served"),
+            "{}",
+            fresh.problems[0]
+        );
+        // readable again: back to normal
+        let out = l.load();
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.store.objects.len(), 2);
+    }
+
+    #[test]
+    fn invalid_yaml_without_last_good_content_says_nothing_is_kept() {
+        let d = tmpdir("broken-first");
+        write(&d, "bad.yaml", "kind: [unclosed\n");
+        let out = ManifestLoader::new(&d).load();
+        assert_eq!(out.problems.len(), 1);
+        let m = &out.problems[0].message;
+        assert!(m.starts_with("invalid YAML: "), "{m}");
+        assert!(m.ends_with("; nothing from this file is served"), "{m}");
+        assert!(!m.contains("last good"), "{m}");
+    }
+
+    /// Deep nesting is refused before libyaml parses it (this 120 KB file took 36 s in a debug
+    /// build).
+    #[test]
+    fn deeply_nested_file_fails_fast_and_names_the_file() {
+        let d = tmpdir("deep");
+        write(&d, "zone.yaml", ZONE);
+        let deep = format!("a: {}{}\n", "[".repeat(60_000), "]".repeat(60_000));
+        write(&d, "deep.yaml", &format!("{ING}---\n{deep}"));
+        let t = std::time::Instant::now();
+        let out = ManifestLoader::new(&d).load();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].location, "deep.yaml");
+        assert!(
+            out.problems[0]
+                .message
+                .contains("document 2 (line 9): nested deeper than 64 levels"),
+            "{}",
+            out.problems[0]
+        );
+        assert_eq!(out.store.zones.len(), 1);
     }
 
     #[test]
