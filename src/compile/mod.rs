@@ -48,9 +48,9 @@ mod virtualserver;
 pub(crate) mod testing;
 
 pub use dnsendpoint::{record_type as endpoint_record_type, refusal as endpoint_refusal};
+pub use hosts::{lint_hosts, requested_hosts};
 pub use incremental::{Delta, ZoneCompiler};
 pub(crate) use names::in_domain as endpoint_in_domain;
-pub use hosts::{lint_hosts, requested_hosts};
 #[cfg(test)]
 pub(crate) use static_records::record_type;
 #[cfg(test)]
