@@ -947,6 +947,29 @@ async fn load_balancer_addresses_make_the_zone_ready_and_converged_zones_cause_n
             format!("ns2.{domain}. 3600 IN AAAA 2001:db8::20"),
         ]
     );
+    // the CoreDNS block forwards to the Services' cluster IPs (docs/in-cluster.md)
+    let mut upstreams = Vec::new();
+    for svc in ["web-ns1", "web-ns2"] {
+        let spec = ns.api::<Service>().get(svc).await.unwrap().spec.unwrap();
+        for ip in spec.cluster_ips.unwrap_or_default() {
+            upstreams.push(if ip.contains(':') {
+                format!("[{ip}]:53")
+            } else {
+                format!("{ip}:53")
+            });
+        }
+    }
+    assert_eq!(upstreams.len(), 2, "{upstreams:?}");
+    assert_eq!(
+        st.core_dns_stanza.as_deref(),
+        Some(
+            format!(
+                "{domain}:53 {{\n    errors\n    cache 30\n    forward . {} {{\n        policy sequential\n    }}\n}}\n",
+                upstreams.join(" ")
+            )
+            .as_str()
+        )
+    );
     assert_eq!(condition(&zone, "Accepted").unwrap().0, "True");
     assert_eq!(condition(&zone, "Delegated").unwrap().1, "CheckDisabled");
     for c in &st.conditions {
