@@ -7,6 +7,7 @@ pub mod crdgen;
 pub mod dns;
 pub mod error;
 pub mod feed;
+pub mod fnv;
 pub mod hosts;
 pub mod http;
 pub mod metrics;

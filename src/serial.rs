@@ -9,14 +9,20 @@
 //! `--state-dir` the last (content hash, serial) pair per zone is also persisted, which keeps
 //! the `previous + 1` bumps (two changes within one second) across restarts too.
 
+use crate::fnv::Fnv1a;
 use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-/// A stable 64-bit fingerprint of a zone's content (FNV-1a over a canonical rendering, so it is
-/// the same in every process and across versions of the standard library).
+/// A stable 64-bit fingerprint of a zone's content, shared between the servers of a zone (the
+/// serial ConfigMap): FNV-1a over explicit bytes, so every build on every platform computes the
+/// same value. What is fed, all integers big-endian:
+///
+/// - the origin as a canonical wire-form name (lowercase labels, uncompressed, root label);
+/// - the SOA's MNAME and RNAME the same way, then REFRESH, RETRY, EXPIRE, MINIMUM and its TTL
+///   as 4 bytes each;
+/// - the sum (mod 2^64) of [`name_hash`] over the owner names, as 8 bytes.
 pub fn content_hash(data: &ZoneData) -> u64 {
     content_hash_from(data, names_sum(data))
 }
@@ -38,38 +44,47 @@ pub fn names_sum(data: &ZoneData) -> u64 {
 /// `content_hash` from the sum of `name_hash` over the zone's names, which a caller that knows
 /// which names changed can keep up to date: subtract a name's old hash, add its new one.
 pub fn content_hash_from(data: &ZoneData, names_sum: u64) -> u64 {
-    let mut h = Fnv(0xcbf29ce484222325);
-    data.origin.to_ascii().hash(&mut h);
+    let mut h = Fnv1a::new();
+    wire_name(&mut h, &data.origin);
     let s = &data.soa;
-    (
-        s.mname.to_ascii(),
-        s.rname.to_ascii(),
-        s.refresh,
-        s.retry,
-        s.expire,
-        s.minimum,
-        s.ttl,
-    )
-        .hash(&mut h);
-    names_sum.hash(&mut h);
+    wire_name(&mut h, &s.mname);
+    wire_name(&mut h, &s.rname);
+    h.u32(s.refresh)
+        .u32(s.retry)
+        .u32(s.expire)
+        .u32(s.minimum)
+        .u32(s.ttl)
+        .u64(names_sum);
     h.finish()
 }
 
 /// The share of one owner name's RRsets in `content_hash`: order-independent (records is a hash
-/// map), a sum of mixed per-RRset hashes.
+/// map), a sum of mixed per-RRset hashes. Each RRset feeds the owner (canonical wire form),
+/// TYPE, CLASS (IN) and TTL, then each RDATA in the set's order as a 2-byte length and its
+/// canonical wire bytes (RFC 4034 section 6.2: names uncompressed, lowercase where the type says).
 pub fn name_hash(name: &Name, sets: &RRsets) -> u64 {
-    use hickory_proto::serialize::binary::BinEncodable;
-    let owner = name.to_lowercase().to_ascii();
+    let mut owner = Fnv1a::new();
+    wire_name(&mut owner, name);
     let mut sum: u64 = 0;
+    let mut buf = Vec::new();
     for (t, set) in sets {
-        let mut r = Fnv(0xcbf29ce484222325);
-        owner.hash(&mut r);
-        u16::from(*t).hash(&mut r);
-        set.ttl.hash(&mut r);
+        let mut r = owner;
+        r.u16(u16::from(*t))
+            .u16(u16::from(hickory_proto::rr::DNSClass::IN))
+            .u32(set.ttl);
         for rd in &set.rdata {
-            match rd.to_bytes() {
-                Ok(b) => b.hash(&mut r),
-                Err(_) => rd.to_string().hash(&mut r),
+            buf.clear();
+            let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut buf);
+            enc.set_canonical_form(true);
+            match hickory_proto::serialize::binary::BinEncodable::emit(rd, &mut enc) {
+                Ok(()) => {
+                    r.u16(buf.len() as u16).bytes(&buf);
+                }
+                // not encodable (the compiler never publishes such data): its text stands in,
+                // after a length no wire RDATA has
+                Err(_) => {
+                    r.u16(u16::MAX).bytes(rd.to_string().as_bytes());
+                }
             }
         }
         // mix before summing: FNV's last step is nearly linear, and two RRsets changing the
@@ -79,24 +94,23 @@ pub fn name_hash(name: &Name, sets: &RRsets) -> u64 {
     sum
 }
 
+/// Feeds `name` in canonical wire form: each label as its length and lowercase bytes, then the
+/// root label.
+fn wire_name(h: &mut Fnv1a, name: &Name) {
+    for label in name.iter() {
+        h.bytes(&[label.len() as u8]);
+        for b in label {
+            h.bytes(&[b.to_ascii_lowercase()]);
+        }
+    }
+    h.bytes(&[0]);
+}
+
 /// The splitmix64 finalizer: a bijective, strongly mixing step.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
     z ^ (z >> 31)
-}
-
-struct Fnv(u64);
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= *b as u64;
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
 }
 
 /// Assigns serials per zone (keyed by apex).
@@ -264,5 +278,33 @@ mod hash_tests {
         for last in 0..50u8 {
             assert_ne!(two(last), two(last + 1), "{last}");
         }
+    }
+
+    #[test]
+    fn content_hash_is_pinned() {
+        // These values are shared between replicas of different builds through the serial
+        // ConfigMap: a change here changes every published serial once. Change them only
+        // on purpose, and say so in the release notes.
+        let z = zone([192, 0, 2, 1]);
+        let www = Name::from_ascii("www.a.example.").unwrap();
+        // (computed independently from the byte layout documented on `content_hash`)
+        assert_eq!(name_hash(&www, &z.records[&www]), 0x028e1f6784210206);
+        assert_eq!(content_hash(&z), 0xc2798e686d04c9ee);
+        // RDATA names in canonical form: lowercase, uncompressed
+        let mail = Name::from_ascii("mail.a.example.").unwrap();
+        let mut sets = RRsets::new();
+        sets.entry(hickory_proto::rr::RecordType::CNAME, 300).push(
+            300,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                Name::from_ascii("WWW.A.example.").unwrap(),
+            )),
+        );
+        assert_eq!(name_hash(&mail, &sets), 0xe646a27430d4fefe);
+        // case does not count: names are fed in canonical (lowercase) form
+        let upper = Name::from_ascii("WWW.A.Example.").unwrap();
+        assert_eq!(
+            name_hash(&upper, &z.records[&www]),
+            name_hash(&www, &z.records[&www])
+        );
     }
 }

@@ -16,15 +16,11 @@ use serde_json::Value;
 /// FNV-1a 64 over the canonical JSON text of `v` (object keys sorted), as 16 hex digits. Stable
 /// across processes and versions, unlike `std`'s hasher.
 pub fn hash_value(v: &Value) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    canonical(v, &mut feed);
-    format!("{h:016x}")
+    let mut h = crate::fnv::Fnv1a::new();
+    canonical(v, &mut |bytes: &[u8]| {
+        h.bytes(bytes);
+    });
+    format!("{:016x}", h.finish())
 }
 
 fn canonical(v: &Value, feed: &mut impl FnMut(&[u8])) {
