@@ -13,6 +13,7 @@ use crate::fnv::Fnv1a;
 use crate::zone::{RRsets, ZoneData};
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 
 /// A stable 64-bit fingerprint of a zone's content, shared between the servers of a zone (the
@@ -167,6 +168,150 @@ impl SerialKeeper {
     }
 }
 
+/// Where a zone's servers share their last published (content hash, serial): in cluster mode
+/// the ConfigMap `<zone>-serial` (`feed::kube::ConfigMapSerials`). `Version` is what a read
+/// returns and a replace hands back, so a replace fails with [`StoreError::Conflict`] when
+/// somebody else wrote in between (optimistic concurrency).
+pub trait SerialStore: Send {
+    type Version: Send;
+    /// The stored record, if it exists.
+    fn read(
+        &self,
+    ) -> impl Future<Output = Result<Option<Stored<Self::Version>>, StoreError>> + Send;
+    /// Creates the record; `Conflict` if it exists already.
+    fn create(
+        &self,
+        hash: &str,
+        serial: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replaces the record read as `version`; `Conflict` if it changed since.
+    fn replace(
+        &self,
+        version: Self::Version,
+        hash: &str,
+        serial: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The record's name for log lines (`NAMESPACE/NAME`).
+    fn describe(&self) -> String;
+}
+
+/// A [`SerialStore`]'s record.
+#[derive(Clone, Debug)]
+pub struct Stored<V> {
+    /// The content hash, 16 hex digits (absent if somebody emptied the record).
+    pub hash: Option<String>,
+    /// The serial (0 if absent or not a number).
+    pub serial: u32,
+    /// What a replace hands back.
+    pub version: V,
+}
+
+/// Why a [`SerialStore`] call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("written concurrently")]
+    Conflict,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Something that hands out serials for (zone, content hash) pairs.
+pub trait SerialSource: Send {
+    fn serial(&mut self, zone: &str, hash: u64) -> impl Future<Output = u32> + Send;
+}
+
+/// Serials of this process alone, from the clock.
+impl SerialSource for SerialKeeper {
+    async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+        SerialKeeper::serial(self, zone, hash, crate::publish::unix_now())
+    }
+}
+
+/// SOA serials shared by every server of a zone through a [`SerialStore`]. A server whose
+/// content hash matches the stored one uses the stored serial; one with new content writes
+/// `max(serial + 1, now)` with an optimistic-concurrency replace, so all servers with the same
+/// content publish the same serial and it only ever grows, across restarts and pod replacement.
+/// Falls back to a local [`SerialKeeper`] (serial from the clock, never decreasing while the
+/// process lives) when the store cannot be read or written, and says so once.
+pub struct SharedSerial<S> {
+    pub store: S,
+    pub local: SerialKeeper,
+    warned: bool,
+    /// The clock, in Unix seconds (a test sets its own).
+    pub now: fn() -> u64,
+}
+
+impl<S: SerialStore> SharedSerial<S> {
+    pub fn new(store: S, local: SerialKeeper) -> Self {
+        Self {
+            store,
+            local,
+            warned: false,
+            now: crate::publish::unix_now,
+        }
+    }
+
+    /// Whether the last call fell back to the local keeper.
+    pub fn degraded(&self) -> bool {
+        self.warned
+    }
+
+    async fn shared(&mut self, hash: u64, now: u64) -> Result<u32, StoreError> {
+        let hash_s = format!("{hash:016x}");
+        let now = now.min(u32::MAX as u64) as u32;
+        for _ in 0..8 {
+            let Some(Stored {
+                hash: stored_hash,
+                serial: stored,
+                version,
+            }) = self.store.read().await?
+            else {
+                match self.store.create(&hash_s, now).await {
+                    Ok(()) => return Ok(now),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if stored_hash.as_deref() == Some(hash_s.as_str()) {
+                return Ok(stored);
+            }
+            let serial = now.max(stored.wrapping_add(1));
+            match self.store.replace(version, &hash_s, serial).await {
+                Ok(()) => return Ok(serial),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "too many concurrent serial updates".into(),
+        ))
+    }
+}
+
+impl<S: SerialStore> SerialSource for SharedSerial<S> {
+    async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+        let now = (self.now)();
+        match self.shared(hash, now).await {
+            Ok(s) => {
+                self.local.remember(zone, hash, s);
+                if self.warned {
+                    tracing::info!(configmap = %self.store.describe(), "sharing the SOA serial through the ConfigMap again");
+                    self.warned = false;
+                }
+                s
+            }
+            Err(e) => {
+                if !self.warned {
+                    tracing::warn!(configmap = %self.store.describe(), error = %e, "cannot share the SOA serial through the ConfigMap; keeping the last serial, and new content gets a local clock-based one");
+                    self.warned = true;
+                }
+                // same content: the serial last agreed; new content: max(last + 1, now)
+                self.local.serial(zone, hash, now)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +451,114 @@ mod hash_tests {
             name_hash(&upper, &z.records[&www]),
             name_hash(&www, &z.records[&www])
         );
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// An in-memory serial record that can be made unreachable; the version is a counter.
+    #[derive(Clone, Default)]
+    struct Memory {
+        record: Arc<Mutex<Option<(String, u32, u64)>>>,
+        down: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Memory {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(StoreError::Unavailable("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl SerialStore for Memory {
+        type Version = u64;
+        async fn read(&self) -> Result<Option<Stored<u64>>, StoreError> {
+            self.check()?;
+            Ok(self
+                .record
+                .lock()
+                .unwrap()
+                .clone()
+                .map(|(h, serial, version)| Stored {
+                    hash: Some(h),
+                    serial,
+                    version,
+                }))
+        }
+        async fn create(&self, hash: &str, serial: u32) -> Result<(), StoreError> {
+            self.check()?;
+            let mut r = self.record.lock().unwrap();
+            if r.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            *r = Some((hash.into(), serial, 1));
+            Ok(())
+        }
+        async fn replace(&self, version: u64, hash: &str, serial: u32) -> Result<(), StoreError> {
+            self.check()?;
+            let mut r = self.record.lock().unwrap();
+            match &*r {
+                Some((_, _, v)) if *v == version => {
+                    *r = Some((hash.into(), serial, version + 1));
+                    Ok(())
+                }
+                _ => Err(StoreError::Conflict),
+            }
+        }
+        fn describe(&self) -> String {
+            "ns/z-serial".into()
+        }
+    }
+
+    fn shared(store: &Memory, now: fn() -> u64) -> SharedSerial<Memory> {
+        let mut s = SharedSerial::new(store.clone(), SerialKeeper::new(None));
+        s.now = now;
+        s
+    }
+
+    #[tokio::test]
+    async fn replicas_agree_through_the_store_and_fall_back_when_it_is_unreachable() {
+        let store = Memory::default();
+        let mut a = shared(&store, || 1000);
+        let mut b = shared(&store, || 1000);
+        assert_eq!(a.serial("z.", 1).await, 1000);
+        assert_eq!(b.serial("z.", 1).await, 1000, "same content, same serial");
+        assert_eq!(b.serial("z.", 2).await, 1001, "new content: one more");
+        assert_eq!(a.serial("z.", 2).await, 1001, "the other replica adopts it");
+
+        // the store goes away: the last agreed serial stays, new content gets a local one
+        store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(a.serial("z.", 2).await, 1001);
+        assert!(a.degraded());
+        assert_eq!(a.serial("z.", 3).await, 1002, "local: last + 1");
+        assert_eq!(a.serial("z.", 3).await, 1002);
+
+        // back: the store's record wins again, and new content moves past both
+        store
+            .down
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            a.serial("z.", 3).await,
+            1002,
+            "written to the store: 1001 + 1"
+        );
+        assert!(!a.degraded());
+        assert_eq!(b.serial("z.", 3).await, 1002);
+    }
+
+    #[tokio::test]
+    async fn new_content_moves_past_a_stored_serial_ahead_of_the_clock() {
+        let store = Memory::default();
+        *store.record.lock().unwrap() = Some((format!("{:016x}", 7u64), 5000, 9));
+        let mut a = shared(&store, || 10);
+        // stored serial 5000 is ahead of the clock: new content gets 5001
+        assert_eq!(a.serial("z.", 8).await, 5001);
+        assert_eq!(store.record.lock().unwrap().as_ref().unwrap().1, 5001);
     }
 }

@@ -1,99 +1,28 @@
-//! The cluster feed: watches of one DNSZone, its consent grants and the source objects it may
-//! read, kept in an object store that the zone is recompiled from.
+//! The cluster feed's apiserver side: discovery of the kinds served, one watch task per
+//! `WatchKey` sending what it sees to the zone's index (`feed::index`), and the serial
+//! ConfigMap. Which watches run, and what their objects mean, is the index's business.
 //!
-//! - Only namespaced watches, only of the kinds the zone uses, only in namespaces it may read:
-//!   its own, and those whose `DNSZoneGrant` allows it. Gateways are watched in the namespaces
-//!   that routes name as parents; DNSZones named by `zoneRef` delegations, by name.
-//! - A kind whose CRD is missing is skipped with a warning and picked up when discovery shows
-//!   it (checked every 10 s). A forbidden or failing watch degrades that watch only.
-//! - Watches retry with backoff; meanwhile the last known objects stay in the store, so the
-//!   zone keeps being served. A re-list replaces that watch's objects in one step.
+//! - Discovery finds each kind's preferred served group/version; a kind whose CRD is missing
+//!   is reported missing (the driver asks again every 10 s).
+//! - Watches retry with backoff ([`WatchBackoff`]) and report their health; a completed
+//!   (re-)list is sent as one `FeedMsg::Reset`, so the index replaces that watch's objects in
+//!   one step.
 
 use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
+use crate::feed::index::{FeedMsg, Item, Resources, WatchHealth, WatchKey, WatchKind};
 use crate::objects::SourceObject;
+use crate::serial::{SerialStore, StoreError, Stored};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// What a watch is of.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WatchKind {
-    Source(SourceKind),
-    Gateway,
-    Grant,
-    /// One DNSZone by name (our own, or one a delegation refers to).
-    Zone(String),
-}
-
-impl std::fmt::Display for WatchKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WatchKind::Source(k) => write!(f, "{k}"),
-            WatchKind::Gateway => f.write_str("Gateway"),
-            WatchKind::Grant => f.write_str("DNSZoneGrant"),
-            WatchKind::Zone(n) => write!(f, "DNSZone {n}"),
-        }
-    }
-}
-
-/// One watch: a kind in a namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WatchKey {
-    pub namespace: String,
-    pub kind: WatchKind,
-}
-
-impl std::fmt::Display for WatchKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} in namespace {}", self.kind, self.namespace)
-    }
-}
-
-/// An object as the feed keeps it.
-#[derive(Clone, Debug)]
-pub enum Item {
-    Source(Arc<SourceObject>),
-    Zone(Arc<DNSZone>),
-    Grant(Arc<DNSZoneGrantSpec>),
-}
-
-/// Health of one watch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WatchHealth {
-    /// Listing for the first time.
-    Starting,
-    /// Listed and watching.
-    Synced,
-    /// Failing; the last known objects are kept. `synced` says whether it ever listed.
-    Failing {
-        error: String,
-        forbidden: bool,
-        synced: bool,
-    },
-}
-
-/// Messages from watch tasks to the feed.
-#[derive(Debug)]
-pub enum FeedMsg {
-    /// A (re-)list completed: these are all the watch's objects now.
-    Reset(WatchKey, BTreeMap<String, Item>),
-    Apply(WatchKey, String, Item),
-    Delete(WatchKey, String),
-    Health(WatchKey, WatchHealth),
-}
-
-/// The API resource of each kind, found by discovery (`None`: its CRD is not installed).
-#[derive(Clone, Debug, Default)]
-pub struct Resources {
-    pub by_kind: BTreeMap<WatchKind, Option<ApiResource>>,
-}
 
 /// Candidate group/versions for each kind, preferred first.
 fn candidates(
@@ -321,282 +250,67 @@ pub fn spawn_watch(
     })
 }
 
-/// The feed's view of the cluster for one zone.
-#[derive(Debug, Default)]
-pub struct ClusterState {
-    pub zone_ns: String,
-    pub zone_name: String,
-    /// Objects per watch.
-    pub watched: BTreeMap<WatchKey, BTreeMap<String, Item>>,
-    pub health: BTreeMap<WatchKey, (WatchHealth, Instant)>,
+/// The serial record of a zone's servers: the ConfigMap `<zone>-serial` in the zone's
+/// namespace, with `data.hash` and `data.serial` (see `serial::SharedSerial`). A replace carries
+/// the `resourceVersion` read, so a concurrent writer makes it fail with 409.
+pub struct ConfigMapSerials {
+    pub api: Api<ConfigMap>,
+    pub namespace: String,
+    pub name: String,
 }
 
-/// Which namespaces a zone may read, and why others are refused.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Access {
-    /// Namespace -> kinds that may be read there.
-    pub allowed: BTreeMap<String, BTreeSet<SourceKind>>,
-    /// Namespace -> why it is not read.
-    pub refused: BTreeMap<String, String>,
+fn store_error(e: kube::Error) -> StoreError {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => StoreError::Conflict,
+        e => StoreError::Unavailable(e.to_string()),
+    }
 }
 
-impl ClusterState {
-    pub fn new(zone_ns: &str, zone_name: &str) -> Self {
-        Self {
-            zone_ns: zone_ns.into(),
-            zone_name: zone_name.into(),
-            ..Default::default()
-        }
+impl SerialStore for ConfigMapSerials {
+    type Version = ConfigMap;
+
+    async fn read(&self) -> Result<Option<Stored<ConfigMap>>, StoreError> {
+        let cm = self.api.get_opt(&self.name).await.map_err(store_error)?;
+        Ok(cm.map(|cm| {
+            let data = cm.data.as_ref();
+            let hash = data.and_then(|d| d.get("hash")).cloned();
+            let serial = data
+                .and_then(|d| d.get("serial"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Stored {
+                hash,
+                serial,
+                version: cm,
+            }
+        }))
     }
 
-    /// Applies one message; returns whether content changed.
-    pub fn apply(&mut self, msg: FeedMsg) -> bool {
-        match msg {
-            FeedMsg::Reset(key, objects) => {
-                self.watched.insert(key, objects);
-                true
-            }
-            FeedMsg::Apply(key, name, item) => {
-                self.watched.entry(key).or_default().insert(name, item);
-                true
-            }
-            FeedMsg::Delete(key, name) => self
-                .watched
-                .get_mut(&key)
-                .is_some_and(|m| m.remove(&name).is_some()),
-            FeedMsg::Health(key, h) => {
-                self.health.insert(key, (h, Instant::now()));
-                false
-            }
-        }
+    async fn create(&self, hash: &str, serial: u32) -> Result<(), StoreError> {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "zonegate"}},
+            "data": {"hash": hash, "serial": serial.to_string()}
+        }))
+        .expect("valid ConfigMap");
+        self.api
+            .create(&PostParams::default(), &cm)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
-    /// Our DNSZone, once seen.
-    pub fn zone(&self) -> Option<&Arc<DNSZone>> {
-        let key = WatchKey {
-            namespace: self.zone_ns.clone(),
-            kind: WatchKind::Zone(self.zone_name.clone()),
-        };
-        self.watched
-            .get(&key)
-            .and_then(|m| m.get(&self.zone_name))
-            .and_then(|i| match i {
-                Item::Zone(z) => Some(z),
-                _ => None,
-            })
+    async fn replace(&self, mut cm: ConfigMap, hash: &str, serial: u32) -> Result<(), StoreError> {
+        let data = cm.data.get_or_insert_with(Default::default);
+        data.insert("hash".into(), hash.to_string());
+        data.insert("serial".into(), serial.to_string());
+        self.api
+            .replace(&self.name, &PostParams::default(), &cm)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
-    /// Grants in a namespace.
-    fn grants(&self, ns: &str) -> impl Iterator<Item = &Arc<DNSZoneGrantSpec>> {
-        let key = WatchKey {
-            namespace: ns.to_string(),
-            kind: WatchKind::Grant,
-        };
-        self.watched
-            .get(&key)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .filter_map(|i| match i {
-                Item::Grant(g) => Some(g),
-                _ => None,
-            })
-    }
-
-    /// The namespaces the zone lists, with consent applied.
-    pub fn access(&self, zone: &DNSZone) -> Access {
-        let mut access = Access::default();
-        let listed: Vec<String> = if zone.spec.sources.namespaces.is_empty() {
-            vec![self.zone_ns.clone()]
-        } else {
-            zone.spec
-                .sources
-                .namespaces
-                .iter()
-                .map(|n| n.0.clone())
-                .collect()
-        };
-        let kinds: BTreeSet<SourceKind> = zone.spec.sources.kinds.iter().copied().collect();
-        for ns in listed {
-            if ns == self.zone_ns {
-                access.allowed.insert(ns, kinds.clone());
-                continue;
-            }
-            let granted: BTreeSet<SourceKind> = kinds
-                .iter()
-                .copied()
-                .filter(|k| {
-                    self.grants(&ns)
-                        .any(|g| g.allows(&self.zone_ns, &self.zone_name, *k))
-                })
-                .collect();
-            if granted.is_empty() {
-                let grant_watch = WatchKey {
-                    namespace: ns.clone(),
-                    kind: WatchKind::Grant,
-                };
-                let why = match self.health.get(&grant_watch).map(|h| &h.0) {
-                    Some(WatchHealth::Failing {
-                        forbidden: true, ..
-                    }) => "cannot read its DNSZoneGrants (forbidden)".to_string(),
-                    Some(WatchHealth::Failing { error, .. }) => {
-                        format!("cannot read its DNSZoneGrants: {error}")
-                    }
-                    _ => format!(
-                        "no DNSZoneGrant in namespace {ns} allows DNSZone {}/{}",
-                        self.zone_ns, self.zone_name
-                    ),
-                };
-                access.refused.insert(ns, why);
-            } else {
-                access.allowed.insert(ns, granted);
-            }
-        }
-        access
-    }
-
-    /// Every watch this zone needs now.
-    pub fn desired_watches(&self) -> BTreeSet<WatchKey> {
-        let mut out = BTreeSet::new();
-        out.insert(WatchKey {
-            namespace: self.zone_ns.clone(),
-            kind: WatchKind::Zone(self.zone_name.clone()),
-        });
-        let Some(zone) = self.zone().cloned() else {
-            return out;
-        };
-        for ns in zone
-            .spec
-            .sources
-            .namespaces
-            .iter()
-            .map(|n| &n.0)
-            .filter(|n| **n != self.zone_ns)
-        {
-            out.insert(WatchKey {
-                namespace: ns.clone(),
-                kind: WatchKind::Grant,
-            });
-        }
-        let access = self.access(&zone);
-        for (ns, kinds) in &access.allowed {
-            for k in kinds {
-                out.insert(WatchKey {
-                    namespace: ns.clone(),
-                    kind: WatchKind::Source(*k),
-                });
-            }
-        }
-        // Gateways named as parents by the routes we hold.
-        for (key, items) in &self.watched {
-            if !matches!(
-                key.kind,
-                WatchKind::Source(
-                    SourceKind::HTTPRoute | SourceKind::GRPCRoute | SourceKind::TLSRoute
-                )
-            ) {
-                continue;
-            }
-            for item in items.values() {
-                if let Item::Source(o) = item
-                    && let SourceObject::Route(_, r) = o.as_ref()
-                {
-                    for p in &r.spec.parent_refs {
-                        if p.kind.as_deref().unwrap_or("Gateway") == "Gateway" {
-                            let ns = p.namespace.clone().unwrap_or_else(|| key.namespace.clone());
-                            out.insert(WatchKey {
-                                namespace: ns,
-                                kind: WatchKind::Gateway,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        for d in &zone.spec.delegations {
-            if let Some(r) = &d.zone_ref {
-                let ns = r
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.0.clone())
-                    .unwrap_or_else(|| self.zone_ns.clone());
-                out.insert(WatchKey {
-                    namespace: ns,
-                    kind: WatchKind::Zone(r.name.clone()),
-                });
-            }
-        }
-        out
-    }
-
-    /// The object store the compiler reads: our zone, referenced zones and source objects of
-    /// allowed namespaces and kinds.
-    pub fn store(&self, access: &Access) -> crate::objects::store::ObjectStore {
-        let mut store = crate::objects::store::ObjectStore::default();
-        for (key, items) in &self.watched {
-            let allowed = match &key.kind {
-                WatchKind::Source(k) => access
-                    .allowed
-                    .get(&key.namespace)
-                    .is_some_and(|ks| ks.contains(k)),
-                WatchKind::Gateway => true,
-                _ => false,
-            };
-            for item in items.values() {
-                match item {
-                    Item::Source(o) if allowed => {
-                        store.objects.insert(o.key(), o.clone());
-                    }
-                    Item::Zone(z) => {
-                        let name = z.metadata.name.clone().unwrap_or_default();
-                        store.zones.insert(
-                            (key.namespace.clone(), name),
-                            crate::objects::store::ZoneEntry {
-                                zone: z.clone(),
-                                origin: "apiserver".into(),
-                            },
-                        );
-                    }
-                    _ => {}
-                }
-            }
-        }
-        store
-    }
-
-    /// Whether every watch that can work has listed once: a fresh server must not answer from
-    /// an empty zone. Missing CRDs and forbidden watches do not block (they degrade one kind).
-    pub fn synced(&self, running: &BTreeSet<WatchKey>) -> bool {
-        self.zone().is_some()
-            && running
-                .iter()
-                .all(|k| match self.health.get(k).map(|h| &h.0) {
-                    Some(WatchHealth::Synced) => true,
-                    Some(WatchHealth::Failing {
-                        forbidden: true, ..
-                    }) => true,
-                    Some(WatchHealth::Failing { synced, .. }) => *synced,
-                    _ => false,
-                })
-    }
-
-    /// Watches currently failing, with how long since they last changed state.
-    pub fn failing(&self) -> Vec<(WatchKey, String, Duration)> {
-        self.health
-            .iter()
-            .filter_map(|(k, (h, t))| match h {
-                WatchHealth::Failing { error, .. } => Some((k.clone(), error.clone(), t.elapsed())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Source objects currently held (for metrics).
-    pub fn object_count(&self) -> usize {
-        self.watched.values().map(|m| m.len()).sum()
-    }
-
-    pub fn forget(&mut self, key: &WatchKey) {
-        self.watched.remove(key);
-        self.health.remove(key);
+    fn describe(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 }

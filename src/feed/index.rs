@@ -1,0 +1,1231 @@
+//! The cluster feed's index of one zone: everything the watches have seen (the zone, the
+//! zones its delegations name, consent grants, source objects), which watches should run, and
+//! what was published last. The watch tasks (`feed::kube`) feed it through [`ZoneIndex::apply`],
+//! [`ZoneIndex::delete`], [`ZoneIndex::reset`] (a completed re-list: the watch's objects are
+//! replaced in one step) and [`ZoneIndex::health`]; the loop of `serve --zone`
+//! (`cmd/cluster_mode.rs`) only drives it: it starts and stops the watches
+//! [`ZoneIndex::plan_watches`] asks for and calls [`ZoneIndex::publish`], which recompiles when
+//! something changed and every watch that can list has listed, and swaps the compiled zone in.
+//! No I/O happens here except through the [`SerialSource`] handed to `publish`, so the index is
+//! unit-tested with typed objects (the tests at the end).
+//!
+//! Rules it keeps:
+//! - Only namespaced watches, only of the kinds the zone uses, only in namespaces it may read:
+//!   its own, and those whose `DNSZoneGrant` allows it. Gateways are watched in the namespaces
+//!   that routes name as parents; DNSZones named by `zoneRef` delegations, by name.
+//! - A kind the apiserver does not serve (CRD missing) is skipped with one warning and started
+//!   once discovery shows it. A forbidden or failing watch degrades that watch only.
+//! - A failing watch keeps its last known objects, so the zone keeps being served.
+//! - A fresh server publishes nothing until every watch that can work has listed once.
+
+use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
+use crate::compile::CompileOptions;
+use crate::dns::ZoneSet;
+use crate::dns::server::SharedZones;
+use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels, ZoneLabels};
+use crate::objects::SourceObject;
+use crate::publish::ZonePipeline;
+use crate::serial::SerialSource;
+use kube::core::ApiResource;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a watch is of.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WatchKind {
+    Source(SourceKind),
+    Gateway,
+    Grant,
+    /// One DNSZone by name (our own, or one a delegation refers to).
+    Zone(String),
+}
+
+impl std::fmt::Display for WatchKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchKind::Source(k) => write!(f, "{k}"),
+            WatchKind::Gateway => f.write_str("Gateway"),
+            WatchKind::Grant => f.write_str("DNSZoneGrant"),
+            WatchKind::Zone(n) => write!(f, "DNSZone {n}"),
+        }
+    }
+}
+
+/// One watch: a kind in a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WatchKey {
+    pub namespace: String,
+    pub kind: WatchKind,
+}
+
+impl std::fmt::Display for WatchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in namespace {}", self.kind, self.namespace)
+    }
+}
+
+/// An object as the feed keeps it.
+#[derive(Clone, Debug)]
+pub enum Item {
+    Source(Arc<SourceObject>),
+    Zone(Arc<DNSZone>),
+    Grant(Arc<DNSZoneGrantSpec>),
+}
+
+/// Health of one watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchHealth {
+    /// Listing for the first time.
+    Starting,
+    /// Listed and watching.
+    Synced,
+    /// Failing; the last known objects are kept. `synced` says whether it ever listed.
+    Failing {
+        error: String,
+        forbidden: bool,
+        synced: bool,
+    },
+}
+
+/// Messages from watch tasks to the feed.
+#[derive(Debug)]
+pub enum FeedMsg {
+    /// A (re-)list completed: these are all the watch's objects now.
+    Reset(WatchKey, BTreeMap<String, Item>),
+    Apply(WatchKey, String, Item),
+    Delete(WatchKey, String),
+    Health(WatchKey, WatchHealth),
+}
+
+/// The API resource of each kind, found by discovery (`None`: its CRD is not installed).
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    pub by_kind: BTreeMap<WatchKind, Option<ApiResource>>,
+}
+
+/// What the watches have seen: objects and health per watch.
+#[derive(Debug, Default)]
+struct Watched {
+    zone_ns: String,
+    zone_name: String,
+    /// Objects per watch, by name.
+    watched: BTreeMap<WatchKey, BTreeMap<String, Item>>,
+    /// Health per watch, and since when (for a failing watch: since its first failure).
+    health: BTreeMap<WatchKey, (WatchHealth, Instant)>,
+}
+
+/// What `publish` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// Nothing changed since the last publish (or nothing was ever synced): nothing done.
+    Clean,
+    /// Not every watch has listed yet (or our DNSZone is not seen yet): nothing served.
+    Waiting,
+    /// Recompiled, but the zone cannot be served (it compiled to no apex: rejected or invalid);
+    /// the previous zone, if any, stays.
+    Unservable,
+    /// The zone served now: its apex and serial, and whether its content changed.
+    Zone {
+        zone: String,
+        serial: u32,
+        changed: bool,
+    },
+}
+
+/// The watches to start (with the resource to watch) and to stop.
+#[derive(Debug, Default)]
+pub struct WatchPlan {
+    pub start: Vec<(WatchKey, ApiResource)>,
+    pub stop: Vec<WatchKey>,
+}
+
+/// What was published last.
+#[derive(Clone, Debug)]
+struct Last {
+    origin: String,
+    hash: u64,
+    serial: u32,
+}
+
+/// The index of one zone (see the module comment).
+pub struct ZoneIndex {
+    seen: Watched,
+    /// What the apiserver serves, from the last discovery.
+    resources: Resources,
+    /// Watches the driver runs now.
+    running: BTreeSet<WatchKey>,
+    /// Watches of kinds not served, warned about once.
+    missing_warned: BTreeSet<WatchKey>,
+    /// Whether anything changed since the last compile.
+    dirty: bool,
+    /// Whether the zone was compiled once with every watch synced.
+    synced_once: bool,
+    pipeline: ZonePipeline,
+    last: Option<Last>,
+    // logged once when they appear, not on every recompile
+    last_refused: BTreeMap<String, String>,
+    last_problems: BTreeSet<String>,
+    // label sets exported last, to remove gauges that no longer apply
+    refused_exported: Vec<String>,
+    failing_exported: Vec<WatchLabels>,
+    metrics: Arc<ServerMetrics>,
+    zones: SharedZones,
+}
+
+impl ZoneIndex {
+    /// Every kind the feed may watch: discovery is asked about these.
+    pub fn all_kinds() -> BTreeSet<WatchKind> {
+        SourceKind::ALL
+            .iter()
+            .map(|k| WatchKind::Source(*k))
+            .chain([
+                WatchKind::Gateway,
+                WatchKind::Grant,
+                WatchKind::Zone(String::new()),
+            ])
+            .collect()
+    }
+
+    /// The index of DNSZone `zone_ns/zone_name`, publishing into `zones`.
+    pub fn new(
+        zone_ns: &str,
+        zone_name: &str,
+        resources: Resources,
+        metrics: Arc<ServerMetrics>,
+        zones: SharedZones,
+    ) -> Self {
+        Self {
+            seen: Watched {
+                zone_ns: zone_ns.into(),
+                zone_name: zone_name.into(),
+                ..Default::default()
+            },
+            resources,
+            running: BTreeSet::new(),
+            missing_warned: BTreeSet::new(),
+            dirty: true,
+            synced_once: false,
+            pipeline: ZonePipeline::default(),
+            last: None,
+            last_refused: BTreeMap::new(),
+            last_problems: BTreeSet::new(),
+            refused_exported: Vec::new(),
+            failing_exported: Vec::new(),
+            metrics,
+            zones,
+        }
+    }
+
+    /// A watch saw `name` created or changed.
+    pub fn apply(&mut self, key: WatchKey, name: String, item: Item) {
+        self.seen.watched.entry(key).or_default().insert(name, item);
+        self.dirty = true;
+    }
+
+    /// A watch saw `name` deleted.
+    pub fn delete(&mut self, key: &WatchKey, name: &str) {
+        if self
+            .seen
+            .watched
+            .get_mut(key)
+            .is_some_and(|m| m.remove(name).is_some())
+        {
+            self.dirty = true;
+        }
+    }
+
+    /// A watch (re-)listed: `objects` are all its objects now, replacing what it held.
+    pub fn reset(&mut self, key: WatchKey, objects: BTreeMap<String, Item>) {
+        self.seen.watched.insert(key, objects);
+        self.dirty = true;
+    }
+
+    /// A watch's health changed; logs when it starts failing and when it recovers.
+    pub fn health(&mut self, key: WatchKey, health: WatchHealth) {
+        let was_failing = matches!(
+            self.seen.health.get(&key).map(|x| &x.0),
+            Some(WatchHealth::Failing { .. })
+        );
+        match &health {
+            WatchHealth::Failing {
+                error, forbidden, ..
+            } if !was_failing => {
+                tracing::warn!(watch = %key, forbidden, error = %error, "watch failing; serving its last known objects and retrying");
+            }
+            WatchHealth::Synced if was_failing => {
+                tracing::info!(watch = %key, "watch recovered and resynced")
+            }
+            _ => {}
+        }
+        // consent depends on whether grant watches work: recompute the refusal reasons
+        if matches!(key.kind, WatchKind::Grant) {
+            self.dirty = true;
+        }
+        // a failing watch reports each failed retry: it has been failing since the first
+        let since = match self.seen.health.get(&key) {
+            Some((_, since)) if was_failing && matches!(health, WatchHealth::Failing { .. }) => {
+                *since
+            }
+            _ => Instant::now(),
+        };
+        self.seen.health.insert(key, (health, since));
+    }
+
+    /// One message of a watch task.
+    pub fn handle(&mut self, msg: FeedMsg) {
+        match msg {
+            FeedMsg::Reset(key, objects) => self.reset(key, objects),
+            FeedMsg::Apply(key, name, item) => self.apply(key, name, item),
+            FeedMsg::Delete(key, name) => self.delete(&key, &name),
+            FeedMsg::Health(key, h) => self.health(key, h),
+        }
+    }
+
+    /// Whether some kind was not served at the last discovery (so discovery should run again).
+    pub fn needs_discovery(&self) -> bool {
+        self.resources.by_kind.values().any(Option::is_none)
+    }
+
+    /// The result of a new discovery; logs kinds that appeared.
+    pub fn discovered(&mut self, fresh: Resources) {
+        for (k, v) in &fresh.by_kind {
+            if v.is_some() && self.resources.by_kind.get(k).is_some_and(Option::is_none) {
+                tracing::info!(kind = %k, "kind now served by the apiserver; watching it");
+            }
+        }
+        self.resources = fresh;
+    }
+
+    /// The watches to start and stop to match what the zone needs now; the driver must do what
+    /// it says. Watches of kinds not served are warned about once and left out until served.
+    pub fn plan_watches(&mut self) -> WatchPlan {
+        let desired = self.seen.desired_watches();
+        let mut plan = WatchPlan::default();
+        for key in &desired {
+            if self.running.contains(key) {
+                continue;
+            }
+            let lookup = match &key.kind {
+                WatchKind::Zone(_) => WatchKind::Zone(String::new()),
+                k => k.clone(),
+            };
+            match self.resources.by_kind.get(&lookup).cloned().flatten() {
+                Some(ar) => {
+                    tracing::debug!(watch = %key, "starting watch");
+                    self.running.insert(key.clone());
+                    self.missing_warned.remove(key);
+                    plan.start.push((key.clone(), ar));
+                }
+                None => {
+                    if self.missing_warned.insert(key.clone()) {
+                        tracing::warn!(watch = %key, "kind not served by the apiserver (CRD not installed?); skipped until it appears");
+                    }
+                }
+            }
+        }
+        let stale: Vec<WatchKey> = self
+            .running
+            .iter()
+            .filter(|k| !desired.contains(k))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.running.remove(&key);
+            self.seen.forget(&key);
+            self.dirty = true;
+            plan.stop.push(key);
+        }
+        plan
+    }
+
+    /// Recompiles and publishes the zone if anything changed and every running watch that can
+    /// list has listed; logs which zone and serial is served.
+    pub async fn publish(&mut self, serials: &mut impl SerialSource) -> Published {
+        if !self.dirty {
+            return Published::Clean;
+        }
+        if !self.seen.synced(&self.running) {
+            return Published::Waiting;
+        }
+        self.dirty = false;
+        self.synced_once = true;
+        let zone = self
+            .seen
+            .zone()
+            .cloned()
+            .expect("synced implies the zone is known");
+        let access = self.seen.access(&zone);
+        self.export_access(&access);
+        let store = self.seen.store(&access);
+        let copts = CompileOptions {
+            namespaces: Some(access.allowed.keys().cloned().collect()),
+        };
+        let hash = self.pipeline.compile(&zone, &store, &copts);
+        let problems: BTreeSet<String> = self
+            .pipeline
+            .problems()
+            .iter()
+            .chain(self.pipeline.transfer_problems())
+            .map(|p| p.to_string())
+            .collect();
+        for p in problems.difference(&self.last_problems) {
+            tracing::warn!(problem = %p, "zone input dropped");
+        }
+        self.last_problems = problems;
+        if self.pipeline.data().origin.is_root() {
+            return Published::Unservable;
+        }
+        let origin = self.pipeline.data().origin.to_ascii();
+        let serial = serials.serial(&origin, hash).await;
+        let records = self.swap_in(serial);
+        let l = ZoneLabels {
+            zone: origin.clone(),
+        };
+        self.metrics.records.get_or_create(&l).set(records as i64);
+        self.metrics.serial.get_or_create(&l).set(serial as i64);
+        self.metrics
+            .problems
+            .get_or_create(&l)
+            .set(self.pipeline.problems().len() as i64);
+        self.metrics.zones.set(1);
+        self.metrics.reloads.inc();
+        let changed = self
+            .last
+            .as_ref()
+            .is_none_or(|l| l.hash != hash || l.origin != origin || l.serial != serial);
+        if changed {
+            tracing::info!(zone = %origin, serial, records, "zone published");
+        } else {
+            tracing::info!(zone = %origin, serial, records, "zone recompiled, content unchanged; serving the same serial");
+        }
+        self.last = Some(Last {
+            origin: origin.clone(),
+            hash,
+            serial,
+        });
+        Published::Zone {
+            zone: origin,
+            serial,
+            changed,
+        }
+    }
+
+    /// The zone's content as last compiled.
+    pub fn data(&self) -> &crate::zone::ZoneData {
+        self.pipeline.data()
+    }
+
+    /// Whether the zone has been compiled with every watch synced (the server may answer).
+    pub fn synced_once(&self) -> bool {
+        self.synced_once
+    }
+
+    /// Asks the serial source again for the content published last: another server of the
+    /// zone may have published a newer serial for it. Republishes if so. Only while the
+    /// compiled data is servable: never publishes an unservable zone.
+    pub async fn recheck_serial(&mut self, serials: &mut impl SerialSource) -> Option<u32> {
+        let last = self.last.as_mut()?;
+        if self.pipeline.data().origin.is_root() {
+            return None;
+        }
+        let serial = serials.serial(&last.origin, last.hash).await;
+        if serial == last.serial {
+            return None;
+        }
+        last.serial = serial;
+        let origin = last.origin.clone();
+        self.swap_in(serial);
+        self.metrics
+            .serial
+            .get_or_create(&ZoneLabels {
+                zone: origin.clone(),
+            })
+            .set(serial as i64);
+        tracing::info!(zone = %origin, serial, "zone published with the serial another server of the zone chose for the same content");
+        Some(serial)
+    }
+
+    /// Swaps in the zone as last compiled, with `serial` and its transfer policy; returns its
+    /// record count.
+    fn swap_in(&mut self, serial: u32) -> usize {
+        let z = self.pipeline.publish(serial);
+        let records = z.record_count();
+        let mut set = ZoneSet::new([z.clone()]);
+        if let Some(t) = self.pipeline.transfer() {
+            set.set_transfer(z.origin(), t.clone());
+        }
+        if let Some(h) = self.pipeline.history() {
+            set.set_history(z.origin(), h.clone());
+        }
+        self.zones.store(Arc::new(set));
+        records
+    }
+
+    /// Exports the health gauges: failing watches, how stale the oldest is, objects held.
+    pub fn export_health(&mut self) {
+        for l in self.failing_exported.drain(..) {
+            self.metrics.watch_failing.remove(&l);
+        }
+        let failing = self.seen.failing();
+        let oldest = failing.iter().map(|f| f.2).max().unwrap_or_default();
+        for (k, _, _) in &failing {
+            let l = WatchLabels {
+                namespace: k.namespace.clone(),
+                kind: k.kind.to_string(),
+            };
+            self.metrics.watch_failing.get_or_create(&l).set(1);
+            self.failing_exported.push(l);
+        }
+        self.metrics.stale_seconds.set(oldest.as_secs() as i64);
+        self.metrics.objects.set(self.seen.object_count() as i64);
+    }
+
+    /// Refused namespaces: gauges, and a log line when a refusal appears or consent arrives.
+    fn export_access(&mut self, access: &Access) {
+        for ns in self.refused_exported.drain(..) {
+            self.metrics
+                .namespace_refused
+                .remove(&NamespaceLabels { namespace: ns });
+        }
+        for (ns, why) in &access.refused {
+            self.metrics
+                .namespace_refused
+                .get_or_create(&NamespaceLabels {
+                    namespace: ns.clone(),
+                })
+                .set(1);
+            self.refused_exported.push(ns.clone());
+            if self.last_refused.get(ns) != Some(why) {
+                tracing::warn!(namespace = %ns, "namespace refused: {why}");
+            }
+        }
+        for ns in access.allowed.keys() {
+            if self.last_refused.contains_key(ns) {
+                tracing::info!(namespace = %ns, "namespace now readable (consent given)");
+            }
+        }
+        self.last_refused = access.refused.clone();
+    }
+
+    /// Watches failing now, with their errors.
+    pub fn failing(&self) -> Vec<(WatchKey, String, Duration)> {
+        self.seen.failing()
+    }
+}
+
+/// Which namespaces a zone may read, and why others are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Namespace -> kinds that may be read there.
+    pub allowed: BTreeMap<String, BTreeSet<SourceKind>>,
+    /// Namespace -> why it is not read.
+    pub refused: BTreeMap<String, String>,
+}
+
+impl Watched {
+    /// Our DNSZone, once seen.
+    fn zone(&self) -> Option<&Arc<DNSZone>> {
+        let key = WatchKey {
+            namespace: self.zone_ns.clone(),
+            kind: WatchKind::Zone(self.zone_name.clone()),
+        };
+        self.watched
+            .get(&key)
+            .and_then(|m| m.get(&self.zone_name))
+            .and_then(|i| match i {
+                Item::Zone(z) => Some(z),
+                _ => None,
+            })
+    }
+
+    /// Grants in a namespace.
+    fn grants(&self, ns: &str) -> impl Iterator<Item = &Arc<DNSZoneGrantSpec>> {
+        let key = WatchKey {
+            namespace: ns.to_string(),
+            kind: WatchKind::Grant,
+        };
+        self.watched
+            .get(&key)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|i| match i {
+                Item::Grant(g) => Some(g),
+                _ => None,
+            })
+    }
+
+    /// The namespaces the zone lists, with consent applied.
+    fn access(&self, zone: &DNSZone) -> Access {
+        let mut access = Access::default();
+        let listed: Vec<String> = if zone.spec.sources.namespaces.is_empty() {
+            vec![self.zone_ns.clone()]
+        } else {
+            zone.spec
+                .sources
+                .namespaces
+                .iter()
+                .map(|n| n.0.clone())
+                .collect()
+        };
+        let kinds: BTreeSet<SourceKind> = zone.spec.sources.kinds.iter().copied().collect();
+        for ns in listed {
+            if ns == self.zone_ns {
+                access.allowed.insert(ns, kinds.clone());
+                continue;
+            }
+            let granted: BTreeSet<SourceKind> = kinds
+                .iter()
+                .copied()
+                .filter(|k| {
+                    self.grants(&ns)
+                        .any(|g| g.allows(&self.zone_ns, &self.zone_name, *k))
+                })
+                .collect();
+            if granted.is_empty() {
+                let grant_watch = WatchKey {
+                    namespace: ns.clone(),
+                    kind: WatchKind::Grant,
+                };
+                let why = match self.health.get(&grant_watch).map(|h| &h.0) {
+                    Some(WatchHealth::Failing {
+                        forbidden: true, ..
+                    }) => "cannot read its DNSZoneGrants (forbidden)".to_string(),
+                    Some(WatchHealth::Failing { error, .. }) => {
+                        format!("cannot read its DNSZoneGrants: {error}")
+                    }
+                    _ => format!(
+                        "no DNSZoneGrant in namespace {ns} allows DNSZone {}/{}",
+                        self.zone_ns, self.zone_name
+                    ),
+                };
+                access.refused.insert(ns, why);
+            } else {
+                access.allowed.insert(ns, granted);
+            }
+        }
+        access
+    }
+
+    /// Every watch this zone needs now.
+    fn desired_watches(&self) -> BTreeSet<WatchKey> {
+        let mut out = BTreeSet::new();
+        out.insert(WatchKey {
+            namespace: self.zone_ns.clone(),
+            kind: WatchKind::Zone(self.zone_name.clone()),
+        });
+        let Some(zone) = self.zone().cloned() else {
+            return out;
+        };
+        for ns in zone
+            .spec
+            .sources
+            .namespaces
+            .iter()
+            .map(|n| &n.0)
+            .filter(|n| **n != self.zone_ns)
+        {
+            out.insert(WatchKey {
+                namespace: ns.clone(),
+                kind: WatchKind::Grant,
+            });
+        }
+        let access = self.access(&zone);
+        for (ns, kinds) in &access.allowed {
+            for k in kinds {
+                out.insert(WatchKey {
+                    namespace: ns.clone(),
+                    kind: WatchKind::Source(*k),
+                });
+            }
+        }
+        // Gateways named as parents by the routes we hold.
+        for (key, items) in &self.watched {
+            if !matches!(
+                key.kind,
+                WatchKind::Source(
+                    SourceKind::HTTPRoute | SourceKind::GRPCRoute | SourceKind::TLSRoute
+                )
+            ) {
+                continue;
+            }
+            for item in items.values() {
+                if let Item::Source(o) = item
+                    && let SourceObject::Route(_, r) = o.as_ref()
+                {
+                    for p in &r.spec.parent_refs {
+                        if p.kind.as_deref().unwrap_or("Gateway") == "Gateway" {
+                            let ns = p.namespace.clone().unwrap_or_else(|| key.namespace.clone());
+                            out.insert(WatchKey {
+                                namespace: ns,
+                                kind: WatchKind::Gateway,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for d in &zone.spec.delegations {
+            if let Some(r) = &d.zone_ref {
+                let ns = r
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.0.clone())
+                    .unwrap_or_else(|| self.zone_ns.clone());
+                out.insert(WatchKey {
+                    namespace: ns,
+                    kind: WatchKind::Zone(r.name.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// The object store the compiler reads: our zone, referenced zones and source objects of
+    /// allowed namespaces and kinds.
+    fn store(&self, access: &Access) -> crate::objects::store::ObjectStore {
+        let mut store = crate::objects::store::ObjectStore::default();
+        for (key, items) in &self.watched {
+            let allowed = match &key.kind {
+                WatchKind::Source(k) => access
+                    .allowed
+                    .get(&key.namespace)
+                    .is_some_and(|ks| ks.contains(k)),
+                WatchKind::Gateway => true,
+                _ => false,
+            };
+            for item in items.values() {
+                match item {
+                    Item::Source(o) if allowed => {
+                        store.objects.insert(o.key(), o.clone());
+                    }
+                    Item::Zone(z) => {
+                        let name = z.metadata.name.clone().unwrap_or_default();
+                        store.zones.insert(
+                            (key.namespace.clone(), name),
+                            crate::objects::store::ZoneEntry {
+                                zone: z.clone(),
+                                origin: "apiserver".into(),
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        store
+    }
+
+    /// Whether every watch that can work has listed once: a fresh server must not answer from
+    /// an empty zone. Missing CRDs and forbidden watches do not block (they degrade one kind).
+    fn synced(&self, running: &BTreeSet<WatchKey>) -> bool {
+        self.zone().is_some()
+            && running
+                .iter()
+                .all(|k| match self.health.get(k).map(|h| &h.0) {
+                    Some(WatchHealth::Synced) => true,
+                    Some(WatchHealth::Failing {
+                        forbidden: true, ..
+                    }) => true,
+                    Some(WatchHealth::Failing { synced, .. }) => *synced,
+                    _ => false,
+                })
+    }
+
+    /// Watches currently failing, with how long since they last changed state.
+    fn failing(&self) -> Vec<(WatchKey, String, Duration)> {
+        self.health
+            .iter()
+            .filter_map(|(k, (h, t))| match h {
+                WatchHealth::Failing { error, .. } => Some((k.clone(), error.clone(), t.elapsed())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Source objects currently held (for metrics).
+    fn object_count(&self) -> usize {
+        self.watched.values().map(|m| m.len()).sum()
+    }
+
+    fn forget(&mut self, key: &WatchKey) {
+        self.watched.remove(key);
+        self.health.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serial::{SerialKeeper, SerialStore, SharedSerial, StoreError};
+    use arc_swap::ArcSwap;
+    use hickory_proto::rr::{Name, RecordType};
+    use kube::core::GroupVersionKind;
+    use serde_json::json;
+
+    /// Serials from a local keeper at a fixed clock; counts the calls.
+    #[derive(Default)]
+    struct Serials {
+        keeper: SerialKeeper,
+        calls: usize,
+        now: u64,
+    }
+    impl SerialSource for Serials {
+        async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+            self.calls += 1;
+            self.keeper.serial(zone, hash, self.now.max(1000))
+        }
+    }
+
+    /// Every kind served, except `missing`.
+    fn resources(missing: &[WatchKind]) -> Resources {
+        let mut r = Resources::default();
+        for k in ZoneIndex::all_kinds() {
+            let ar = (!missing.contains(&k)).then(|| {
+                ApiResource::from_gvk(&GroupVersionKind::gvk("test.zonegate.dev", "v1", "Test"))
+            });
+            r.by_kind.insert(k, ar);
+        }
+        r
+    }
+
+    struct Fixture {
+        ix: ZoneIndex,
+        zones: SharedZones,
+        metrics: Arc<ServerMetrics>,
+        serials: Serials,
+    }
+
+    fn fixture(missing: &[WatchKind]) -> Fixture {
+        let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
+        let metrics = Arc::new(ServerMetrics::new());
+        let ix = ZoneIndex::new(
+            "acme",
+            "z",
+            resources(missing),
+            metrics.clone(),
+            zones.clone(),
+        );
+        Fixture {
+            ix,
+            zones,
+            metrics,
+            serials: Serials::default(),
+        }
+    }
+
+    fn key(ns: &str, kind: WatchKind) -> WatchKey {
+        WatchKey {
+            namespace: ns.into(),
+            kind,
+        }
+    }
+    fn zone_key() -> WatchKey {
+        key("acme", WatchKind::Zone("z".into()))
+    }
+    fn endpoints(ns: &str) -> WatchKey {
+        key(ns, WatchKind::Source(SourceKind::DNSEndpoint))
+    }
+    fn grants(ns: &str) -> WatchKey {
+        key(ns, WatchKind::Grant)
+    }
+
+    /// DNSZone acme/z for acme.example.com reading `namespaces` (its own first) and `kinds`.
+    fn zone(namespaces: &[&str], kinds: &[&str]) -> BTreeMap<String, Item> {
+        let z: DNSZone = serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"name": "z", "namespace": "acme"},
+            "spec": {"domain": "acme.example.com", "sources": {"namespaces": namespaces, "kinds": kinds}}
+        }))
+        .unwrap();
+        BTreeMap::from([("z".to_string(), Item::Zone(Arc::new(z)))])
+    }
+
+    /// A DNSEndpoint `ns/name` publishing `host` A `ip`.
+    fn endpoint(ns: &str, name: &str, host: &str, ip: &str) -> (String, Item) {
+        let o = SourceObject::from_value(
+            "externaldns.k8s.io/v1alpha1",
+            "DNSEndpoint",
+            json!({"apiVersion": "externaldns.k8s.io/v1alpha1", "kind": "DNSEndpoint",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"endpoints": [{"dnsName": host, "recordType": "A", "targets": [ip]}]}}),
+        )
+        .unwrap()
+        .unwrap();
+        (name.to_string(), Item::Source(Arc::new(o)))
+    }
+
+    /// A DNSZoneGrant letting acme/z read its namespace.
+    fn grant() -> (String, Item) {
+        let spec: DNSZoneGrantSpec =
+            serde_json::from_value(json!({"zones": [{"namespace": "acme", "name": "z"}]})).unwrap();
+        ("let-acme".to_string(), Item::Grant(Arc::new(spec)))
+    }
+
+    fn started(plan: &WatchPlan) -> Vec<WatchKey> {
+        plan.start.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    impl Fixture {
+        /// A watch lists `objects` and reports itself synced.
+        fn listed(&mut self, key: WatchKey, objects: Vec<(String, Item)>) {
+            self.ix.reset(key.clone(), objects.into_iter().collect());
+            self.ix.health(key, WatchHealth::Synced);
+        }
+
+        async fn publish(&mut self) -> Published {
+            self.ix.publish(&mut self.serials).await
+        }
+
+        /// The A records served at `host` now (from the swapped-in zone set).
+        fn served(&self, host: &str) -> Vec<String> {
+            let name = Name::from_ascii(host).unwrap();
+            let set = self.zones.load();
+            let Some(z) = set.find(&name) else {
+                return vec![];
+            };
+            assert_eq!(z.serial(), self.ix.last.as_ref().unwrap().serial);
+            self.ix
+                .pipeline
+                .data()
+                .rrset(&name, RecordType::A)
+                .map(|s| s.rdata.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default()
+        }
+
+        fn served_serial(&self) -> Option<u32> {
+            let set = self.zones.load();
+            set.find(&Name::from_ascii("acme.example.com.").unwrap())
+                .map(|z| z.serial())
+        }
+
+        /// The zone's own watch lists the zone, and the plan that follows.
+        fn zone_seen(&mut self, namespaces: &[&str], kinds: &[&str]) -> WatchPlan {
+            assert_eq!(started(&self.ix.plan_watches()), vec![zone_key()]);
+            self.ix.reset(zone_key(), zone(namespaces, kinds));
+            self.ix.health(zone_key(), WatchHealth::Synced);
+            self.ix.plan_watches()
+        }
+    }
+
+    #[tokio::test]
+    async fn consent_granted_then_revoked() {
+        let mut f = fixture(&[]);
+        let plan = f.zone_seen(&["acme", "shop"], &["DNSEndpoint"]);
+        // the shop's grants are watched, but not its objects: no consent yet
+        assert_eq!(started(&plan), vec![endpoints("acme"), grants("shop")]);
+        assert_eq!(
+            f.publish().await,
+            Published::Waiting,
+            "watches not listed yet"
+        );
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.1")],
+        );
+        f.listed(grants("shop"), vec![]);
+        assert!(matches!(
+            f.publish().await,
+            Published::Zone { changed: true, .. }
+        ));
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.1"]);
+        let text = f.metrics.encode();
+        assert!(
+            text.contains("zonegate_namespace_refused{namespace=\"shop\"} 1"),
+            "{text}"
+        );
+
+        // consent: the shop's DNSEndpoints are watched, and published once listed
+        f.ix.apply(grants("shop"), grant().0, grant().1);
+        assert_eq!(started(&f.ix.plan_watches()), vec![endpoints("shop")]);
+        assert_eq!(
+            f.publish().await,
+            Published::Waiting,
+            "the new watch has not listed"
+        );
+        f.listed(
+            endpoints("shop"),
+            vec![endpoint(
+                "shop",
+                "cart",
+                "cart.acme.example.com",
+                "192.0.2.7",
+            )],
+        );
+        assert!(matches!(
+            f.publish().await,
+            Published::Zone { changed: true, .. }
+        ));
+        assert_eq!(f.served("cart.acme.example.com."), ["192.0.2.7"]);
+        assert!(!f.metrics.encode().contains("namespace=\"shop\""));
+
+        // revoked: the watch stops and the shop's names go in the same publish
+        f.ix.delete(&grants("shop"), "let-acme");
+        let plan = f.ix.plan_watches();
+        assert!(plan.start.is_empty());
+        assert_eq!(plan.stop, vec![endpoints("shop")]);
+        assert!(matches!(
+            f.publish().await,
+            Published::Zone { changed: true, .. }
+        ));
+        assert!(f.served("cart.acme.example.com.").is_empty());
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_watch_keeps_its_objects_and_a_recovery_relists() {
+        let mut f = fixture(&[]);
+        f.zone_seen(&[], &["DNSEndpoint"]);
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.1")],
+        );
+        let Published::Zone { serial, .. } = f.publish().await else {
+            panic!("not published")
+        };
+        f.ix.health(
+            endpoints("acme"),
+            WatchHealth::Failing {
+                error: "connection refused".into(),
+                forbidden: false,
+                synced: true,
+            },
+        );
+        assert_eq!(f.publish().await, Published::Clean, "nothing to recompile");
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.1"]);
+        assert_eq!(f.served_serial(), Some(serial));
+        f.ix.export_health();
+        let text = f.metrics.encode();
+        assert!(
+            text.contains(
+                "zonegate_source_watch_failing{namespace=\"acme\",kind=\"DNSEndpoint\"} 1"
+            ),
+            "{text}"
+        );
+        assert_eq!(f.ix.failing().len(), 1);
+        // each failed retry reports again; the failure's age counts from the first
+        std::thread::sleep(Duration::from_millis(30));
+        f.ix.health(
+            endpoints("acme"),
+            WatchHealth::Failing {
+                error: "connection refused".into(),
+                forbidden: false,
+                synced: true,
+            },
+        );
+        assert!(f.ix.failing()[0].2 >= Duration::from_millis(30));
+
+        // back: the re-list is the truth, and the failing gauge goes
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.2")],
+        );
+        assert!(matches!(
+            f.publish().await,
+            Published::Zone { changed: true, .. }
+        ));
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.2"]);
+        f.ix.export_health();
+        assert!(!f.metrics.encode().contains("kind=\"DNSEndpoint\"} 1"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_never_listed_blocks_the_first_publish_unless_forbidden() {
+        let mut f = fixture(&[]);
+        f.zone_seen(&[], &["DNSEndpoint", "Service"]);
+        f.listed(key("acme", WatchKind::Source(SourceKind::Service)), vec![]);
+        let failing = |forbidden| WatchHealth::Failing {
+            error: "boom".into(),
+            forbidden,
+            synced: false,
+        };
+        f.ix.health(endpoints("acme"), failing(false));
+        assert_eq!(
+            f.publish().await,
+            Published::Waiting,
+            "a fresh server must not answer from an empty zone"
+        );
+        assert!(!f.ix.synced_once());
+        f.ix.health(endpoints("acme"), failing(true));
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        assert!(f.ix.synced_once());
+    }
+
+    #[tokio::test]
+    async fn a_crd_that_appears_late_is_watched_then() {
+        let missing = WatchKind::Source(SourceKind::DNSEndpoint);
+        let mut f = fixture(std::slice::from_ref(&missing));
+        let plan = f.zone_seen(&[], &["DNSEndpoint", "Service"]);
+        assert_eq!(
+            started(&plan),
+            vec![key("acme", WatchKind::Source(SourceKind::Service))]
+        );
+        assert!(f.ix.needs_discovery());
+        f.listed(key("acme", WatchKind::Source(SourceKind::Service)), vec![]);
+        // the missing kind does not hold the zone back
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        assert!(f.ix.plan_watches().start.is_empty(), "still not served");
+
+        f.ix.discovered(resources(&[]));
+        assert!(!f.ix.needs_discovery());
+        assert_eq!(started(&f.ix.plan_watches()), vec![endpoints("acme")]);
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.1")],
+        );
+        assert!(matches!(
+            f.publish().await,
+            Published::Zone { changed: true, .. }
+        ));
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.1"]);
+    }
+
+    #[tokio::test]
+    async fn a_relist_replaces_the_watch_objects_in_one_publish() {
+        let mut f = fixture(&[]);
+        f.zone_seen(&[], &["DNSEndpoint"]);
+        f.listed(
+            endpoints("acme"),
+            vec![
+                endpoint("acme", "a", "a.acme.example.com", "192.0.2.1"),
+                endpoint("acme", "b", "b.acme.example.com", "192.0.2.2"),
+            ],
+        );
+        let Published::Zone { serial: first, .. } = f.publish().await else {
+            panic!("not published")
+        };
+        let calls = f.serials.calls;
+        // the re-list: a deleted, b changed, c new
+        f.ix.reset(
+            endpoints("acme"),
+            [
+                endpoint("acme", "b", "b.acme.example.com", "192.0.2.20"),
+                endpoint("acme", "c", "c.acme.example.com", "192.0.2.3"),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        // nothing is served from a half-applied list: the old zone until the publish
+        assert_eq!(f.served("a.acme.example.com."), ["192.0.2.1"]);
+        assert_eq!(f.served_serial(), Some(first));
+        f.serials.now = 2000;
+        let Published::Zone {
+            serial: second,
+            changed: true,
+            ..
+        } = f.publish().await
+        else {
+            panic!("not republished")
+        };
+        assert_eq!(
+            f.serials.calls,
+            calls + 1,
+            "one serial for the whole change"
+        );
+        assert!(second > first);
+        assert!(f.served("a.acme.example.com.").is_empty());
+        assert_eq!(f.served("b.acme.example.com."), ["192.0.2.20"]);
+        assert_eq!(f.served("c.acme.example.com."), ["192.0.2.3"]);
+
+        // the same list again: recompiled, same content, same serial
+        f.ix.reset(
+            endpoints("acme"),
+            [
+                endpoint("acme", "b", "b.acme.example.com", "192.0.2.20"),
+                endpoint("acme", "c", "c.acme.example.com", "192.0.2.3"),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(
+            f.publish().await,
+            Published::Zone {
+                zone: "acme.example.com.".into(),
+                serial: second,
+                changed: false
+            }
+        );
+        assert_eq!(f.publish().await, Published::Clean);
+    }
+
+    /// A serial ConfigMap that cannot be reached.
+    struct Unreachable;
+    impl SerialStore for Unreachable {
+        type Version = ();
+        async fn read(&self) -> Result<Option<crate::serial::Stored<()>>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn create(&self, _: &str, _: u32) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn replace(&self, _: (), _: &str, _: u32) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        fn describe(&self) -> String {
+            "acme/z-serial".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_zone_is_served_with_a_local_serial_when_the_configmap_is_unreachable() {
+        let mut f = fixture(&[]);
+        let mut serials = SharedSerial::new(Unreachable, SerialKeeper::new(None));
+        serials.now = || 1_700_000_000;
+        f.zone_seen(&[], &["DNSEndpoint"]);
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.1")],
+        );
+        assert_eq!(
+            f.ix.publish(&mut serials).await,
+            Published::Zone {
+                zone: "acme.example.com.".into(),
+                serial: 1_700_000_000,
+                changed: true
+            }
+        );
+        assert!(serials.degraded());
+        assert_eq!(f.served("www.acme.example.com."), ["192.0.2.1"]);
+        // a change within the same second still moves the serial forward
+        f.ix.apply(
+            endpoints("acme"),
+            endpoint("acme", "web", "www.acme.example.com", "192.0.2.9").0,
+            endpoint("acme", "web", "www.acme.example.com", "192.0.2.9").1,
+        );
+        assert!(matches!(
+            f.ix.publish(&mut serials).await,
+            Published::Zone {
+                serial: 1_700_000_001,
+                ..
+            }
+        ));
+        assert_eq!(f.served_serial(), Some(1_700_000_001));
+    }
+
+    /// Serials as another replica decided them: `bump` is added to every answer.
+    struct Other {
+        bump: u32,
+    }
+    impl SerialSource for Other {
+        async fn serial(&mut self, _: &str, _: u64) -> u32 {
+            5000 + self.bump
+        }
+    }
+
+    #[tokio::test]
+    async fn a_serial_chosen_by_another_server_is_adopted_without_recompiling() {
+        let mut f = fixture(&[]);
+        f.zone_seen(&[], &["DNSEndpoint"]);
+        f.listed(endpoints("acme"), vec![]);
+        let mut other = Other { bump: 0 };
+        assert!(matches!(
+            f.ix.publish(&mut other).await,
+            Published::Zone { serial: 5000, .. }
+        ));
+        assert_eq!(f.ix.recheck_serial(&mut other).await, None, "unchanged");
+        other.bump = 3;
+        assert_eq!(f.ix.recheck_serial(&mut other).await, Some(5003));
+        assert_eq!(f.served_serial(), Some(5003));
+        assert_eq!(f.ix.publish(&mut other).await, Published::Clean);
+    }
+}
