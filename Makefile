@@ -57,6 +57,7 @@ test: lint
 	phase "cargo test (unit, integration, e2e)" $(CARGO) test --all-targets --no-fail-fast -- --include-ignored $(TEST_ARGS) || rc=$$?
 	phase "Helm chart on the control plane (e2e/helm.sh)" e2e/helm.sh || rc=$$?
 	phase "DNS end to end with dig, kdig, named-checkzone, Zonemaster (e2e/dns_e2e.sh)" e2e/dns_e2e.sh || rc=$$?
+	phase "hostile input with dig, kdig, named-checkzone and a packet flood (e2e/hostile.sh)" e2e/hostile.sh || rc=$$?
 	exit $$rc
 
 unit:
