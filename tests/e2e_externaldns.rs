@@ -31,6 +31,20 @@ fn txt(dns: std::net::SocketAddr, name: &str) -> Vec<String> {
     answer(dns, name, RecordType::TXT).1
 }
 
+/// Waits until the TXT answer at `name` satisfies `ok` (the webhook writes one DNSEndpoint per
+/// name, so a record and its ownership TXT can be published a moment apart).
+fn wait_txt(dns: std::net::SocketAddr, name: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let got = txt(dns, name);
+        if ok(&got) {
+            return got;
+        }
+        assert!(t0.elapsed() < T, "TXT {name}: still {got:?} after {T:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the e2e control plane and ExternalDNS: make test"]
 async fn sync_upsert_only_and_ownership() {
@@ -75,8 +89,7 @@ async fn sync_upsert_only_and_ownership() {
         T,
     );
     // the TXT registry's ownership record came back exactly as ExternalDNS wrote it
-    let owned = txt(s.dns, &format!("a-web.{d}."));
-    assert_eq!(owned.len(), 1, "{owned:?}");
+    let owned = wait_txt(s.dns, &format!("a-web.{d}."), |t| t.len() == 1);
     assert!(
         owned[0].contains(
             "heritage=external-dns,external-dns/owner=owner-a,external-dns/resource=ingress/"
@@ -147,7 +160,7 @@ async fn sync_upsert_only_and_ownership() {
         answer(s.dns, &format!("web.{d}."), RecordType::A).0,
         ResponseCode::NXDomain
     );
-    assert!(txt(s.dns, &format!("a-web.{d}.")).is_empty());
+    wait_txt(s.dns, &format!("a-web.{d}."), |t| t.is_empty());
     // the Service's name is untouched
     assert_eq!(
         answer(s.dns, &format!("api.{d}."), RecordType::A).1,
@@ -185,8 +198,7 @@ async fn txt_prefix_round_trips() {
         &["192.0.2.30"],
         T,
     );
-    let owned = txt(s.dns, &format!("reg-a-web.{d}."));
-    assert_eq!(owned.len(), 1, "{owned:?}");
+    let owned = wait_txt(s.dns, &format!("reg-a-web.{d}."), |t| t.len() == 1);
     assert!(owned[0].contains("external-dns/owner=owner-p"), "{owned:?}");
     // ownership is recognised through the prefixed record: an update and a delete go through
     patch_status(&ns, "ingress", "web", lb("192.0.2.31"));
@@ -201,7 +213,7 @@ async fn txt_prefix_round_trips() {
     delete(&ns, "ingress", "web");
     once();
     wait_answer(s.dns, &format!("web.{d}."), RecordType::A, &[], T);
-    assert!(txt(s.dns, &format!("reg-a-web.{d}.")).is_empty());
+    wait_txt(s.dns, &format!("reg-a-web.{d}."), |t| t.is_empty());
 }
 
 /// The Desktop Kubernetes flow: ExternalDNS with the webhook provider and the example Ingress

@@ -350,3 +350,60 @@ fn unknown_zone_fails_loudly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--zone acme/other: no such DNSZone"), "{err}");
 }
+
+#[test]
+fn hosts_follows_what_the_webhook_stores() {
+    let dir = TempDir::new("wh-hosts");
+    dir.write("zone.yaml", ZONE);
+    let w = Webhook::start(dir.path(), &[]);
+    let hosts_dir = TempDir::new("wh-hosts-file");
+    let hosts = hosts_dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let create = json!({"create": [
+        {"dnsName": "web.acme.example.com", "targets": ["192.0.2.10"], "recordType": "A"},
+        {"dnsName": "alias.acme.example.com", "targets": ["web.acme.example.com"], "recordType": "CNAME"},
+        {"dnsName": "ext.acme.example.com", "targets": ["lb.example.net"], "recordType": "CNAME"},
+    ]});
+    assert_eq!(post(w.addr, "/records", &create).0, 204);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["hosts", "--zone", "acme/zone", "--watch", "--manifests"])
+        .arg(dir.path())
+        .arg("--hosts-file")
+        .arg(&hosts)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let wait_for = |want: &str, gone: &str| {
+        let t0 = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&hosts).unwrap_or_default();
+            if text.contains(want) && (gone.is_empty() || !text.contains(gone)) {
+                return text;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "hosts file: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let text = wait_for("192.0.2.10 web.acme.example.com\n", "");
+    assert!(
+        text.starts_with("127.0.0.1 localhost\n# BEGIN zonegate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("192.0.2.10 alias.acme.example.com\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# ext.acme.example.com: an alias of lb.example.net"),
+        "{text}"
+    );
+    // a change stored by the webhook reaches the hosts file
+    let update = json!({
+        "updateOld": [{"dnsName": "web.acme.example.com", "targets": ["192.0.2.10"], "recordType": "A"}],
+        "updateNew": [{"dnsName": "web.acme.example.com", "targets": ["192.0.2.11"], "recordType": "A"}],
+    });
+    assert_eq!(post(w.addr, "/records", &update).0, 204);
+    wait_for("192.0.2.11 alias.acme.example.com\n", "192.0.2.10");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
