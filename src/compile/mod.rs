@@ -53,6 +53,7 @@ pub use incremental::{Delta, ZoneCompiler};
 pub(crate) use names::in_domain as endpoint_in_domain;
 #[cfg(test)]
 pub(crate) use static_records::record_type;
+pub use static_records::txt_value_issues;
 #[cfg(test)]
 pub(crate) use targets::parse_value;
 

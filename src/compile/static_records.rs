@@ -75,6 +75,28 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
     }
 }
 
+/// What `spec.records` holds that loses text or changes meaning (TXT values refused or served
+/// as several strings), as `field: message` lines with the quoted form to use: for places that
+/// report on a DNSZone without compiling it (the operator's `Accepted` condition).
+pub fn txt_value_issues(zone: &crate::api::DNSZone) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, rec) in zone.spec.records.iter().enumerate() {
+        if rec.type_ != RecordKind::TXT {
+            continue;
+        }
+        for (j, value) in rec.values.iter().enumerate() {
+            let issue = match targets::parse_value_warn(RecordType::TXT, &value.0) {
+                Ok((_, warning)) => warning,
+                Err(e) => Some(format!("{e}; value ignored")),
+            };
+            if let Some(m) = issue {
+                out.push(format!("spec.records[{i}].values[{j}]: {m}"));
+            }
+        }
+    }
+    out
+}
+
 /// The CNAME a name is answered with: its own, else a wildcard's at one of its ancestors.
 fn cname_of<'m>(
     cnames: &'m BTreeMap<Name, (Name, usize)>,

@@ -194,6 +194,17 @@ fn condition(
     }
 }
 
+/// `Accepted=True`'s message: the domain, and any `spec.records` TXT value that would lose
+/// text or change meaning, with the quoted form to use (the apiserver cannot check those).
+fn accepted_message(zone: &DNSZone, domain: &str) -> String {
+    let issues = crate::compile::txt_value_issues(zone);
+    if issues.is_empty() {
+        format!("this zone serves {domain}")
+    } else {
+        format!("this zone serves {domain}; {}", issues.join("; "))
+    }
+}
+
 /// The status the zone should have. `lastTransitionTime`s are taken from `zone.status` when a
 /// condition keeps its status, else set to `now`.
 pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneStatus {
@@ -243,7 +254,7 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
                     ACCEPTED,
                     "True",
                     "Accepted",
-                    format!("this zone serves {domain}"),
+                    accepted_message(zone, &domain),
                     generation,
                 ),
                 nameservers,
@@ -577,6 +588,42 @@ mod tests {
 
     fn cond<'a>(s: &'a DNSZoneStatus, t: &str) -> &'a Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    /// A lossy TXT value in `spec.records` is named in the Accepted condition, with the quoted
+    /// form to use.
+    #[test]
+    fn accepted_names_lossy_txt_values() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "records": [
+                {"name": "k._domainkey", "type": "TXT", "values": ["v=DKIM1; k=rsa; p=MIGf", "\"ok\""]}
+            ]}),
+            None,
+        );
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![None, None],
+            services: vec![None, None],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+        };
+        let st = compute_status(&z, &obs, now());
+        let a = cond(&st, ACCEPTED);
+        assert_eq!(a.status, "True");
+        assert!(
+            a.message.starts_with(
+                "this zone serves acme.example.com; spec.records[0].values[0]: invalid TXT value"
+            ),
+            "{}",
+            a.message
+        );
+        assert!(
+            a.message.contains("'\"v=DKIM1; k=rsa; p=MIGf\"'"),
+            "{}",
+            a.message
+        );
+        assert!(!a.message.contains("values[1]"), "{}", a.message);
     }
 
     #[test]
