@@ -3,7 +3,16 @@
 # pinned versions, once, into a cache outside the repository, and fetches the third-party CRDs
 # our sources read. Prints the bin directory on its last line. Safe to run repeatedly: a
 # completed build is reused.
+#
+#   e2e/build-control-plane.sh [--node]    --node: also kubelet and kube-scheduler (e2e/node)
 set -euo pipefail
+
+NODE=0
+case ${1:-} in
+  --node) NODE=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--node]" >&2; exit 2 ;;
+esac
 
 K8S_VERSION=${K8S_VERSION:-v1.36.3}        # matches k8s-openapi feature v1_36
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}       # the etcd that k8s.io/kubernetes@$K8S_VERSION requires
@@ -34,8 +43,9 @@ mkdir -p "$CACHE_ROOT/e2e"
 exec 9>"$CACHE_ROOT/e2e/.lock"
 flock -n 9 || { log "another build-control-plane.sh holds $CACHE_ROOT/e2e/.lock; waiting"; flock 9; }
 
-if [ ! -f "$BIN/.complete" ]; then
-  log "building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into $BIN (first time only; ~10-30 min on 2 cores) ($(date +%T))"
+# wrapper_module: a throwaway module in $work that requires k8s.io/kubernetes and etcd at the
+# pinned versions, with every staging module of that exact tag pinned to its published v0.x.y.
+wrapper_module() {
   work=$(mktemp -d)
   minor=${K8S_VERSION#v1.}            # 36.3
   staging="v0.$minor"                  # v0.36.3
@@ -53,7 +63,6 @@ if [ ! -f "$BIN/.complete" ]; then
     echo ")"
     echo
     echo "replace ("
-    # every staging module of that exact tag, pinned to its published v0.x.y
     sed -n '/^replace (/,/^)/p' "$modfile" | grep -o 'k8s.io/[a-z0-9-]* => ./staging' | \
       awk -v v="$staging" '{print "  " $1 " => " $1 " " v}'
     echo ")"
@@ -63,13 +72,31 @@ if [ ! -f "$BIN/.complete" ]; then
     -X k8s.io/component-base/version.gitTreeState=clean"
   export GOFLAGS="-mod=mod -buildvcs=false"
   mkdir -p "$BIN"
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+}
+
+build_k8s() { # build_k8s CMD...: k8s.io/kubernetes/cmd/CMD into $BIN
+  local cmd
+  for cmd in "$@"; do
     log "go build k8s.io/kubernetes/cmd/$cmd ($(date +%T))"
     go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
+}
+
+if [ ! -f "$BIN/.complete" ]; then
+  log "building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into $BIN (first time only; ~10-30 min on 2 cores) ($(date +%T))"
+  wrapper_module
+  build_k8s kube-apiserver kube-controller-manager kubectl
   log "go build go.etcd.io/etcd/server/v3 ($(date +%T))"
   go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
   touch "$BIN/.complete"
+  log "done ($(date +%T))"
+fi
+
+if [ "$NODE" = 1 ] && [ ! -f "$BIN/.complete-node" ]; then
+  log "building kubelet and kube-scheduler $K8S_VERSION into $BIN (first time only; ~3-6 min on 2 cores) ($(date +%T))"
+  [ -n "$work" ] || wrapper_module
+  build_k8s kubelet kube-scheduler
+  touch "$BIN/.complete-node"
   log "done ($(date +%T))"
 fi
 

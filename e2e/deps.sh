@@ -21,9 +21,21 @@ TOOLS=(
   ip:iproute2
   flock:util-linux
   setsid:util-linux
+  # the e2e node (e2e/node): container runtime, CNI plugins, namespaces, the pause binary
+  containerd:containerd
+  ctr:containerd
+  runc:runc
+  /usr/lib/cni/bridge:containernetworking-plugins
+  nsenter:util-linux
+  cc:gcc
+  /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
 )
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+# a command on PATH (or in sbin), or a file given by its absolute path
+have() {
+  case $1 in /*) [ -e "$1" ]; return ;; esac
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
 
 missing=()
 for entry in "${TOOLS[@]}"; do
