@@ -5,6 +5,7 @@ use crate::api::DNSZone;
 use crate::compile::{CompileOptions, Problem, ZoneCompiler};
 use crate::dns::journal::{self, History};
 use crate::dns::{CompiledZone, ZoneSet};
+use crate::domain::{self, Claim, Mode, Verdict, ZoneKey};
 use crate::objects::store::ObjectStore;
 use crate::serial::{SerialKeeper, content_hash_from, name_hash, names_sum};
 use crate::zone::ZoneData;
@@ -12,8 +13,6 @@ use crate::zone::transfer::TransferPolicy;
 use hickory_proto::rr::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-type Claimant<'a> = (&'a (String, String), &'a crate::objects::store::ZoneEntry);
 
 /// The outcome for one DNSZone object.
 #[derive(Debug)]
@@ -158,70 +157,81 @@ impl ZonePipeline {
 #[derive(Default)]
 pub struct Publisher {
     pipelines: BTreeMap<String, ZonePipeline>,
+    /// Domain -> the zone the last `compile_all` accepted for it: the holder of the domain
+    /// (see [`crate::domain`]).
+    held: BTreeMap<String, ZoneKey>,
 }
 
 impl Publisher {
-    /// Compiles every zone in `store`. Two DNSZones claiming the same domain: the older one
-    /// (creationTimestamp, then namespace/name) keeps it; the other is reported and not served.
+    /// Compiles every zone in `store`. Who serves a domain is [`crate::domain::resolve`] in
+    /// [`Mode::Files`]: the zone this publisher served it with last keeps it; otherwise the
+    /// oldest (creationTimestamp, then namespace/name). The others are reported and not served.
     pub fn compile_all(&mut self, store: &ObjectStore) -> Vec<ZoneReport> {
-        let mut claims: BTreeMap<String, Vec<Claimant>> = BTreeMap::new();
-        for (key, entry) in &store.zones {
-            claims
-                .entry(entry.zone.spec.domain.clone())
-                .or_default()
-                .push((key, entry));
-        }
+        let claims: Vec<Claim> = store
+            .zones
+            .values()
+            .map(|entry| {
+                let mut c = entry.zone.claim();
+                c.holds = self.held.get(&c.domain) == Some(&c.key);
+                c
+            })
+            .collect();
+        let verdicts = domain::resolve(&claims, Mode::Files, |_| None);
+        // Reports by domain, the zone serving it first, the others by age.
+        let mut order: Vec<&Claim> = claims.iter().collect();
+        order.sort_by_key(|c| {
+            (
+                c.domain.clone(),
+                !verdicts[&c.key].is_accepted(),
+                c.created.is_none(),
+                c.created,
+                c.key.clone(),
+            )
+        });
         let mut reports = Vec::new();
         let mut live = BTreeMap::new();
-        for (domain, mut claimants) in claims {
-            claimants.sort_by(|a, b| {
-                let ta = a.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
-                let tb = b.1.zone.metadata.creation_timestamp.as_ref().map(|t| t.0);
-                // Objects without a timestamp (fresh manifests) sort after dated ones.
-                (ta.is_none(), ta, a.0).cmp(&(tb.is_none(), tb, b.0))
-            });
-            let winner = format!("{}/{}", claimants[0].0.0, claimants[0].0.1);
-            for (i, (key, entry)) in claimants.into_iter().enumerate() {
-                let zone = format!("{}/{}", key.0, key.1);
-                if i > 0 {
-                    reports.push(ZoneReport {
-                        zone,
-                        domain: domain.clone(),
-                        origin: entry.origin.clone(),
-                        apex: None,
-                        hash: None,
-                        serial: None,
-                        rejected: Some(format!(
-                            "DomainConflict: domain {domain} is already claimed by DNSZone {winner}"
-                        )),
-                        problems: Vec::new(),
-                    });
-                    continue;
-                }
-                let mut pipeline = self.pipelines.remove(&zone).unwrap_or_default();
-                let hash = pipeline.compile(&entry.zone, store, &CompileOptions::default());
-                // An invalid domain compiles to an empty zone at the root: never serve that.
-                let apex = pipeline.data().origin.clone();
-                let servable = !apex.is_root();
+        let mut held = BTreeMap::new();
+        for c in order {
+            let entry = &store.zones[&(c.key.namespace.clone(), c.key.name.clone())];
+            let zone = c.key.to_string();
+            if let Verdict::Rejected { reason, message } = &verdicts[&c.key] {
                 reports.push(ZoneReport {
-                    zone: zone.clone(),
-                    domain: domain.clone(),
+                    zone,
+                    domain: c.domain.clone(),
                     origin: entry.origin.clone(),
-                    apex: servable.then_some(apex),
-                    hash: servable.then_some(hash),
+                    apex: None,
+                    hash: None,
                     serial: None,
-                    rejected: None,
-                    problems: pipeline
-                        .problems()
-                        .iter()
-                        .chain(pipeline.transfer_problems())
-                        .cloned()
-                        .collect(),
+                    rejected: Some(format!("{reason}: {message}")),
+                    problems: Vec::new(),
                 });
-                live.insert(zone, pipeline);
+                continue;
             }
+            held.insert(c.domain.clone(), c.key.clone());
+            let mut pipeline = self.pipelines.remove(&zone).unwrap_or_default();
+            let hash = pipeline.compile(&entry.zone, store, &CompileOptions::default());
+            // An invalid domain compiles to an empty zone at the root: never serve that.
+            let apex = pipeline.data().origin.clone();
+            let servable = !apex.is_root();
+            reports.push(ZoneReport {
+                zone: zone.clone(),
+                domain: c.domain.clone(),
+                origin: entry.origin.clone(),
+                apex: servable.then_some(apex),
+                hash: servable.then_some(hash),
+                serial: None,
+                rejected: None,
+                problems: pipeline
+                    .problems()
+                    .iter()
+                    .chain(pipeline.transfer_problems())
+                    .cloned()
+                    .collect(),
+            });
+            live.insert(zone, pipeline);
         }
         self.pipelines = live;
+        self.held = held;
         reports
     }
 
@@ -465,5 +475,94 @@ mod tests {
             fulls > 0 && partials > fulls,
             "{fulls} full, {partials} incremental"
         );
+    }
+
+    mod who_serves_a_domain {
+        //! Files mode: the zone serving a domain keeps it when another DNSZone for the same
+        //! domain appears (GitOps manifests have no creationTimestamp, so the name would decide).
+        use super::super::*;
+        use crate::feed::files::ManifestLoader;
+
+        fn zone_yaml(ns: &str, name: &str, ip: &str) -> String {
+            format!(
+                "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{namespace: {ns}, name: {name}}}\nspec:\n  domain: shop.example.com\n  records: [{{name: www, type: A, values: [\"{ip}\"]}}]\n"
+            )
+        }
+
+        fn served(reports: &[ZoneReport]) -> Vec<(String, Option<String>)> {
+            reports
+                .iter()
+                .map(|r| (r.zone.clone(), r.rejected.clone()))
+                .collect()
+        }
+
+        #[test]
+        fn a_zone_added_later_does_not_take_the_domain_of_the_zone_being_served() {
+            let dir = std::env::temp_dir().join(format!("zg-tiebreak-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("a.yaml"),
+                zone_yaml("team", "zz-shop", "192.0.2.1"),
+            )
+            .unwrap();
+            let mut loader = ManifestLoader::new(&dir);
+            let mut publisher = Publisher::default();
+            let reports = publisher.compile_all(&loader.load().store);
+            assert_eq!(served(&reports), vec![("team/zz-shop".to_string(), None)]);
+
+            // A second DNSZone for the domain, whose name sorts first.
+            std::fs::write(
+                dir.join("b.yaml"),
+                zone_yaml("team", "aa-shop", "192.0.2.2"),
+            )
+            .unwrap();
+            let reports = publisher.compile_all(&loader.load().store);
+            assert_eq!(
+                served(&reports),
+                vec![
+                    ("team/zz-shop".to_string(), None),
+                    (
+                        "team/aa-shop".to_string(),
+                        Some("DomainConflict: domain shop.example.com is already claimed by DNSZone team/zz-shop, which serves it already and keeps it until it goes away; this zone is not served while it exists".to_string())
+                    ),
+                ]
+            );
+            let www: Name = "www.shop.example.com.".parse().unwrap();
+            let a = |p: &Publisher| {
+                p.data("team/zz-shop")
+                    .and_then(|d| d.records.get(&www))
+                    .is_some()
+            };
+            assert!(a(&publisher), "the zone being served still has its records");
+            assert!(publisher.data("team/aa-shop").is_none());
+            // Again, with nothing changed: still the same zone.
+            let reports = publisher.compile_all(&loader.load().store);
+            assert_eq!(reports[0].zone, "team/zz-shop");
+            assert!(reports[0].rejected.is_none());
+
+            // The holder goes: the newcomer takes over.
+            std::fs::remove_file(dir.join("a.yaml")).unwrap();
+            let reports = publisher.compile_all(&loader.load().store);
+            assert_eq!(served(&reports), vec![("team/aa-shop".to_string(), None)]);
+
+            // A fresh start (no zone served yet) decides by age, then name, as before.
+            std::fs::write(
+                dir.join("a.yaml"),
+                zone_yaml("team", "zz-shop", "192.0.2.1"),
+            )
+            .unwrap();
+            let reports = Publisher::default().compile_all(&loader.load().store);
+            assert_eq!(reports[0].zone, "team/aa-shop");
+            assert!(reports[0].rejected.is_none());
+            assert!(
+                reports[1]
+                    .rejected
+                    .as_deref()
+                    .unwrap()
+                    .contains("which comes first by namespace/name (neither is older)")
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

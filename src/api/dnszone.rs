@@ -591,3 +591,41 @@ impl std::ops::Deref for IpAddress {
         &self.0
     }
 }
+
+impl DNSZone {
+    /// What the rule of who serves a domain ([`crate::domain::resolve`]) needs to know about this
+    /// zone. Not marked as holding: each mode knows who holds a domain in its own way.
+    pub fn claim(&self) -> crate::domain::Claim {
+        let namespace = self.metadata.namespace.clone().unwrap_or_default();
+        let name = self.metadata.name.clone().unwrap_or_default();
+        let domain = crate::domain::normalize(&self.spec.domain);
+        let delegates = self
+            .spec
+            .delegations
+            .iter()
+            .filter_map(|d| {
+                let r = d.zone_ref.as_ref()?;
+                let ns = r
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.0.clone())
+                    .unwrap_or_else(|| namespace.clone());
+                Some((
+                    crate::domain::child_name(&d.name, &domain),
+                    crate::domain::ZoneKey::new(ns, r.name.clone()),
+                ))
+            })
+            .collect();
+        crate::domain::Claim {
+            key: crate::domain::ZoneKey::new(namespace, name),
+            domain,
+            created: self
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_nanosecond()),
+            delegates,
+            holds: false,
+        }
+    }
+}

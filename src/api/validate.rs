@@ -3,6 +3,7 @@
 //! name the field, as the apiserver's do.
 
 use super::{DNSZone, RecordKind};
+use crate::domain::is_at_or_below;
 use std::net::IpAddr;
 
 fn is_label(l: &str) -> bool {
@@ -17,10 +18,6 @@ fn is_label(l: &str) -> bool {
 /// `spec.domain` rules: lowercase, at least two labels, no trailing dot, at most 253 chars.
 pub fn is_valid_domain(d: &str) -> bool {
     d.len() <= 253 && d.split('.').count() >= 2 && d.split('.').all(is_label)
-}
-
-fn in_domain(name: &str, domain: &str) -> bool {
-    name == domain || name.ends_with(&format!(".{domain}"))
 }
 
 /// Every violation, as `field: message`. Empty when valid.
@@ -73,7 +70,7 @@ pub fn validate_zone(z: &DNSZone) -> Vec<String> {
     for (i, r) in s.records.iter().enumerate() {
         if r.name.ends_with('.') {
             let fq = r.name.trim_end_matches('.');
-            if !in_domain(fq, &s.domain) {
+            if !is_at_or_below(fq, &s.domain) {
                 errs.push(format!(
                     "spec.records[{i}].name: {:?} is outside spec.domain {:?}",
                     r.name, s.domain
@@ -118,7 +115,10 @@ pub fn validate_zone(z: &DNSZone) -> Vec<String> {
             ));
         }
         let n = d.name.trim_end_matches('.');
-        if d.name == "@" || n == s.domain || (d.name.ends_with('.') && !in_domain(n, &s.domain)) {
+        if d.name == "@"
+            || n == s.domain
+            || (d.name.ends_with('.') && !is_at_or_below(n, &s.domain))
+        {
             errs.push(format!(
                 "spec.delegations[{i}].name: {:?} must name a child strictly below spec.domain",
                 d.name

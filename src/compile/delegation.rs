@@ -55,7 +55,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
                 continue;
             };
             let child = &entry.zone;
-            let child_domain = child.spec.domain.trim_end_matches('.').to_ascii_lowercase();
+            let child_domain = crate::domain::normalize(&child.spec.domain);
             if names::parse_host(&child_domain, Syntax::Host, false)
                 .ok()
                 .as_ref()

@@ -139,7 +139,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, kind: RouteKind,
                     c.origin.zone_of(&h) || (h.is_wildcard() && h.base_name().zone_of(&c.origin));
                 hosts.push((h, field));
             }
-            Err(e) if names::in_domain(raw, &c.domain) => {
+            Err(e) if crate::domain::within(raw, &c.domain) => {
                 c.report(&src.object, field, format!("{e}; name ignored"))
             }
             Err(_) => {}
@@ -192,7 +192,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, kind: RouteKind,
                 Some(raw) => match names::parse_host(raw, Syntax::Host, true) {
                     Ok(h) => Some(h),
                     Err(e) => {
-                        if names::in_domain(raw, &c.domain) {
+                        if crate::domain::within(raw, &c.domain) {
                             c.report(
                                 &gw_object,
                                 format!("spec.listeners[{k}].hostname"),

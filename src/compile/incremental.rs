@@ -207,7 +207,7 @@ impl ZoneCompiler {
             zone_namespace(zone),
             zone.metadata.name.as_deref().unwrap_or("")
         );
-        let domain = zone.spec.domain.trim_end_matches('.').to_ascii_lowercase();
+        let domain = crate::domain::normalize(&zone.spec.domain);
         let origin = match names::parse_host(&domain, names::Syntax::Host, false) {
             Ok(origin) => origin,
             Err(e) => {

@@ -450,7 +450,7 @@ impl<'a> Compiler<'a> {
         field: &str,
         syntax: names::Syntax,
     ) -> Option<Name> {
-        if !names::in_domain(raw, &self.domain) {
+        if !crate::domain::within(raw, &self.domain) {
             return None;
         }
         match names::parse_host(raw, syntax, true) {

@@ -1,6 +1,6 @@
 //! Service (v1).
 
-use super::names::{self, Syntax};
+use super::names::Syntax;
 use super::{Class, Compiler, annotations, targets};
 use crate::objects::{Service, SourceObject};
 
@@ -16,7 +16,7 @@ pub(crate) fn compile(c: &mut Compiler<'_>, obj: &SourceObject, svc: &Service) {
     if svc.spec.type_.as_deref() != Some("LoadBalancer") {
         let in_zone = annotations::hostnames(src.meta)
             .iter()
-            .any(|(_, h)| names::in_domain(h, &c.domain));
+            .any(|(_, h)| crate::domain::within(h, &c.domain));
         if in_zone {
             let ty = svc.spec.type_.as_deref().unwrap_or("ClusterIP");
             c.report(

@@ -1,10 +1,10 @@
 //! `zonegate operator` flags and entry point.
 
-use super::controller::OperatorConfig;
 use super::delegated::{CheckMode, Checker, resolv_conf_nameserver};
 use super::desired::{NodeSpread, ServerSettings};
 use super::leader::LeaseSettings;
 use super::policy::DomainPolicy;
+use super::run::OperatorConfig;
 use crate::error::{Error, Result};
 use crate::process;
 use std::collections::BTreeMap;
@@ -200,7 +200,7 @@ pub fn main(args: OperatorArgs) -> u8 {
         let config = args.config()?;
         process::install_signal_handlers();
         let client = process::kube_client(args.kubeconfig.as_deref()).await?;
-        super::controller::run(client, config, process::shutdown())
+        super::run::run(client, config, process::shutdown())
             .await
             .map_err(Error::Operator)
     })

@@ -78,7 +78,7 @@ pub fn resolv_conf_nameserver(text: &str) -> Option<SocketAddr> {
 }
 
 fn lower(n: &Name) -> String {
-    n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+    crate::domain::normalize(&n.to_ascii())
 }
 
 fn parent_of(domain: &str) -> String {
@@ -139,7 +139,7 @@ impl Checker {
                 .map(|r| lower(&r.name));
             match soa_owner {
                 Some(owner)
-                    if owner != candidate && super::tenancy::is_at_or_below(&candidate, &owner) =>
+                    if owner != candidate && crate::domain::is_at_or_below(&candidate, &owner) =>
                 {
                     candidate = owner;
                 }

@@ -212,12 +212,12 @@ pub fn gateway_binding_name(zone_ns: &str, zone: &str) -> String {
 /// The zone's nameserver hostnames (lowercase, no trailing dot): `spec.nameservers.hostnames`,
 /// else `ns1.<domain>` ... `nsN.<domain>`.
 pub fn nameserver_hostnames(zone: &DNSZone) -> Vec<String> {
-    let domain = super::tenancy::normalize(&zone.spec.domain);
+    let domain = crate::domain::normalize(&zone.spec.domain);
     let count = zone.spec.nameservers.count.max(1) as usize;
     let given = zone.spec.nameservers.hostnames.as_deref().unwrap_or(&[]);
     (1..=count)
         .map(|i| match given.get(i - 1) {
-            Some(h) => super::tenancy::normalize(&h.0),
+            Some(h) => crate::domain::normalize(&h.0),
             None => format!("ns{i}.{domain}"),
         })
         .collect()

@@ -3,23 +3,37 @@
 //!
 //! The pure parts (what to create, who may claim which domain, what the status says) live in
 //! [`desired`], [`tenancy`], [`policy`] and [`status`]; [`apply`] decides whether an object needs
-//! a write. [`controller`] wires them to the API (watches, server-side apply, status, events),
+//! a write. The parts that meet the API:
+//!
+//! - [`stores`]: the watch caches, with the one table of owned kinds;
+//! - [`writer`]: server-side apply and delete of owned objects, skipping converged ones;
+//! - [`reconcile`]: one DNSZone from verdict to owned objects to status and Events;
+//! - [`run`]: leadership, the watches that trigger reconciles, readiness, and the sweeper that
+//!   deletes what the garbage collector cannot (in place of a finalizer: see [`run`]);
+//! - [`error`]: why a reconcile failed, and the metric label of each kind of failure.
+//!
 //! [`delegated`] asks the parent zone's nameservers, [`leader`] holds the Lease and [`metrics`]
 //! serves `/metrics`, `/healthz` and `/readyz`.
 
 pub mod apply;
 pub mod cli;
-pub mod controller;
 pub mod delegated;
 pub mod desired;
+pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
+pub mod reconcile;
+pub mod run;
 pub mod status;
+pub mod stores;
 pub mod tenancy;
+pub mod writer;
 
 pub use cli::{OperatorArgs, main};
-pub use controller::{OperatorConfig, run};
+pub use run::{OperatorConfig, run};
 
 /// The field manager of every server-side apply the operator does.
 pub const FIELD_MANAGER: &str = "zonegate-operator";
@@ -38,24 +52,4 @@ pub const ANNOTATION_HASH: &str = "zonegate.dev/applied-hash";
 /// namespace).
 pub const GATEWAY_READER_CLUSTER_ROLE: &str = "zonegate-gateway-reader";
 
-/// `namespace/name` of a DNSZone.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ZoneKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ZoneKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ZoneKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use crate::domain::ZoneKey;

@@ -37,7 +37,7 @@ impl DomainPolicy {
             }
             let mut clean = Vec::new();
             for s in suffixes {
-                let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+                let s = crate::domain::normalize(s.trim());
                 if s.is_empty() {
                     return Err(format!("domain policy: {glob:?}: empty domain suffix"));
                 }
@@ -81,7 +81,7 @@ impl DomainPolicy {
         let allowed = self.allowed_suffixes(namespace);
         if allowed
             .iter()
-            .any(|s| s == "*" || crate::operator::tenancy::is_at_or_below(domain, s))
+            .any(|s| s == "*" || crate::domain::is_at_or_below(domain, s))
         {
             return Ok(());
         }

@@ -3,8 +3,8 @@
 //! status out, plus the events that a change of status deserves.
 
 use super::desired::{nameserver_hostnames, nameserver_object_name};
-use super::tenancy::{Verdict, is_at_or_below, normalize};
 use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus};
+use crate::domain::{Verdict, is_at_or_below, normalize};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -1,130 +1,94 @@
-//! Who may serve which domain. Pure: every DNSZone of the cluster in, one verdict per zone out.
+//! Who may serve which domain, in the operator. The rule itself (the holder keeps a domain, else
+//! the oldest claim; nesting across namespaces needs the parent's delegation) is
+//! [`crate::domain::resolve`], shared with files mode; this module adds the operator's own
+//! checks and knows which zone holds a domain now:
 //!
 //! 1. A zone whose name cannot name its owned objects is rejected (`InvalidName`).
 //! 2. With a domain policy, a zone claiming a domain its namespace may not claim is rejected
 //!    (`DomainNotAllowed`).
-//! 3. Of the remaining zones claiming the same domain, the oldest (creationTimestamp, then
-//!    namespace/name) keeps it; the others are rejected (`DomainConflict`), naming the holder.
-//! 4. A zone inside the domain of another accepted zone (its nearest accepted ancestor) in a
-//!    different namespace is rejected (`DomainConflict`) unless that ancestor delegates exactly
-//!    this zone's domain to it with `spec.delegations[].zoneRef`. A parent decides about its
-//!    subdomains, whatever their age: that is what the parent's nameservers will answer anyway.
+//! 3. The rest as [`crate::domain`] says, in [`Mode::Operator`].
 //!
-//! Rejected zones do not count as holders or ancestors, so a rejected duplicate or a zone outside
-//! the policy never blocks anybody.
+//! **The holder of a domain** ([`Holders`]) is the zone this operator process last accepted for
+//! it, as long as that zone exists and still claims the domain. When the process knows none
+//! (after a start or a change of leader), it is each zone whose status says `Accepted=True` for
+//! its current spec (`status.observedGeneration` equal to `metadata.generation`): that status was
+//! written by an operator that accepted the zone's current domain. A zone whose spec changed
+//! since (a new domain, say) is no holder until it is reconciled again.
 
 use super::ZoneKey;
 use super::policy::DomainPolicy;
+use super::status::ACCEPTED;
 use crate::api::DNSZone;
-use k8s_openapi::jiff::Timestamp;
-use std::collections::BTreeMap;
+use crate::domain::{self, Mode};
+pub use crate::domain::{Claim, REASON_CONFLICT, Verdict};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Condition reasons of `Accepted=False`.
-pub const REASON_CONFLICT: &str = "DomainConflict";
 pub const REASON_NOT_ALLOWED: &str = "DomainNotAllowed";
 pub const REASON_INVALID_NAME: &str = "InvalidName";
 
 /// Longest DNSZone name: `<name>-ns4` must be a DNS-1035 label (Service names).
 pub const MAX_ZONE_NAME: usize = 59;
 
-/// The outcome for one zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Accepted,
-    Rejected {
-        reason: &'static str,
-        message: String,
-    },
-}
-
-impl Verdict {
-    pub fn is_accepted(&self) -> bool {
-        matches!(self, Verdict::Accepted)
+/// The claim of a DNSZone object in the cluster; `None` for a zone being deleted. Marked as
+/// holding when its status says it was accepted for its current spec (see the module comment;
+/// [`Holders::mark`] overrides that with what this process knows).
+pub fn claim_of(zone: &DNSZone) -> Option<Claim> {
+    if zone.metadata.deletion_timestamp.is_some() {
+        return None;
     }
+    let mut c = zone.claim();
+    c.holds = status_holds(zone);
+    Some(c)
 }
 
-/// What the tenancy rules need to know about one DNSZone.
-#[derive(Clone, Debug)]
-pub struct Claim {
-    pub key: ZoneKey,
-    /// Lowercase, without the trailing dot.
-    pub domain: String,
-    pub created: Option<Timestamp>,
-    /// Child domains delegated with `zoneRef`, with the referenced zone.
-    pub delegates: Vec<(String, ZoneKey)>,
-}
-
-impl Claim {
-    /// The claim of a DNSZone object; `None` for a zone being deleted.
-    pub fn of(zone: &DNSZone) -> Option<Claim> {
-        if zone.metadata.deletion_timestamp.is_some() {
-            return None;
-        }
-        let namespace = zone.metadata.namespace.clone().unwrap_or_default();
-        let name = zone.metadata.name.clone().unwrap_or_default();
-        let domain = normalize(&zone.spec.domain);
-        let delegates = zone
-            .spec
-            .delegations
+/// Whether the zone's status says `Accepted=True` for the zone's current generation.
+pub fn status_holds(zone: &DNSZone) -> bool {
+    let Some(st) = &zone.status else {
+        return false;
+    };
+    st.observed_generation.is_some()
+        && st.observed_generation == zone.metadata.generation
+        && st
+            .conditions
             .iter()
-            .filter_map(|d| {
-                let r = d.zone_ref.as_ref()?;
-                let ns = r
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.0.clone())
-                    .unwrap_or_else(|| namespace.clone());
-                Some((
-                    child_name(&d.name, &domain),
-                    ZoneKey::new(ns, r.name.clone()),
-                ))
-            })
+            .any(|c| c.type_ == ACCEPTED && c.status == "True")
+}
+
+/// Which zone this process last accepted for each domain.
+#[derive(Debug, Default)]
+pub struct Holders {
+    by_domain: HashMap<String, ZoneKey>,
+}
+
+impl Holders {
+    /// Marks the holder of each domain in `claims`: where this process knows a holder that is
+    /// among the domain's claims, it and only it holds; elsewhere the marks from the statuses
+    /// stay.
+    pub fn mark(&self, claims: &mut [Claim]) {
+        let known: HashMap<String, ZoneKey> = claims
+            .iter()
+            .filter(|c| self.by_domain.get(&c.domain) == Some(&c.key))
+            .map(|c| (c.domain.clone(), c.key.clone()))
             .collect();
-        Some(Claim {
-            key: ZoneKey::new(namespace, name),
-            domain,
-            created: zone.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            delegates,
-        })
+        for c in claims.iter_mut() {
+            if let Some(h) = known.get(&c.domain) {
+                c.holds = c.key == *h;
+            }
+        }
     }
-}
 
-/// Lowercase, no trailing dot.
-pub fn normalize(domain: &str) -> String {
-    domain.trim().trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// The absolute name (lowercase, no trailing dot) of `spec.delegations[].name` in zone `domain`:
-/// `team` and `team.<domain>` and `team.<domain>.` all mean `team.<domain>`.
-pub fn child_name(name: &str, domain: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    if let Some(abs) = n.strip_suffix('.') {
-        return abs.to_string();
+    /// Records the verdict of zone `key` for `domain`.
+    pub fn record(&mut self, key: &ZoneKey, domain: &str, verdict: &Verdict) {
+        self.by_domain.retain(|_, k| k != key);
+        if verdict.is_accepted() {
+            self.by_domain.insert(domain.to_string(), key.clone());
+        }
     }
-    if n == domain || n.ends_with(&format!(".{domain}")) {
-        return n;
+
+    /// Forgets zones not in `live`.
+    pub fn retain(&mut self, live: &HashSet<String>) {
+        self.by_domain.retain(|_, k| live.contains(&k.to_string()));
     }
-    format!("{n}.{domain}")
-}
-
-/// Whether `name` is `suffix` or below it (label-wise).
-pub fn is_at_or_below(name: &str, suffix: &str) -> bool {
-    name == suffix
-        || (name.len() > suffix.len()
-            && name.ends_with(suffix)
-            && name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
-}
-
-/// [`is_at_or_below`] for domains as written (ASCII case and a trailing dot ignored), without
-/// allocating: for scans over every zone.
-pub fn within(name: &str, suffix: &str) -> bool {
-    let (n, s) = (
-        name.trim_end_matches('.').as_bytes(),
-        suffix.trim_end_matches('.').as_bytes(),
-    );
-    n.len() >= s.len()
-        && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
-        && (n.len() == s.len() || n[n.len() - s.len() - 1] == b'.')
 }
 
 /// Why a DNSZone's name cannot be used, if it cannot: owned objects are `<name>-ns<i>`
@@ -149,100 +113,21 @@ pub fn check_zone_name(name: &str) -> Result<(), String> {
 
 /// The verdict for every claim.
 pub fn resolve(claims: &[Claim], policy: Option<&DomainPolicy>) -> BTreeMap<ZoneKey, Verdict> {
-    let mut out = BTreeMap::new();
-    let mut eligible: Vec<&Claim> = Vec::new();
-    for c in claims {
+    domain::resolve(claims, Mode::Operator, |c| {
         if let Err(message) = check_zone_name(&c.key.name) {
-            out.insert(
-                c.key.clone(),
-                Verdict::Rejected {
-                    reason: REASON_INVALID_NAME,
-                    message,
-                },
-            );
+            Some(Verdict::Rejected {
+                reason: REASON_INVALID_NAME,
+                message,
+            })
         } else if let Some(Err(message)) = policy.map(|p| p.check(&c.key.namespace, &c.domain)) {
-            out.insert(
-                c.key.clone(),
-                Verdict::Rejected {
-                    reason: REASON_NOT_ALLOWED,
-                    message,
-                },
-            );
+            Some(Verdict::Rejected {
+                reason: REASON_NOT_ALLOWED,
+                message,
+            })
         } else {
-            eligible.push(c);
+            None
         }
-    }
-
-    // Same domain: the oldest keeps it.
-    let mut by_domain: BTreeMap<&str, Vec<&Claim>> = BTreeMap::new();
-    for c in eligible {
-        by_domain.entry(c.domain.as_str()).or_default().push(c);
-    }
-    let mut holders: BTreeMap<&str, &Claim> = BTreeMap::new();
-    for (domain, mut cs) in by_domain {
-        cs.sort_by(|a, b| {
-            (a.created.is_none(), a.created, &a.key).cmp(&(b.created.is_none(), b.created, &b.key))
-        });
-        let holder = cs[0];
-        for c in &cs[1..] {
-            out.insert(
-                c.key.clone(),
-                Verdict::Rejected {
-                    reason: REASON_CONFLICT,
-                    message: format!(
-                        "domain {domain} is already claimed by DNSZone {}, which is older; this zone gets no nameservers while it exists",
-                        holder.key
-                    ),
-                },
-            );
-        }
-        holders.insert(domain, holder);
-    }
-
-    // Nesting: parents first, so a rejected parent is never anybody's ancestor.
-    let mut order: Vec<&Claim> = holders.values().copied().collect();
-    order.sort_by_key(|c| (c.domain.split('.').count(), c.domain.clone()));
-    let mut accepted: BTreeMap<&str, &Claim> = BTreeMap::new();
-    for c in order {
-        let parent = ancestors(&c.domain).find_map(|a| accepted.get(a).copied());
-        match parent {
-            Some(p) if p.key.namespace != c.key.namespace && !delegates_to(p, c) => {
-                let relative = c
-                    .domain
-                    .strip_suffix(&format!(".{}", p.domain))
-                    .unwrap_or(&c.domain);
-                out.insert(
-                    c.key.clone(),
-                    Verdict::Rejected {
-                        reason: REASON_CONFLICT,
-                        message: format!(
-                            "domain {} is inside {}, served by DNSZone {} of another namespace, which does not delegate it to this zone; its owner can delegate it with spec.delegations: [{{name: {relative}, zoneRef: {{namespace: {}, name: {}}}}}]",
-                            c.domain, p.domain, p.key, c.key.namespace, c.key.name
-                        ),
-                    },
-                );
-            }
-            _ => {
-                accepted.insert(c.domain.as_str(), c);
-                out.insert(c.key.clone(), Verdict::Accepted);
-            }
-        }
-    }
-    out
-}
-
-/// Proper ancestors of `domain`, nearest first (`a.b.c` gives `b.c`, `c`).
-fn ancestors(domain: &str) -> impl Iterator<Item = &str> {
-    domain
-        .match_indices('.')
-        .map(move |(i, _)| &domain[i + 1..])
-}
-
-fn delegates_to(parent: &Claim, child: &Claim) -> bool {
-    parent
-        .delegates
-        .iter()
-        .any(|(name, key)| *name == child.domain && *key == child.key)
+    })
 }
 
 #[cfg(test)]
@@ -253,8 +138,9 @@ mod tests {
         Claim {
             key: ZoneKey::new(ns, name),
             domain: domain.into(),
-            created: Some(Timestamp::from_second(created).unwrap()),
+            created: Some(i128::from(created) * 1_000_000_000),
             delegates: Vec::new(),
+            holds: false,
         }
     }
 
@@ -417,28 +303,6 @@ mod tests {
     }
 
     #[test]
-    fn names_and_suffixes() {
-        assert_eq!(child_name("team", "example.com"), "team.example.com");
-        assert_eq!(
-            child_name("Team.Example.com.", "example.com"),
-            "team.example.com"
-        );
-        assert_eq!(
-            child_name("team.example.com", "example.com"),
-            "team.example.com"
-        );
-        assert!(is_at_or_below("a.example.com", "example.com"));
-        assert!(is_at_or_below("example.com", "example.com"));
-        assert!(!is_at_or_below("aexample.com", "example.com"));
-        assert!(!is_at_or_below("com", "example.com"));
-        assert!(within("A.Example.com.", "example.COM"));
-        assert!(within("example.com", "example.com."));
-        assert!(!within("aexample.com", "example.com"));
-        assert!(!within("com", "example.com"));
-        assert_eq!(ancestors("a.b.c").collect::<Vec<_>>(), vec!["b.c", "c"]);
-    }
-
-    #[test]
     fn claim_of_a_zone_object() {
         let zone: DNSZone = serde_json::from_value(serde_json::json!({
             "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
@@ -450,7 +314,7 @@ mod tests {
             ]}
         }))
         .unwrap();
-        let c = Claim::of(&zone).unwrap();
+        let c = claim_of(&zone).unwrap();
         assert_eq!(c.domain, "example.com");
         assert_eq!(
             c.delegates,
@@ -460,5 +324,72 @@ mod tests {
             ]
         );
         assert!(c.created.is_some());
+    }
+
+    fn zone_with_status(generation: i64, accepted_at: Option<i64>) -> DNSZone {
+        let mut v = serde_json::json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"namespace": "a", "name": "z", "generation": generation},
+            "spec": {"domain": "x.example"}
+        });
+        if let Some(g) = accepted_at {
+            v["status"] = serde_json::json!({"observedGeneration": g, "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": g}]});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_status_holds_only_for_the_current_generation() {
+        assert!(status_holds(&zone_with_status(3, Some(3))));
+        // the spec changed since (perhaps the domain): no holder until reconciled
+        assert!(!status_holds(&zone_with_status(4, Some(3))));
+        assert!(!status_holds(&zone_with_status(1, None)));
+        assert!(claim_of(&zone_with_status(3, Some(3))).unwrap().holds);
+    }
+
+    #[test]
+    fn what_this_process_accepted_overrides_the_statuses() {
+        let mut h = Holders::default();
+        let (old, new) = (
+            claim("a", "old", "x.example", 1),
+            claim("b", "new", "x.example", 2),
+        );
+        h.record(&new.key, "x.example", &Verdict::Accepted);
+        // both statuses say Accepted (one stale): the process knows b/new holds
+        let mut claims = vec![old.clone(), new.clone()];
+        claims[0].holds = true;
+        claims[1].holds = true;
+        h.mark(&mut claims);
+        assert_eq!((claims[0].holds, claims[1].holds), (false, true));
+        assert_eq!(get(&verdicts(&claims, None), "b/new"), "Accepted");
+        assert!(get(&verdicts(&claims, None), "a/old").contains("which serves it already"));
+
+        // the holder no longer claims the domain: the statuses decide again
+        let mut claims = vec![old.clone()];
+        claims[0].holds = true;
+        h.mark(&mut claims);
+        assert!(claims[0].holds);
+
+        // a rejection, or a new domain, ends the hold
+        h.record(
+            &new.key,
+            "x.example",
+            &Verdict::Rejected {
+                reason: REASON_CONFLICT,
+                message: String::new(),
+            },
+        );
+        let mut claims = vec![old.clone(), new.clone()];
+        h.mark(&mut claims);
+        assert_eq!((claims[0].holds, claims[1].holds), (false, false));
+        h.record(&new.key, "x.example", &Verdict::Accepted);
+        h.record(&new.key, "y.example", &Verdict::Accepted);
+        let mut claims = vec![old, new];
+        h.mark(&mut claims);
+        assert_eq!((claims[0].holds, claims[1].holds), (false, false));
+        h.retain(&HashSet::new());
+        assert!(h.by_domain.is_empty());
     }
 }
