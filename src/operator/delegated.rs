@@ -216,9 +216,10 @@ impl Checker {
         let qname = Name::from_ascii(format!("{name}."))
             .map_err(|e| format!("invalid name {name}: {e}"))?;
         let id = query_id();
+        let question = Query::query(qname, rtype);
         let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
         msg.metadata.recursion_desired = recursion;
-        msg.add_query(Query::query(qname, rtype));
+        msg.add_query(question.clone());
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         msg.set_edns(edns);
@@ -227,10 +228,10 @@ impl Checker {
             .map_err(|e| format!("encoding the query: {e}"))?;
         let mut last = String::new();
         for _ in 0..2 {
-            match self.udp(server, &bytes, id).await {
+            match self.udp(server, &bytes, id, &question).await {
                 Ok(resp) if resp.metadata.truncation => {
                     return self
-                        .tcp(server, &bytes, id)
+                        .tcp(server, &bytes, id, &question)
                         .await
                         .and_then(|r| check_rcode(server, r));
                 }
@@ -241,7 +242,13 @@ impl Checker {
         Err(last)
     }
 
-    async fn udp(&self, server: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
+    async fn udp(
+        &self,
+        server: SocketAddr,
+        bytes: &[u8],
+        id: u16,
+        question: &Query,
+    ) -> Result<Message, String> {
         let bind: SocketAddr = if server.is_ipv4() {
             "0.0.0.0:0".parse().expect("address")
         } else {
@@ -264,17 +271,19 @@ impl Checker {
                 .map_err(|_| format!("{server}: no answer within {:?}", self.timeout))?
                 .map_err(|e| format!("{server}: {e}"))?;
             match Message::from_vec(&buf[..n]) {
-                Ok(m)
-                    if m.metadata.id == id && m.metadata.message_type == MessageType::Response =>
-                {
-                    return Ok(m);
-                }
+                Ok(m) if answers(&m, id, question) => return Ok(m),
                 _ => continue, // not ours: keep waiting
             }
         }
     }
 
-    async fn tcp(&self, server: SocketAddr, bytes: &[u8], id: u16) -> Result<Message, String> {
+    async fn tcp(
+        &self,
+        server: SocketAddr,
+        bytes: &[u8],
+        id: u16,
+        question: &Query,
+    ) -> Result<Message, String> {
         let io = async {
             let mut s = tokio::net::TcpStream::connect(server).await?;
             let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
@@ -291,21 +300,30 @@ impl Checker {
             .map_err(|_| format!("{server}: no answer over TCP within {:?}", self.timeout))?
             .map_err(|e| format!("{server} (TCP): {e}"))?;
         let m = Message::from_vec(&body).map_err(|e| format!("{server}: bad response: {e}"))?;
-        if m.metadata.id != id {
-            return Err(format!("{server}: response with the wrong id"));
+        if !answers(&m, id, question) {
+            return Err(format!(
+                "{server}: a response that does not answer the query (id or question differ)"
+            ));
         }
         Ok(m)
     }
 }
 
+/// A query id from the operating system's random source, so that an off-path attacker cannot
+/// predict it (RFC 5452).
 fn query_id() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    (nanos as u16) ^ ((nanos >> 16) as u16) ^ NEXT.fetch_add(0x9e37, Ordering::Relaxed)
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).expect("the operating system's random source");
+    u16::from_be_bytes(b)
+}
+
+/// Whether `m` is the response to our query: the same id, and exactly our question (name
+/// compared without ASCII case, type and class), as RFC 5452 asks of a resolver.
+fn answers(m: &Message, id: u16, question: &Query) -> bool {
+    m.metadata.id == id
+        && m.metadata.message_type == MessageType::Response
+        // Name's equality ignores ASCII case.
+        && matches!(m.queries.as_slice(), [q] if q == question)
 }
 
 fn check_rcode(server: SocketAddr, m: Message) -> Result<Message, String> {
@@ -663,5 +681,87 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A UDP server that answers each query with the responses `reply` makes of it.
+    fn fake_server(reply: impl Fn(&Message) -> Vec<Message> + Send + 'static) -> SocketAddr {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                for m in reply(&q) {
+                    let _ = sock.send_to(&m.to_vec().unwrap(), peer);
+                }
+            }
+        });
+        addr
+    }
+
+    fn response_to(q: &Message, qname: &str) -> Message {
+        let mut m = referral(&["ns1.acme.example.com."], &[]);
+        m.metadata.id = q.metadata.id;
+        m.add_query(Query::query(name(qname), RecordType::NS));
+        m
+    }
+
+    fn checker(server: SocketAddr) -> Checker {
+        Checker {
+            mode: CheckMode::Parent(server),
+            timeout: Duration::from_millis(300),
+            port: 53,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_with_our_id_but_another_question_is_ignored() {
+        // A spoofed reply (right id, other name) first, then the real one.
+        let server = fake_server(|q| {
+            vec![
+                response_to(q, "evil.example.com."),
+                response_to(q, "ACME.example.com."),
+            ]
+        });
+        let m = checker(server)
+            .query(server, "acme.example.com", RecordType::NS, false)
+            .await
+            .expect("the real answer");
+        assert_eq!(m.queries[0].name, name("acme.example.com."));
+
+        // Only replies that answer something else (another name, another type, two
+        // questions, another id): none is taken.
+        let server = fake_server(|q| {
+            let mut other_type = response_to(q, "acme.example.com.");
+            other_type.queries[0].query_type = RecordType::A;
+            let mut two = response_to(q, "acme.example.com.");
+            two.add_query(Query::query(name("x.example.com."), RecordType::NS));
+            let mut other_id = response_to(q, "acme.example.com.");
+            other_id.metadata.id = q.metadata.id.wrapping_add(1);
+            vec![
+                response_to(q, "evil.example.com."),
+                other_type,
+                two,
+                other_id,
+            ]
+        });
+        let err = checker(server)
+            .query(server, "acme.example.com", RecordType::NS, false)
+            .await
+            .unwrap_err();
+        assert!(err.contains("no answer within"), "{err}");
+    }
+
+    #[test]
+    fn query_ids_are_not_a_sequence() {
+        let ids: Vec<u16> = (0..64).map(|_| query_id()).collect();
+        let distinct: BTreeSet<u16> = ids.iter().copied().collect();
+        // 64 random 16-bit values: a repeat is possible, many are not (p < 1e-6 for > 3).
+        assert!(distinct.len() >= 61, "{ids:?}");
+        let steps: BTreeSet<u16> = ids.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        assert!(
+            steps.len() > 32,
+            "ids advance by a few fixed steps: {ids:?}"
+        );
     }
 }
