@@ -1429,7 +1429,12 @@ async fn only_the_lease_holder_reconciles() {
     let standby = 1 - leader;
     apply_zone(&ns, "z1", json!({"domain": domain_of(&ns)})).await;
     wait_condition(&ns, "z1", "Accepted", "True").await;
-    assert!(ops[leader].metric("zonegate_operator_reconciles_total", "") > 0.0);
+    // The reconcile is counted when it ends, after the status and its Events: wait for it.
+    wait_for("the leader to count its reconcile", WAIT, || async {
+        let n = ops[leader].metric("zonegate_operator_reconciles_total", "");
+        if n > 0.0 { Ok(()) } else { Err(n) }
+    })
+    .await;
     assert_eq!(
         ops[standby].metric("zonegate_operator_reconciles_total", ""),
         0.0,
@@ -1459,7 +1464,11 @@ async fn only_the_lease_holder_reconciles() {
     )
     .await;
     wait_condition(&ns, "z2", "Accepted", "True").await;
-    assert!(ops[standby].metric("zonegate_operator_reconciles_total", "") > 0.0);
+    wait_for("the new leader to count its reconcile", WAIT, || async {
+        let n = ops[standby].metric("zonegate_operator_reconciles_total", "");
+        if n > 0.0 { Ok(()) } else { Err(n) }
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------
