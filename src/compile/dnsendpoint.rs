@@ -121,7 +121,7 @@ pub fn refusal(
     targets: &[String],
 ) -> Option<String> {
     let apex = dns_name.strip_suffix('.').unwrap_or(dns_name);
-    if !names::in_domain(dns_name, domain) {
+    if !crate::domain::within(dns_name, domain) {
         return Some(format!("{dns_name:?} is outside the zone {domain}"));
     }
     if let Err(e) = names::parse_host(dns_name, Syntax::Dns, true) {

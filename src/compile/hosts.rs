@@ -4,7 +4,6 @@
 //! zone's business), and a non-ASCII name (DNS holds its `xn--` form, RFC 5891).
 
 use super::annotations;
-use super::names;
 use crate::objects::SourceObject;
 
 /// Every hostname `obj` asks to publish, with its field, in field order.
@@ -63,7 +62,7 @@ pub fn lint_hosts(obj: &SourceObject, domains: &[String]) -> Vec<(String, String
             ));
             continue;
         }
-        if !domains.iter().any(|d| names::in_domain(host, d)) {
+        if !domains.iter().any(|d| crate::domain::within(host, d)) {
             let near = domains
                 .iter()
                 .filter(|d| close(host, d))

@@ -50,7 +50,6 @@ pub(crate) mod testing;
 pub use dnsendpoint::{record_type as endpoint_record_type, refusal as endpoint_refusal};
 pub use hosts::{lint_hosts, requested_hosts};
 pub use incremental::{Delta, ZoneCompiler};
-pub(crate) use names::in_domain as endpoint_in_domain;
 #[cfg(test)]
 pub(crate) use static_records::record_type;
 pub use static_records::txt_value_issues;

@@ -230,7 +230,7 @@ impl ZoneScope {
         let mut refused = Vec::new();
         let mut notes = Vec::new();
         for e in changes.delete {
-            if !crate::compile::endpoint_in_domain(&e.dns_name, &self.domain) {
+            if !crate::domain::within(&e.dns_name, &self.domain) {
                 refused.push(Refusal {
                     op: "delete",
                     record: e.describe(),
