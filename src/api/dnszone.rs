@@ -194,6 +194,15 @@ pub struct NameserversSpec {
     /// How each nameserver's Service is exposed.
     #[serde(default)]
     pub service: NameserverService,
+
+    /// Placement profile of the server pods: one of the profiles the platform offers (the
+    /// operator's `--server-placement-profiles`, the chart's `server.placementProfiles`), which
+    /// set node selector, tolerations, affinity, priority class and topology spread. Default: the
+    /// platform's default placement. An unknown profile keeps the default and says so in an
+    /// Event and the Ready condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub placement: Option<String>,
 }
 
 impl Default for NameserversSpec {
@@ -203,6 +212,7 @@ impl Default for NameserversSpec {
             hostnames: None,
             replicas: default_replicas(),
             service: NameserverService::default(),
+            placement: None,
         }
     }
 }
