@@ -55,16 +55,41 @@ fn canonical(v: &Value, feed: &mut impl FnMut(&[u8])) {
 
 /// Whether `live` holds everything `desired` says: objects by key (extra keys in `live` are
 /// fine), arrays element by element with the same length, scalars equal. Numbers compare by
-/// value (`1` and `1.0`).
+/// value (`1` and `1.0`), and so do resource quantities (`resources.requests`/`limits` values
+/// and `sizeLimit`: the apiserver stores `1024Mi` as `1Gi`, see [`super::quantity`]).
 pub fn contains(live: &Value, desired: &Value) -> bool {
+    contains_in(live, desired, Within::Object)
+}
+
+/// Where in the object a comparison is: quantities are compared as numbers.
+#[derive(Clone, Copy, PartialEq)]
+enum Within {
+    Object,
+    /// a `resources` map (its `requests` and `limits` hold quantities)
+    Resources,
+    Quantities,
+    Quantity,
+}
+
+fn contains_in(live: &Value, desired: &Value, at: Within) -> bool {
     match (live, desired) {
-        (Value::Object(l), Value::Object(d)) => d
-            .iter()
-            .all(|(k, dv)| l.get(k).is_some_and(|lv| contains(lv, dv))),
+        (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, dv)| {
+            let inner = match (at, k.as_str()) {
+                (Within::Quantities, _) => Within::Quantity,
+                (Within::Resources, "requests" | "limits") => Within::Quantities,
+                (_, "resources") => Within::Resources,
+                (_, "sizeLimit") => Within::Quantity,
+                _ => Within::Object,
+            };
+            l.get(k).is_some_and(|lv| contains_in(lv, dv, inner))
+        }),
         (Value::Array(l), Value::Array(d)) => {
-            l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv))
+            l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains_in(lv, dv, at))
         }
         (Value::Number(l), Value::Number(d)) => l == d || l.as_f64() == d.as_f64(),
+        (Value::String(l), Value::String(d)) if at == Within::Quantity => {
+            super::quantity::same(l, d)
+        }
         (l, d) => l == d,
     }
 }
@@ -133,6 +158,46 @@ mod tests {
         assert!(!contains(&live, &json!({"spec": {"ports": {"port": 53}}})));
         assert!(contains(&json!({"n": 1.0}), &json!({"n": 1})));
         assert!(contains(&json!({"e": {}}), &json!({"e": {}})));
+    }
+
+    #[test]
+    fn quantities_compare_by_value_where_they_are_quantities() {
+        // as the apiserver stores a Deployment the operator asked for with non-canonical values
+        let desired = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "dns", "resources": {
+                "requests": {"cpu": "1000m", "memory": "1024Mi"},
+                "limits": {"memory": "1.5Gi", "ephemeral-storage": "1e3"}}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16384Ki"}}]}}}});
+        let live = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "dns", "image": "x", "resources": {
+                "requests": {"cpu": "1", "memory": "1Gi"},
+                "limits": {"memory": "1536Mi", "ephemeral-storage": "1k"}}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]}}}});
+        assert!(contains(&live, &desired));
+        // a real change is still drift
+        let mut changed = live.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] =
+            json!("1G");
+        assert!(!contains(&changed, &desired));
+        let mut changed = live.clone();
+        changed["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] = json!("17Mi");
+        assert!(!contains(&changed, &desired));
+        // elsewhere, strings are text: a label "1000m" is not the label "1"
+        assert!(!contains(
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+            &json!({"metadata": {"labels": {"a": "1000m"}}})
+        ));
+        // and a container named "requests" is not a quantity map
+        assert!(!contains(
+            &json!({"requests": {"x": "1"}}),
+            &json!({"requests": {"x": "1000m"}})
+        ));
+        // apply_reason sees no drift once the hash matches
+        let mut d = desired.clone();
+        d["metadata"] = json!({"annotations": {ANNOTATION_HASH: "h"}});
+        let mut l = live.clone();
+        l["metadata"] = json!({"annotations": {ANNOTATION_HASH: "h"}});
+        assert_eq!(apply_reason(Some(&l), &d, "h"), None);
     }
 
     #[test]
