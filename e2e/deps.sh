@@ -29,6 +29,8 @@ TOOLS=(
   nsenter:util-linux
   cc:gcc
   /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
+  setpriv:util-linux
+  promtool:prometheus
 )
 
 # a command on PATH (or in sbin), or a file given by its absolute path

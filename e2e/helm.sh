@@ -58,16 +58,80 @@ for ns in "$NS" acme shop; do
     wait_for 120 "namespace $ns is still terminating" gone "$ns"
 done
 
+# --- CRD upgrade after a Helm install, by the command docs/install.md documents ----------------
+# Helm creates a chart's crds/ with field manager `helm` and never upgrades them; a plain
+# `kubectl apply --server-side` then conflicts with `helm` on .spec.versions. Tested on a chart
+# holding only zonegate's CRDs, moved to a throwaway API group (the real ones are in use).
+upgrade_cmd=$(grep -o 'kubectl apply --server-side[^`]*-f charts/zonegate/crds/' "$REPO/docs/install.md" | head -1)
+[ -n "$upgrade_cmd" ] || die "docs/install.md documents no CRD upgrade command"
+group="crdup$$.test.zonegate.dev"
+crdchart="$work/crdchart"
+mkdir -p "$crdchart/crds" "$work/crds-new"
+printf 'apiVersion: v2\nname: zonegate-crds\nversion: 0.1.0\n' >"$crdchart/Chart.yaml"
+for f in "$REPO"/charts/zonegate/crds/*.yaml; do
+  b=$(basename "$f")
+  k create --dry-run=client -o json -f "$f" | python3 -c '
+import json, sys
+group, out_old, out_new = sys.argv[1:]
+crd = json.load(sys.stdin)
+crd["spec"]["group"] = group
+crd["metadata"]["name"] = crd["spec"]["names"]["plural"] + "." + group
+json.dump(crd, open(out_old, "w"))
+# the next release changes the CRD where helm owns it: a description and a printer column
+v = crd["spec"]["versions"][0]
+v["schema"]["openAPIV3Schema"]["description"] = "changed by the upgrade"
+v.setdefault("additionalPrinterColumns", []).append({"name": "Upgraded", "type": "string", "jsonPath": ".metadata.name", "priority": 1})
+json.dump(crd, open(out_new, "w"))
+' "$group" "$crdchart/crds/${b%.yaml}.json" "$work/crds-new/${b%.yaml}.json"
+done
+crdrelease="crdup$$"
+cleanup_crds() {
+  "$HELM" uninstall "$crdrelease" -n default >/dev/null 2>&1 || true
+  for f in "$work"/crds-new/*.json; do k delete -f "$f" --ignore-not-found --wait=false >/dev/null 2>&1 || true; done
+}
+trap 'cleanup_crds; cleanup' EXIT
+log "CRD upgrade: helm install of the CRDs, then: $upgrade_cmd"
+"$HELM" install "$crdrelease" "$crdchart" -n default >/dev/null
+for f in "$work"/crds-new/*.json; do
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["name"])' "$f")
+  k get crd "$n" -o jsonpath='{.metadata.managedFields[*].manager}' | grep -qw helm ||
+    die "helm did not install CRD $n"
+  # without --force-conflicts: the conflict with helm the documented command must get past
+  if k apply --server-side -f "$f" >"$work/plain.out" 2>&1; then
+    die "a plain server-side apply after helm install no longer conflicts: recheck docs/install.md"
+  fi
+  grep -q 'conflict' "$work/plain.out" || { cat "$work/plain.out" >&2; die "unexpected error from a plain apply"; }
+done
+# the documented command, on the changed CRDs (kubectl is this script's `k`)
+upgrade_args=${upgrade_cmd#kubectl }
+upgrade_args=${upgrade_args%charts/zonegate/crds/}
+# shellcheck disable=SC2086
+k $upgrade_args "$work/crds-new/" >"$work/upgrade.out" 2>&1 ||
+  { cat "$work/upgrade.out" >&2; die "the documented CRD upgrade fails: $upgrade_cmd"; }
+! grep -qi warning "$work/upgrade.out" || { cat "$work/upgrade.out" >&2; die "the CRD upgrade prints warnings"; }
+for f in "$work"/crds-new/*.json; do
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["name"])' "$f")
+  [ "$(k get crd "$n" -o jsonpath='{.spec.versions[0].additionalPrinterColumns[?(@.name=="Upgraded")].priority}')" = 1 ] ||
+    die "the upgrade did not change CRD $n"
+done
+cleanup_crds
+log "ok: CRDs installed by Helm, upgraded with: $upgrade_cmd"
+
 log "helm install (replicas=2) with $("$HELM" version --short 2>/dev/null)"
+# non-canonical quantities (the apiserver stores 1Gi and 50m) and a placement for the nameservers
 "$HELM" install "$RELEASE" "$CHART" -n "$NS" --create-namespace --set replicas=2 \
-  --set server.nodeSpread=preferred >/dev/null
+  --set server.nodeSpread=preferred \
+  --set server.resources.limits.memory=1024Mi --set server.resources.requests.cpu=0.05 \
+  --set-json 'imagePullSecrets=[{"name":"regcred"}]' \
+  --set-json 'server.placement={"nodeSelector":{"role":"dns"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"dns","effect":"NoSchedule"}],"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]}' \
+  >/dev/null
 for obj in serviceaccount/zonegate-operator deployment/zonegate-operator service/zonegate-operator \
   role/zonegate-operator-lease rolebinding/zonegate-operator-lease; do
   k -n "$NS" get "$obj" >/dev/null || die "the release has no $obj"
 done
 k get clusterrole/zonegate-operator clusterrolebinding/zonegate-operator >/dev/null
 k get crd dnszones.zonegate.dev dnszonegrants.zonegate.dev >/dev/null
-"$HELM" status "$RELEASE" -n "$NS" | grep -q 'STATUS: deployed' || die "release not deployed"
+"$HELM" status "$RELEASE" -n "$NS" | grep 'STATUS: deployed' >/dev/null || die "release not deployed"
 
 # The Deployment's args, as the pod would get them.
 k -n "$NS" get deployment zonegate-operator -o jsonpath='{.spec.template.spec.containers[0].args}' >"$work/args.json"
@@ -133,8 +197,35 @@ for check in "-n acme list ingresses.networking.k8s.io" "-n acme watch dnszones.
 done
 [ "$(k auth can-i --as "$sa" -n shop list services)" = no ] || die "$sa may read Services in shop, which the grant does not allow"
 
+# the chart's nameserver placement reached the owned Deployments
+tpl() { k -n acme get deployment acme-ns1 -o jsonpath="{.spec.template.spec.$1}"; }
+[ "$(tpl 'nodeSelector.role')" = dns ] || die "acme-ns1 lacks server.placement's nodeSelector"
+[ "$(tpl 'tolerations[0].key')" = dedicated ] || die "acme-ns1 lacks server.placement's tolerations"
+[ "$(tpl 'imagePullSecrets[0].name')" = regcred ] || die "acme-ns1 lacks the chart's imagePullSecrets"
+[ "$(tpl 'topologySpreadConstraints[0].labelSelector.matchLabels.zonegate\.dev/nameserver')" = ns1 ] ||
+  die "acme-ns1's topology spread constraint does not select its own pods"
+[ "$(tpl 'containers[0].resources.limits.memory')" = 1Gi ] || die "the apiserver did not store 1024Mi as 1Gi"
+[ "$(tpl 'containers[0].resources.requests.cpu')" = 50m ] || die "the apiserver did not store 0.05 as 50m"
+
+# Converged with non-canonical quantities: a restarted operator (no memory of its applies) finds
+# nothing to write to the Deployments.
+writes() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^zonegate_operator_api_writes_total\{kind="Deployment",verb="apply"\}/ {print $2}'; }
+kill "$op"; wait "$op" 2>/dev/null || true
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+POD_NAMESPACE=$NS POD_NAME=helm-e2e-2 RUST_LOG=info "$BIN" operator "${ARGS[@]}" \
+  --http "127.0.0.1:$port2" --delegation-check-interval 0 --kubeconfig "$work/kubeconfig" \
+  >>"$work/operator.log" 2>&1 &
+op=$!
+wait_for 60 "the restarted operator holds no Lease" \
+  bash -c "curl -fsS http://127.0.0.1:$port2/metrics | grep -qx 'zonegate_operator_leader 1'"
+reconciled() { curl -fsS "http://127.0.0.1:$port2/metrics" | grep -q '^zonegate_operator_reconciles_total{result="ok"} [1-9]'; }
+wait_for 60 "the restarted operator reconciled nothing" reconciled
+sleep 5
+[ -z "$(writes "$port2")" ] || [ "$(writes "$port2")" = 0 ] ||
+  die "the restarted operator rewrote converged Deployments $(writes "$port2") times (quantities compared as text?)"
+
 if grep -qi forbidden "$work/operator.log"; then
   grep -i forbidden "$work/operator.log" | head -5 >&2
   die "the operator was refused something with the chart's RBAC"
 fi
-log "ok: with the chart's RBAC the operator elected itself, reconciled the sample zone and granted its nameservers their access"
+log "ok: with the chart's RBAC the operator elected itself, reconciled the sample zone, granted its nameservers their access, gave them the chart's placement, and wrote nothing more after a restart"

@@ -9,7 +9,8 @@ use zonegate::process::{self, LogFormat};
 #[derive(Parser)]
 #[command(name = "zonegate", version, about = "Per-tenant authoritative DNS zones for Kubernetes", long_about = None)]
 struct Cli {
-    /// Log format. The level comes from RUST_LOG (default `info`).
+    /// Log format: `text` (colour only on a terminal, never with NO_COLOR set) or `json`. The
+    /// level comes from RUST_LOG (default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ZONEGATE_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -19,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: reconcile DNSZones into nameserver Deployments and Services.
-    Operator(zonegate::operator::OperatorArgs),
+    Operator(Box<zonegate::operator::OperatorArgs>),
     /// Serve zones authoritatively over UDP and TCP.
     ///
     /// With --manifests, from a directory of YAML manifests (DNSZones and source objects, status
@@ -62,8 +63,12 @@ enum Command {
         /// Directory of manifests.
         #[arg(long)]
         manifests: PathBuf,
+        /// `text` (one line per problem), `json` (one object with every problem's file, line,
+        /// object, field and message) or `github` (GitHub Actions `::error` annotations).
+        #[arg(long, value_enum, default_value_t = zonegate::cmd::check_report::CheckFormat::Text)]
+        format: zonegate::cmd::check_report::CheckFormat,
     },
-    /// Print the DNSZone CustomResourceDefinition YAML.
+    /// Print the CustomResourceDefinitions (DNSZone and DNSZoneGrant) as YAML.
     Crd,
     /// Run an ExternalDNS webhook provider (`--provider=webhook`) for one DNSZone.
     ///
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
             print!("{}", zonegate::crdgen::crd_yaml());
             0
         }
-        Command::Check { manifests } => files_mode::check(manifests),
+        Command::Check { manifests, format } => files_mode::check(manifests, format),
         Command::Render { manifests, zone } => files_mode::render(manifests, zone),
         Command::Serve {
             manifests,
@@ -128,7 +133,11 @@ fn main() -> ExitCode {
                 }
             }))
         }
-        Command::Operator(args) => i32::from(zonegate::operator::main(args)),
+        Command::Operator(mut args) => {
+            // the nameserver pods log as the operator does
+            args.log_format = cli.log_format;
+            i32::from(zonegate::operator::main(*args))
+        }
         Command::Webhook(args) => i32::from(process::run(zonegate::webhook::run(args))),
         Command::Hosts(args) => i32::from(process::run(zonegate::hosts::run(args))),
     };

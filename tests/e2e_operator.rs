@@ -657,7 +657,10 @@ async fn owned_objects_follow_the_zone_spec() {
                 "--listen".into(),
                 "0.0.0.0:5353".into(),
                 "--http".into(),
-                "0.0.0.0:8080".into()
+                "0.0.0.0:8080".into(),
+                // the operator runs with --log-format json: its nameservers log the same
+                "--log-format".into(),
+                "json".into()
             ]
         );
         let sc = c.security_context.clone().unwrap();

@@ -647,7 +647,8 @@ fn bad_values_fail_at_install_time() {
         &["--set", "image.pullPolicy=Sometimes"],
         &["--set", "logFormat=xml"],
         &["--set", "server.nodeSpread=anywhere"],
-        &["--set", "server.resources.requests.cpu=0.5"],
+        &["--set", "server.resources.requests.cpu=half"],
+        &["--set", "server.resources.limits.memory=64MB"],
         &["--set-json", "server.resources.requests.memory=64"],
         &["--set", "delegation.checkInterval=-5"],
         &["--set", "delegation.resolver=dns.example"],
@@ -674,6 +675,15 @@ fn bad_values_fail_at_install_time() {
         &["--set", "replicas=0"][..],
         &["--set", "delegation.resolver=[2001:db8::53]:53"][..],
         &["--set", "delegation.parent=192.0.2.53"][..],
+        // quantities in any form Kubernetes takes: the operator compares them by value
+        &[
+            "--set",
+            "server.resources.requests.cpu=1000m",
+            "--set",
+            "server.resources.limits.memory=1024Mi",
+            "--set",
+            "server.resources.requests.memory=0.5Gi",
+        ][..],
     ] {
         let (ok, _, err) = helm_template_result(args);
         assert!(ok, "helm template {args:?}: {err}");
@@ -921,4 +931,529 @@ fn doc_links_resolve() {
         }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The fenced `sh` blocks of a Markdown file.
+fn sh_blocks(doc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in read(doc).lines() {
+        match (&mut cur, line.trim_start()) {
+            (None, "```sh") => cur = Some(String::new()),
+            (Some(_), "```") => out.push(cur.take().unwrap()),
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// docs/gitops.md's CI snippets, run as written under a strict umask (077): the rendering and
+/// `zonegate check` as the CI user, and the `docker run` of the image as the image's user,
+/// uid/gid 65532, with `setpriv` (the image runs the same binary). Needs root (setpriv) and
+/// kubectl (`ZONEGATE_E2E_BIN`).
+#[test]
+fn gitops_ci_snippet_works_as_the_image_user() {
+    let blocks = sh_blocks("docs/gitops.md");
+    let render = blocks
+        .iter()
+        .find(|b| b.contains("mktemp -d"))
+        .expect("docs/gitops.md: the CI block with mktemp -d");
+    let image = blocks
+        .iter()
+        .find(|b| b.contains("docker run"))
+        .expect("docs/gitops.md: the docker run block");
+    // a world-readable work directory with the binaries and a clusters/prod overlay
+    let work = std::env::temp_dir().join(format!("zonegate-gitops-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_zonegate"), work.join("bin/zonegate")).unwrap();
+    std::os::unix::fs::symlink(kubectl(), work.join("bin/kubectl")).unwrap();
+    let prod = work.join("clusters/prod");
+    std::fs::create_dir_all(prod.join("tenant")).unwrap();
+    for f in [
+        "kustomization.yaml",
+        "tenant/namespaces.yaml",
+        "tenant/dnszone.yaml",
+        "tenant/dnszonegrant.yaml",
+    ] {
+        std::fs::copy(repo(&format!("config/samples/{f}")), prod.join(f)).unwrap();
+    }
+    let script = format!(
+        r#"set -euo pipefail
+umask 077
+# `docker run --rm -v SRC:/manifests:ro IMAGE ARGS...` as the image would run it
+docker() {{
+  [ "$1" = run ] || {{ echo "docker $1: not simulated" >&2; return 2; }}
+  shift
+  local src="" image=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --rm) shift ;;
+      -v) src=${{2%%:*}}; shift 2 ;;
+      *) image=$1; shift; break ;;
+    esac
+  done
+  [ -n "$src" ] && [ -n "$image" ] || {{ echo "docker run: no -v or image" >&2; return 2; }}
+  setpriv --reuid 65532 --regid 65532 --clear-groups zonegate "${{@//\/manifests/$src}}"
+}}
+{render}
+{image}
+"#
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&work)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                work.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let zones = std::fs::read_to_string(work.join("zones.txt")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(
+        out.status.success(),
+        "docs/gitops.md's CI snippet fails:\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    // both checks ran and passed: as the CI user and as uid 65532
+    assert_eq!(stdout.matches("ok: ").count(), 2, "{stdout}\n{stderr}");
+    assert!(
+        zones.contains("IN\tSOA") || zones.contains(" SOA "),
+        "render wrote no zone: {zones}"
+    );
+}
+
+/// The chart's nameserver placement (server.placement, server.placementProfiles, the operator's
+/// imagePullSecrets by default) reaches the operator's flags and, through them, the nameserver
+/// Deployments the operator creates.
+#[test]
+fn server_placement_values_reach_the_nameserver_deployments() {
+    let zone = |spec: Value| -> DNSZone {
+        serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"name": "acme", "namespace": "acme", "uid": "u"},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    let pod_of = |args: &zonegate::operator::OperatorArgs, z: &DNSZone| -> Value {
+        let config = args
+            .config()
+            .expect("the rendered flags make a configuration");
+        desired::desired_deployment(z, &config.server, 1).body["spec"]["template"]["spec"].clone()
+    };
+    // by default: nothing, and the operator's pull secrets
+    let docs = helm_template(&[]);
+    let args = parse_operator_args(&operator_args(one(&docs, "Deployment")));
+    let pod = pod_of(&args, &zone(json!({"domain": "acme.example.com"})));
+    for f in [
+        "imagePullSecrets",
+        "nodeSelector",
+        "tolerations",
+        "priorityClassName",
+        "topologySpreadConstraints",
+    ] {
+        assert!(pod.get(f).is_none(), "{f} without values: {pod}");
+    }
+    let docs = helm_template(&["--set-json", r#"imagePullSecrets=[{"name":"regcred"}]"#]);
+    let d = one(&docs, "Deployment");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "regcred"}])
+    );
+    let pod = pod_of(
+        &parse_operator_args(&operator_args(d)),
+        &zone(json!({"domain": "acme.example.com"})),
+    );
+    assert_eq!(
+        pod["imagePullSecrets"],
+        json!([{"name": "regcred"}]),
+        "the nameservers pull with the operator's secrets"
+    );
+
+    let docs = helm_template(&[
+        "--set-json",
+        r#"imagePullSecrets=[{"name":"operator-only"}]"#,
+        "--set-json",
+        r#"server.placement={"imagePullSecrets":[{"name":"dns-pull"}],"nodeSelector":{"role":"dns"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"dns","effect":"NoSchedule"}],"priorityClassName":"dns-critical","affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/os","operator":"In","values":["linux"]}]}]}}},"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]}"#,
+        "--set-json",
+        r#"server.placementProfiles={"edge":{"nodeSelector":{"role":"edge"}}}"#,
+        "--set",
+        "delegation.port=5353",
+    ]);
+    let d = one(&docs, "Deployment");
+    let args = parse_operator_args(&operator_args(d));
+    assert_eq!(args.delegation_port, 5353);
+    let pod = pod_of(&args, &zone(json!({"domain": "acme.example.com"})));
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "dns-pull"}]));
+    assert_eq!(pod["nodeSelector"], json!({"role": "dns"}));
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(pod["priorityClassName"], "dns-critical");
+    assert!(pod["affinity"]["nodeAffinity"].is_object());
+    assert!(
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            .is_array()
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["zonegate.dev/nameserver"],
+        "ns1"
+    );
+    // the operator pod keeps its own scheduling
+    assert!(d["spec"]["template"]["spec"].get("nodeSelector").is_none());
+    // a zone picks the edge profile
+    let pod = pod_of(
+        &args,
+        &zone(json!({"domain": "acme.example.com", "nameservers": {"placement": "edge"}})),
+    );
+    assert_eq!(pod["nodeSelector"], json!({"role": "edge"}));
+    assert_eq!(pod["priorityClassName"], "dns-critical");
+
+    for bad in [
+        r#"server.placement={"nodeSelecter":{}}"#,
+        r#"server.placementProfiles={"Edge":{}}"#,
+        r#"server.placement={"topologySpreadConstraints":[{"maxSkew":1}]}"#,
+    ] {
+        let (ok, _, err) = helm_template_result(&["--set-json", bad]);
+        assert!(
+            !ok && err.contains("values don't meet the specifications"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// The PrometheusRule and the Grafana dashboard render only when asked for, from the files the
+/// tests below check.
+#[test]
+fn monitoring_objects_render_when_enabled() {
+    let docs = helm_template(&[]);
+    assert!(find(&docs, "PrometheusRule").is_empty());
+    assert!(find(&docs, "ConfigMap").is_empty());
+    let docs = helm_template(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
+    ]);
+    let rule = one(&docs, "PrometheusRule");
+    let file: Value =
+        serde_saphyr::from_str(&read("charts/zonegate/files/prometheus-rules.yaml")).unwrap();
+    assert_eq!(
+        rule["spec"], file,
+        "the PrometheusRule is files/prometheus-rules.yaml"
+    );
+    let cm = one(&docs, "ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dash: Value = serde_json::from_str(cm["data"]["zonegate.json"].as_str().unwrap()).unwrap();
+    assert_eq!(dash["uid"], "zonegate");
+}
+
+/// `promtool` from PATH (Debian's `prometheus` package; e2e/deps.sh installs it).
+fn promtool() -> PathBuf {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/bin", "/usr/sbin"])
+    {
+        let p = Path::new(dir).join("promtool");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("promtool not found: install it with e2e/deps.sh (Debian package prometheus)");
+}
+
+#[test]
+fn alert_rules_load_in_promtool() {
+    let (ok, out, err) = run(Command::new(promtool())
+        .args(["check", "rules"])
+        .arg(repo("charts/zonegate/files/prometheus-rules.yaml")));
+    assert!(ok, "promtool check rules:\n{out}\n{err}");
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// Metric names a PromQL text uses (`zonegate_...`).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("zonegate_") {
+        let start = i + at;
+        let mut end = start;
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+            end += 1;
+        }
+        let before_ok =
+            start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        if before_ok {
+            out.insert(text[start..end].to_string());
+        }
+        i = end.max(start + 1);
+    }
+    out
+}
+
+/// Every metric an alert or a dashboard panel uses is exported by `zonegate serve` or
+/// `zonegate operator`: the names are taken from their registries' own exposition (`# TYPE`
+/// lines, with `_total` for counters and `_bucket`/`_sum`/`_count` for histograms), with one
+/// sample in every labelled family (an empty family is not exposed).
+#[test]
+fn alerts_and_dashboard_use_only_exported_metrics() {
+    use zonegate::metrics as sm;
+    use zonegate::operator::metrics as om;
+    let server = sm::ServerMetrics::new();
+    let zone = sm::ZoneLabels { zone: "z.".into() };
+    drop(server.queries.get_or_create(&sm::QueryLabels {
+        zone: "z.".into(),
+        qtype: "A".into(),
+        rcode: "No Error".into(),
+        transport: "udp",
+    }));
+    drop(server.records.get_or_create(&zone));
+    drop(server.serial.get_or_create(&zone));
+    drop(server.problems.get_or_create(&zone));
+    drop(server.watch_failing.get_or_create(&sm::WatchLabels {
+        namespace: "n".into(),
+        kind: "Ingress".into(),
+    }));
+    drop(
+        server
+            .namespace_refused
+            .get_or_create(&sm::NamespaceLabels {
+                namespace: "n".into(),
+            }),
+    );
+    let operator = om::OperatorMetrics::new();
+    drop(
+        operator
+            .reconciles
+            .get_or_create(&om::ResultLabels { result: "ok" }),
+    );
+    operator.error("apply");
+    operator.write("Deployment", "apply");
+    drop(operator.zones.get_or_create(&om::ConditionLabels {
+        condition: "Ready".into(),
+        status: "True".into(),
+    }));
+    drop(operator.delegation_checks.get_or_create(&om::CheckLabels {
+        result: "delegated",
+    }));
+    let mut exported = BTreeSet::new();
+    let texts = [server.encode(), operator.encode()];
+    for text in &texts {
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            if (f.next(), f.next()) != (Some("#"), Some("TYPE")) {
+                continue;
+            }
+            let (Some(name), Some(kind)) = (f.next(), f.next()) else {
+                continue;
+            };
+            match kind {
+                "counter" => {
+                    exported.insert(format!("{name}_total"));
+                }
+                "histogram" => {
+                    for s in ["_bucket", "_sum", "_count"] {
+                        exported.insert(format!("{name}{s}"));
+                    }
+                }
+                _ => {
+                    exported.insert(name.to_string());
+                }
+            }
+        }
+    }
+    assert!(exported.contains("zonegate_zones") && exported.contains("zonegate_operator_leader"));
+    let rules: Value =
+        serde_saphyr::from_str(&read("charts/zonegate/files/prometheus-rules.yaml")).unwrap();
+    let dash: Value =
+        serde_json::from_str(&read("charts/zonegate/files/grafana-dashboard.json")).unwrap();
+    let mut used = Vec::new();
+    for g in rules["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            used.push((
+                format!("alert {}", r["alert"]),
+                r["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            used.push((
+                format!("panel {}", p["title"]),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    assert!(used.len() > 20, "{used:?}");
+    let mut missing = Vec::new();
+    for (what, expr) in &used {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{what} uses no zonegate metric: {expr}");
+        for n in names {
+            if !exported.contains(&n) {
+                missing.push(format!("{what}: {n}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "metrics nothing exports:\n{}",
+        missing.join("\n")
+    );
+    // every alert is documented in docs/operations.md
+    let ops = read("docs/operations.md");
+    for g in rules["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let name = r["alert"].as_str().unwrap();
+            assert!(
+                ops.contains(&format!("`{name}`")),
+                "docs/operations.md does not explain {name}"
+            );
+        }
+    }
+}
+
+/// Logs on a pipe (as in a pod, where `kubectl logs` reads them) carry no ANSI escape codes,
+/// in text and JSON (colour needs a terminal: unit test in `zonegate::process`). `serve` is run
+/// until it serves, then stopped with SIGTERM, and everything it wrote on stderr is checked.
+#[test]
+fn logs_on_a_pipe_have_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("zonegate-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo("config/samples/tenant/dnszone.yaml"),
+        dir.join("zone.yaml"),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+            .args([
+                "--log-format",
+                format,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--manifests",
+            ])
+            .arg(&dir)
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("zonegate serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut stopped = false;
+        while let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let serving = line.contains("serving DNS");
+            lines.push(line);
+            if serving && !stopped {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                stopped = true;
+            }
+        }
+        if !stopped {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        let _ = reader.join();
+        let all = lines.join("\n");
+        assert!(stopped, "{format}: serve never said it serves:\n{all}");
+        assert!(
+            lines.len() >= 2,
+            "{format}: expected the start and serving lines:\n{all}"
+        );
+        assert!(
+            !all.contains('\u{1b}'),
+            "{format}: escape codes on a pipe:\n{all:?}"
+        );
+        if format == "json" {
+            for l in &lines {
+                serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `zonegate check --format json` and `--format github` name file, line, object and field.
+#[test]
+fn check_reports_problems_for_ci_systems() {
+    let dir = std::env::temp_dir().join(format!("zonegate-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("all.yaml"),
+        "# rendered\napiVersion: v1\nkind: Namespace\nmetadata: {name: acme}\n---\n\
+         apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: acme, namespace: acme}\n\
+         spec:\n  domain: Bad_Domain\n",
+    )
+    .unwrap();
+    let run_check = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+            .args(["check", "--format", format, "--manifests"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{format}: exit 1 on a problem");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: Value = serde_json::from_str(&run_check("json")).expect("check --format json is JSON");
+    assert_eq!(v["ok"], false);
+    let p = &v["problems"][0];
+    assert_eq!(p["file"], dir.join("all.yaml").display().to_string());
+    assert_eq!(p["line"], 6, "the DNSZone's document starts on line 6: {p}");
+    assert_eq!(p["document"], 2);
+    assert_eq!(p["object"], "DNSZone acme/acme");
+    assert_eq!(p["field"], "spec.domain");
+    assert_eq!(p["severity"], "error");
+    assert!(p["message"].as_str().unwrap().contains("Bad_Domain"), "{p}");
+    let gh = run_check("github");
+    let first = gh.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "::error file={},line=6,title=DNSZone acme/acme::spec.domain: ",
+            dir.join("all.yaml").display()
+        )),
+        "{gh}"
+    );
+    let text = run_check("text");
+    assert!(
+        text.starts_with("error: all.yaml#2: DNSZone acme/acme: spec.domain: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 problem in 1 file (0 zones compiled)"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,8 @@
 //! `serve --manifests`, `render` and `check`: the engine fed from a directory of manifests.
 
+use super::check_report::{
+    CheckFormat, Diagnostic, Report, document_line, leading_field, split_location,
+};
 use crate::dns::ZoneSet;
 use crate::dns::server::{self, SharedZones};
 use crate::error::{Error, Result};
@@ -43,12 +46,12 @@ pub fn load_and_compile(loader: &mut ManifestLoader, publisher: &mut Publisher) 
 
 /// `zonegate check`: exit code 0 when everything is valid, 1 otherwise. Errors are what the
 /// server would report and drop; warnings (a hostname in no zone, a non-ASCII hostname) do not
-/// change the exit code. Every line names the file and document, the object and the field.
-pub fn check(dir: PathBuf) -> i32 {
+/// change the exit code. Every problem names the file and document (and the document's first
+/// line), the object and the field; the report goes to stdout in `format`.
+pub fn check(dir: PathBuf, format: CheckFormat) -> i32 {
     let mut loader = ManifestLoader::new(&dir);
     let loaded = loader.load();
     let reports = Publisher::default().compile_all(&loaded.store);
-    let files = loaded.files;
     let locations = &loaded.locations;
     let at = |object: &str| -> String {
         locations
@@ -56,24 +59,70 @@ pub fn check(dir: PathBuf) -> i32 {
             .map(|l| format!("{l}: "))
             .unwrap_or_default()
     };
-    let mut errors = 0;
+    let mut texts: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut diagnostic = |severity: &'static str,
+                          location: Option<&str>,
+                          object: Option<&str>,
+                          field: Option<String>,
+                          message: String,
+                          text: String| {
+        let (file, document) = match location {
+            Some(l) => {
+                let (f, d) = split_location(l);
+                (Some(f), d)
+            }
+            None => (None, None),
+        };
+        let line = match (&file, document) {
+            (Some(f), Some(d)) => texts
+                .entry(f.clone())
+                .or_insert_with(|| std::fs::read_to_string(dir.join(f)).ok())
+                .as_deref()
+                .and_then(|t| document_line(t, d)),
+            _ => None,
+        };
+        Diagnostic {
+            file: file.map(|f| dir.join(f).display().to_string()),
+            line,
+            document,
+            object: object.map(str::to_string),
+            field,
+            message,
+            severity,
+            text,
+        }
+    };
+    let mut problems = Vec::new();
     for p in &loaded.problems {
-        println!("error: {p}");
-        errors += 1;
+        problems.push(diagnostic(
+            "error",
+            Some(&p.location),
+            p.object.as_deref(),
+            leading_field(&p.message),
+            p.message.clone(),
+            p.to_string(),
+        ));
     }
     for r in &reports {
         if let Some(why) = &r.rejected {
-            println!("error: {}: DNSZone {}: {why}", r.origin, r.zone);
-            errors += 1;
+            problems.push(diagnostic(
+                "error",
+                Some(&r.origin),
+                Some(&format!("DNSZone {}", r.zone)),
+                leading_field(why),
+                why.clone(),
+                format!("{}: DNSZone {}: {why}", r.origin, r.zone),
+            ));
         }
         for p in &r.problems {
-            println!(
-                "error: {}{p} (zone {}, {})",
-                at(&p.object),
-                r.zone,
-                r.domain
-            );
-            errors += 1;
+            problems.push(diagnostic(
+                "error",
+                locations.get(&p.object).map(String::as_str),
+                Some(&p.object),
+                Some(p.field.clone()).filter(|f| !f.is_empty()),
+                p.message.clone(),
+                format!("{}{p} (zone {}, {})", at(&p.object), r.zone, r.domain),
+            ));
         }
     }
     let domains: Vec<String> = loaded
@@ -88,32 +137,27 @@ pub fn check(dir: PathBuf) -> i32 {
                 .to_ascii_lowercase()
         })
         .collect();
-    let mut warnings = 0;
     for (key, obj) in &loaded.store.objects {
         let object = key.to_string();
         for (field, message) in crate::compile::lint_hosts(obj, &domains) {
-            println!("warning: {}{object}: {field}: {message}", at(&object));
-            warnings += 1;
+            let text = format!("{}{object}: {field}: {message}", at(&object));
+            problems.push(diagnostic(
+                "warning",
+                locations.get(&object).map(String::as_str),
+                Some(&object),
+                Some(field),
+                message,
+                text,
+            ));
         }
     }
-    let zones = reports.iter().filter(|r| r.apex.is_some()).count();
-    let files = plural(files, "file", "files");
-    let zones_text = plural(zones, "zone", "zones");
-    let warned = if warnings > 0 {
-        format!(", {}", plural(warnings, "warning", "warnings"))
-    } else {
-        String::new()
-    };
-    if errors == 0 {
-        println!("ok: {files}, {zones_text}, no problems{warned}");
-        0
-    } else {
-        println!(
-            "{} in {files} ({zones_text} compiled){warned}",
-            plural(errors, "problem", "problems")
-        );
-        1
-    }
+    let report = Report::new(
+        loaded.files,
+        reports.iter().filter(|r| r.apex.is_some()).count(),
+        problems,
+    );
+    print!("{}", report.render(format));
+    if report.ok { 0 } else { 1 }
 }
 
 /// `zonegate render`: master files on stdout. Problems go to stderr; exit 1 if the zone asked

@@ -1,3 +1,4 @@
 //! The subcommands behind the `zonegate` binary.
+pub mod check_report;
 pub mod cluster_mode;
 pub mod files_mode;

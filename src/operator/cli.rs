@@ -3,6 +3,7 @@
 use super::delegated::{CheckMode, Checker, resolv_conf_nameserver};
 use super::desired::{NodeSpread, ServerSettings};
 use super::leader::LeaseSettings;
+use super::placement::{Placement, Placements};
 use super::policy::DomainPolicy;
 use super::run::OperatorConfig;
 use crate::error::{Error, Result};
@@ -21,8 +22,8 @@ pub struct OperatorArgs {
     /// imagePullPolicy of the nameserver pods (default: Kubernetes' default for the tag).
     #[arg(long)]
     pub server_image_pull_policy: Option<String>,
-    /// Resource requests of the nameserver pods, as `cpu=50m,memory=64Mi` (canonical
-    /// quantities: the operator compares them as text). Empty for none.
+    /// Resource requests of the nameserver pods, as `cpu=50m,memory=64Mi` (Kubernetes
+    /// quantities, compared by value: `1024Mi` is `1Gi`). Empty for none.
     #[arg(long, default_value = "cpu=50m,memory=64Mi")]
     pub server_requests: String,
     /// Resource limits of the nameserver pods, as `memory=256Mi`. Empty for none.
@@ -32,6 +33,16 @@ pub struct OperatorArgs {
     /// node never takes two nameservers; needs as many nodes as nameservers) or `preferred`.
     #[arg(long, value_enum, default_value_t = NodeSpread::Required)]
     pub node_spread: NodeSpread,
+    /// Scheduling of every nameserver pod, as JSON: `imagePullSecrets`, `nodeSelector`,
+    /// `tolerations`, `affinity` (its podAntiAffinity terms join the operator's),
+    /// `priorityClassName`, `topologySpreadConstraints` (without labelSelector: the nameserver's
+    /// own pods), as in a pod spec.
+    #[arg(long, default_value = "")]
+    pub server_placement: String,
+    /// Placement profiles a DNSZone may pick with `spec.nameservers.placement`, as JSON
+    /// `{"NAME": PLACEMENT, ...}`; a profile's fields replace the default's.
+    #[arg(long, default_value = "")]
+    pub server_placement_profiles: String,
     /// YAML file mapping namespace globs to the domain suffixes their DNSZones may claim (see
     /// docs/operator.md). Without it, any namespace may claim any domain.
     #[arg(long, env = "ZONEGATE_DOMAIN_POLICY")]
@@ -84,9 +95,12 @@ pub struct OperatorArgs {
     /// Kubeconfig file (default: in-cluster configuration or $KUBECONFIG).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// The global `--log-format`, set by `main`: the nameserver pods get the same.
+    #[arg(skip)]
+    pub log_format: crate::process::LogFormat,
 }
 
-/// `k=v,k=v` into a map.
+/// `NAME=QUANTITY,...` into a map; every value must be a Kubernetes quantity.
 pub fn parse_resources(s: &str) -> std::result::Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -95,6 +109,12 @@ pub fn parse_resources(s: &str) -> std::result::Result<BTreeMap<String, String>,
             .ok_or_else(|| format!("{part:?}: expected NAME=QUANTITY"))?;
         if k.trim().is_empty() || v.trim().is_empty() {
             return Err(format!("{part:?}: expected NAME=QUANTITY"));
+        }
+        if super::quantity::parse(v.trim()).is_none() {
+            return Err(format!(
+                "{part:?}: {:?} is not a Kubernetes quantity (like 50m, 64Mi, 0.5, 1e3)",
+                v.trim()
+            ));
         }
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
@@ -137,6 +157,13 @@ impl OperatorArgs {
             limits: parse_resources(&self.server_limits)
                 .map_err(|e| Error::flag("--server-limits", e))?,
             node_spread: self.node_spread,
+            log_format: self.log_format,
+            placements: Placements {
+                default: Placement::parse(&self.server_placement)
+                    .map_err(|e| Error::flag("--server-placement", e))?,
+                profiles: Placements::parse_profiles(&self.server_placement_profiles)
+                    .map_err(|e| Error::flag("--server-placement-profiles", e))?,
+            },
         };
         let policy = self
             .domain_policy
@@ -233,6 +260,10 @@ mod tests {
             "false",
             "--node-spread",
             "preferred",
+            "--server-placement",
+            r#"{"nodeSelector": {"role": "dns"}}"#,
+            "--server-placement-profiles",
+            r#"{"edge": {"priorityClassName": "edge"}}"#,
         ])
         .unwrap();
         let c = cli.args.config().unwrap();
@@ -241,6 +272,9 @@ mod tests {
         assert_eq!(c.server.requests["memory"], "32Mi");
         assert!(c.server.limits.is_empty());
         assert_eq!(c.server.node_spread, NodeSpread::Preferred);
+        let edge = c.server.placements.for_zone(Some("edge")).unwrap();
+        assert_eq!(edge.node_selector.unwrap()["role"], "dns");
+        assert_eq!(edge.priority_class_name.as_deref(), Some("edge"));
         assert_eq!(
             c.checker.unwrap().mode,
             CheckMode::Parent("127.0.0.1:5300".parse().unwrap())
@@ -280,6 +314,30 @@ mod tests {
         assert_eq!(parse_dns_addr("::1").unwrap(), "[::1]:53".parse().unwrap());
         assert!(parse_dns_addr("dns.example").is_err());
         assert!(parse_resources("cpu").is_err());
+        assert!(
+            parse_resources("memory=64MB")
+                .unwrap_err()
+                .contains("not a Kubernetes quantity")
+        );
+        assert_eq!(
+            parse_resources("memory=1024Mi").unwrap()["memory"],
+            "1024Mi"
+        );
+        let bad = Cli::try_parse_from([
+            "x",
+            "--server-image",
+            "i",
+            "--server-placement",
+            "{\"nodeSelecter\": {}}",
+        ])
+        .unwrap();
+        assert!(
+            bad.args
+                .config()
+                .unwrap_err()
+                .to_string()
+                .contains("--server-placement")
+        );
         assert!(parse_resources("").unwrap().is_empty());
     }
 }

@@ -18,11 +18,13 @@
 //! ones only by cluster-scoped owners, hence the two kinds without owner.
 
 use super::apply::hash_value;
+use super::placement::Placements;
 use super::{
     ANNOTATION_HASH, GATEWAY_READER_CLUSTER_ROLE, LABEL_MANAGED_BY, LABEL_NAMESERVER, LABEL_ZONE,
     LABEL_ZONE_NAMESPACE, MANAGED_BY, ZoneKey,
 };
 use crate::api::{DNSZone, DNSZoneGrant, ServiceType, SourceKind};
+use crate::process::LogFormat;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,7 +49,7 @@ pub enum NodeSpread {
 }
 
 /// Operator configuration of the server pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerSettings {
     pub image: String,
     pub image_pull_policy: Option<String>,
@@ -55,6 +57,10 @@ pub struct ServerSettings {
     pub requests: BTreeMap<String, String>,
     pub limits: BTreeMap<String, String>,
     pub node_spread: NodeSpread,
+    /// `--log-format` of the servers: the operator's own.
+    pub log_format: LogFormat,
+    /// Scheduling of the server pods: the admin's default and the profiles zones may pick.
+    pub placements: Placements,
 }
 
 impl Default for ServerSettings {
@@ -68,6 +74,8 @@ impl Default for ServerSettings {
             ]),
             limits: BTreeMap::from([("memory".into(), "256Mi".into())]),
             node_spread: NodeSpread::Required,
+            log_format: LogFormat::Text,
+            placements: Placements::default(),
         }
     }
 }
@@ -529,6 +537,7 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
             "--zone", format!("{}/{}", key.namespace, key.name),
             "--listen", format!("0.0.0.0:{DNS_PORT}"),
             "--http", format!("0.0.0.0:{HTTP_PORT}"),
+            "--log-format", settings.log_format.as_str(),
         ],
         "ports": [
             { "name": "dns-udp", "containerPort": DNS_PORT, "protocol": "UDP" },
@@ -559,6 +568,24 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
     }
     let mut pod_labels = nameserver_labels(&key, i);
     pod_labels.insert("app.kubernetes.io/component".into(), json!("nameserver"));
+    let mut pod = json!({
+        "serviceAccountName": dns_object_name(&key.name),
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+        "affinity": { "podAntiAffinity": anti },
+        "containers": [container],
+        "volumes": [{ "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } }],
+    });
+    // an unknown profile keeps the default placement (the reconciler reports it)
+    let placement = settings
+        .placements
+        .for_zone(zone.spec.nameservers.placement.as_deref())
+        .unwrap_or_else(|_| settings.placements.default.clone());
+    placement.apply_to(pod.as_object_mut().expect("pod spec"), &selector);
     DesiredObject::new(
         OwnedKind::Deployment,
         json!({
@@ -570,21 +597,7 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
                 // nameserver without an answering pod.
                 "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
                 "revisionHistoryLimit": 3,
-                "template": {
-                    "metadata": { "labels": pod_labels },
-                    "spec": {
-                        "serviceAccountName": dns_object_name(&key.name),
-                        "securityContext": {
-                            "runAsNonRoot": true,
-                            "runAsUser": RUN_AS,
-                            "runAsGroup": RUN_AS,
-                            "seccompProfile": { "type": "RuntimeDefault" },
-                        },
-                        "affinity": { "podAntiAffinity": anti },
-                        "containers": [container],
-                        "volumes": [{ "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } }],
-                    },
-                },
+                "template": { "metadata": { "labels": pod_labels }, "spec": pod },
             },
         }),
     )
@@ -801,8 +814,20 @@ mod tests {
                 "--listen",
                 "0.0.0.0:5353",
                 "--http",
-                "0.0.0.0:8080"
+                "0.0.0.0:8080",
+                "--log-format",
+                "text"
             ]
+        );
+        let json_logs = ServerSettings {
+            log_format: LogFormat::Json,
+            ..s.clone()
+        };
+        let args = &desired_deployment(&z, &json_logs, 2).body["spec"]["template"]["spec"]["containers"]
+            [0]["args"];
+        assert_eq!(
+            args.as_array().unwrap()[7..],
+            [json!("--log-format"), json!("json")]
         );
         let ports: Vec<(String, i32, String)> = c
             .ports
@@ -866,6 +891,78 @@ mod tests {
             anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"],
             "kubernetes.io/hostname"
         );
+    }
+
+    #[test]
+    fn deployments_get_the_admin_placement_and_the_zone_profile() {
+        use crate::operator::placement::{Placement, Placements};
+        let s = ServerSettings {
+            placements: Placements {
+                default: Placement::parse(
+                    r#"{"imagePullSecrets": [{"name": "regcred"}], "nodeSelector": {"role": "dns"},
+                        "tolerations": [{"key": "dns", "operator": "Exists"}],
+                        "priorityClassName": "dns-critical",
+                        "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [{"key": "ssd", "operator": "Exists"}]}}]}},
+                        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}]}"#,
+                )
+                .unwrap(),
+                profiles: Placements::parse_profiles(r#"{"edge": {"nodeSelector": {"role": "edge"}}}"#)
+                    .unwrap(),
+            },
+            ..ServerSettings::default()
+        };
+        let z = zone(json!({"domain": "acme.example.com"}));
+        let d: Deployment = serde_json::from_value(desired_deployment(&z, &s, 1).body).unwrap();
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        assert_eq!(pod.node_selector.unwrap()["role"], "dns");
+        assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("dns"));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("dns-critical"));
+        let affinity = pod.affinity.unwrap();
+        assert!(affinity.node_affinity.is_some());
+        assert!(
+            affinity
+                .pod_anti_affinity
+                .unwrap()
+                .required_during_scheduling_ignored_during_execution
+                .is_some(),
+            "the operator's own anti-affinity stays"
+        );
+        let tsc = &pod.topology_spread_constraints.unwrap()[0];
+        assert_eq!(
+            tsc.label_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()[LABEL_NAMESERVER],
+            "ns1"
+        );
+        // a zone picks a profile: its fields replace the default's
+        let z = zone(json!({"domain": "acme.example.com", "nameservers": {"placement": "edge"}}));
+        let b = desired_deployment(&z, &s, 2).body;
+        let pod = &b["spec"]["template"]["spec"];
+        assert_eq!(pod["nodeSelector"], json!({"role": "edge"}));
+        assert_eq!(pod["priorityClassName"], "dns-critical");
+        // an unknown profile keeps the default
+        let z = zone(json!({"domain": "acme.example.com", "nameservers": {"placement": "gpu"}}));
+        let b = desired_deployment(&z, &s, 1).body;
+        assert_eq!(
+            b["spec"]["template"]["spec"]["nodeSelector"],
+            json!({"role": "dns"})
+        );
+        // and without any placement, none of the fields appear
+        let b = desired_deployment(&z, &ServerSettings::default(), 1).body;
+        let pod = &b["spec"]["template"]["spec"];
+        for f in [
+            "imagePullSecrets",
+            "nodeSelector",
+            "tolerations",
+            "priorityClassName",
+            "topologySpreadConstraints",
+        ] {
+            assert!(pod.get(f).is_none(), "{f}");
+        }
     }
 
     #[test]

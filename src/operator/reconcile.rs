@@ -315,6 +315,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         node_addresses: &node_addresses,
         delegation: &DelegationCheck::Pending,
         delegation_ttl: ctx.config.delegation_ttl,
+        placements: &ctx.config.server.placements,
     };
     let now = now_seconds();
     let delegation;

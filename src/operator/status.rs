@@ -3,6 +3,7 @@
 //! status out, plus the events that a change of status deserves.
 
 use super::desired::{nameserver_hostnames, nameserver_object_name};
+use super::placement::Placements;
 use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus};
 use crate::domain::{Verdict, is_at_or_below, normalize};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -45,6 +46,8 @@ pub struct Observed<'a> {
     pub delegation: &'a DelegationCheck,
     /// TTL of the records in `status.delegation`.
     pub delegation_ttl: u32,
+    /// The platform's placements, for `spec.nameservers.placement`.
+    pub placements: &'a Placements,
 }
 
 /// External addresses of a nameserver Service: load-balancer IPs or hostnames, node addresses
@@ -242,7 +245,19 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
                         .unwrap_or_default(),
                 })
                 .collect();
-            let ready = ready_condition(zone, name, &domain, &nameservers, obs, generation);
+            let mut ready = ready_condition(zone, name, &domain, &nameservers, obs, generation);
+            if let Err(e) = obs
+                .placements
+                .for_zone(zone.spec.nameservers.placement.as_deref())
+            {
+                ready = condition(
+                    READY,
+                    "False",
+                    "PlacementProfileUnknown",
+                    format!("{e}; the pods run with the platform's default placement meanwhile"),
+                    generation,
+                );
+            }
             let all_addressed = nameservers.iter().all(|n| !n.addresses.is_empty());
             let delegation = if all_addressed {
                 delegation_records(&domain, &nameservers, obs.delegation_ttl)
@@ -627,6 +642,54 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_placement_profile_is_not_ready_and_names_the_field() {
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"placement": "gpu"}}),
+            None,
+        );
+        let (d1, d2) = (deployment(Some(1)), deployment(Some(1)));
+        let (s1, s2) = (
+            lb(json!([{"ip": "192.0.2.1"}])),
+            lb(json!([{"ip": "192.0.2.2"}])),
+        );
+        let placements = Placements {
+            profiles: [("edge".to_string(), Default::default())].into(),
+            ..Default::default()
+        };
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![Some(&d1), Some(&d2)],
+            services: vec![Some(&s1), Some(&s2)],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+            placements: &placements,
+        };
+        let st = compute_status(&z, &obs, now());
+        let r = cond(&st, READY);
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "PlacementProfileUnknown")
+        );
+        assert!(
+            r.message.starts_with("spec.nameservers.placement: no placement profile \"gpu\"; the platform offers: edge"),
+            "{}",
+            r.message
+        );
+        // the condition change is a Warning Event naming the field
+        let ev = status_events(None, &st);
+        assert!(ev.iter().any(|e| e.warning
+            && e.reason == "PlacementProfileUnknown"
+            && e.note.contains("spec.nameservers.placement")));
+        // a known profile is Ready
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"placement": "edge"}}),
+            None,
+        );
+        assert_eq!(cond(&compute_status(&z, &obs, now()), READY).status, "True");
+    }
+
+    #[test]
     fn ready_zone_with_load_balancers() {
         let z = zone(json!({"domain": "acme.example.com"}), None);
         let (d1, d2) = (deployment(Some(2)), deployment(Some(1)));
@@ -639,6 +702,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.observed_generation, Some(3));
@@ -701,6 +765,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         let r = cond(&st, READY);
@@ -745,6 +810,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
@@ -773,6 +839,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 86400,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, vec!["abc.elb.example"]);
@@ -810,6 +877,7 @@ mod tests {
             node_addresses: &nodes,
             delegation: &DelegationCheck::Disabled,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, nodes);
@@ -900,6 +968,7 @@ mod tests {
                 node_addresses: &[],
                 delegation: &c,
                 delegation_ttl: 3600,
+                placements: &Placements::default(),
             };
             cond(&compute_status(&z, &obs, now()), DELEGATED).clone()
         };
@@ -967,6 +1036,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(
@@ -1005,6 +1075,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         let ev = status_events(None, &st);

@@ -64,3 +64,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "zonegate.domainPolicy" -}}
 {{- toYaml .Values.domainPolicy -}}
 {{- end -}}
+
+
+{{/* The nameservers' placement as the JSON of --server-placement: the set fields of
+server.placement, imagePullSecrets defaulting to the operator's; empty when nothing is set. */}}
+{{- define "zonegate.serverPlacement" -}}
+{{- $p := dict -}}
+{{- range $k, $v := .Values.server.placement -}}
+{{- if $v -}}{{- $_ := set $p $k $v -}}{{- end -}}
+{{- end -}}
+{{- if and (not (hasKey $p "imagePullSecrets")) .Values.imagePullSecrets -}}
+{{- $_ := set $p "imagePullSecrets" .Values.imagePullSecrets -}}
+{{- end -}}
+{{- if $p -}}{{- toJson $p -}}{{- end -}}
+{{- end -}}
