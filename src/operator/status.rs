@@ -622,6 +622,7 @@ mod tests {
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
+            placements: &Placements::default(),
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
