@@ -1,13 +1,13 @@
 //! DNS behaviour of `zonegate serve --manifests`, over real UDP and TCP sockets against the
 //! running binary, with hickory's client and with raw wire bytes.
 
-mod common;
-
-use common::*;
+mod support;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use sockets::*;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use support::sockets;
 
 /// An extra zone with distinct TTLs and a large RRset, next to the quickstart.
 const EXTRA: &str = r#"

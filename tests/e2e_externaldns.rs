@@ -3,10 +3,8 @@
 //! answering what it stores. The DNSZone reads only DNSEndpoints, so every answer went
 //! Ingress/Service -> ExternalDNS -> webhook -> DNSEndpoint -> serve.
 
-mod cluster;
-mod common;
-mod peers;
 mod support;
+use support::{cluster, peers, sockets};
 
 use cluster::*;
 use hickory_proto::op::ResponseCode;
@@ -295,7 +293,7 @@ async fn desktop_kubernetes_flow_hosts_file_and_split_dns() {
     peers::wait_dig(listen, &format!("{host}."), "A", &["192.0.2.60"], T);
 
     // hosts file: the block follows the zone
-    let dir = common::TempDir::new("dtk-hosts");
+    let dir = sockets::TempDir::new("dtk-hosts");
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\r\n").unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zonegate"));

@@ -8,11 +8,11 @@
 //! them in the node-less run (`--skip real_node::`). They share one Helm release and the sample
 //! tenant of config/samples, installed by the first test that needs them, and run one at a time.
 
-mod common;
 mod support;
+use support::sockets;
 
 mod real_node {
-    use crate::common::query_msg;
+    use crate::sockets::query_msg;
     use crate::support;
     use hickory_proto::op::{Message, ResponseCode};
     use hickory_proto::rr::{RData, RecordType};
@@ -399,7 +399,7 @@ mod real_node {
     fn the_image_has_what_the_dockerfile_says() {
         let tar = PathBuf::from(var("ZONEGATE_E2E_IMAGE_TAR"));
         let bin = PathBuf::from(var("ZONEGATE_STATIC"));
-        let dir = crate::common::TempDir::new("image");
+        let dir = crate::sockets::TempDir::new("image");
         let st = Command::new("tar")
             .arg("-xf")
             .arg(&tar)
@@ -531,7 +531,7 @@ mod real_node {
                 // its readiness endpoint, as the kubelet's probe sees it
                 let http: SocketAddr = format!("{}:8080", p.ip).parse().unwrap();
                 let (code, _) =
-                    in_node_netns(move || crate::common::http_get(http, "/readyz")).unwrap();
+                    in_node_netns(move || crate::sockets::http_get(http, "/readyz")).unwrap();
                 assert_eq!(code, 200, "{} /readyz", p.name);
             }
         }
@@ -572,12 +572,12 @@ mod real_node {
 
         // the load-balancer addresses answer over UDP and TCP
         for lb in s.lb {
-            let m = crate::common::udp(
+            let m = crate::sockets::udp(
                 lb,
                 &query_msg(&format!("mail.{DOMAIN}"), RecordType::A, None),
             );
             assert_eq!(m.answers[0].data.to_string(), "192.0.2.25", "{lb} UDP");
-            let m = crate::common::tcp(lb, &query_msg(DOMAIN, RecordType::NS, None));
+            let m = crate::sockets::tcp(lb, &query_msg(DOMAIN, RecordType::NS, None));
             assert_eq!(m.answers.len(), 2, "{lb} TCP NS");
         }
         let z = kj(&["-n", ZONE_NS, "get", "dnszone", ZONE]);
@@ -708,7 +708,7 @@ mod real_node {
             let ready = in_node_netns(move || {
                 ips.iter()
                     .filter(|ip| {
-                        crate::common::http_get(format!("{ip}:8080").parse().unwrap(), "/readyz")
+                        crate::sockets::http_get(format!("{ip}:8080").parse().unwrap(), "/readyz")
                             .map(|(c, _)| c == 200)
                             .unwrap_or(false)
                     })

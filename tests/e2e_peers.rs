@@ -4,14 +4,12 @@
 //! - dnsmasq (Debian) forwarding a zone to `zonegate serve --manifests` (split DNS,
 //!   docs/desktop.md), with no upstream for other names.
 
-mod cluster;
-mod common;
-mod peers;
 mod support;
+use support::{cluster, peers, sockets};
 
 use cluster::*;
-use common::{Server, TempDir, quickstart};
 use serde_json::json;
+use sockets::{Server, TempDir, quickstart};
 use std::time::Duration;
 use support::TestNamespace;
 

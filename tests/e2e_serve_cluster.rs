@@ -1,9 +1,8 @@
 //! `zonegate serve --zone` against the real control plane: every source kind's create, update
 //! and delete changes the answers; cross-namespace consent; two servers answer identically.
 
-mod cluster;
-mod common;
 mod support;
+use support::cluster;
 
 use cluster::*;
 use hickory_proto::op::ResponseCode;

@@ -1,9 +1,8 @@
 //! A source kind whose CRD is missing does not block the zone, and is picked up when the CRD is
 //! installed. Its own test binary: it removes and restores cluster-wide CRDs.
 
-mod cluster;
-mod common;
 mod support;
+use support::cluster;
 
 use cluster::*;
 use hickory_proto::rr::RecordType;

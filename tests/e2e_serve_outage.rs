@@ -2,9 +2,8 @@
 //! failed or changed answers during 30 s without kube-apiserver, and serves changes made after
 //! it returns. Its own test binary: stopping the apiserver would disturb other tests.
 
-mod cluster;
-mod common;
 mod support;
+use support::cluster;
 
 use cluster::*;
 use hickory_proto::rr::RecordType;

@@ -6,17 +6,17 @@
 //! `ZONEGATE_TEST_BIN` runs the battery against another build of the binary (to see which
 //! cases an older build fails).
 
-mod common;
-
-use common::{TempDir, free_port, http_get, query_msg, tcp_raw, udp_raw};
+mod support;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use sockets::{TempDir, free_port, http_get, query_msg, tcp_raw, udp_raw};
 use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::sockets;
 
 const ZONE: &str = r#"
 apiVersion: zonegate.dev/v1alpha1

@@ -3,15 +3,15 @@
 //! 404/405), per-record refusal, and the stored records answered by `zonegate serve
 //! --manifests` from the same directory.
 
-mod common;
-
-use common::{Server, TempDir, free_port, query_msg, udp};
+mod support;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
+use sockets::{Server, TempDir, free_port, query_msg, udp};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::sockets;
 
 const MEDIA: &str = "application/external.dns.webhook+json;version=1";
 

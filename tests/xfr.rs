@@ -4,13 +4,13 @@
 //! zone, follow changes through NOTIFY, and end up with exactly the records `zonegate render`
 //! prints. Needs kdig, knotd, nsd and python3-dnspython (e2e/deps.sh installs them).
 
-mod common;
-
-use common::*;
+mod support;
+use sockets::*;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::sockets;
 
 const KEY_NAME: &str = "xfr.zonegate.";
 const SECRET: &str = "pRGNUvDz1tJ6cNW7rXn1o6cE2b5nlN8W9bWk8jxjq4M=";

@@ -1,14 +1,24 @@
-//! Harness of the end-to-end tests (`tests/e2e_*.rs`): they run against the throwaway control
-//! plane of `e2e/cluster up` (etcd, kube-apiserver, kube-controller-manager; no nodes), found
-//! through the environment that `make test` exports from the run's `env` file:
+//! The one support module of the integration tests. Every test binary declares `mod support;`
+//! and uses the parts it needs:
 //!
-//! - `KUBECONFIG`: the run's admin kubeconfig (`system:masters`);
-//! - `ZONEGATE_E2E_BIN`: the directory with `kubectl` and the control-plane binaries.
+//! - [`sockets`]: run the real `zonegate` binary and talk to it over UDP and TCP on loopback;
+//! - [`cluster`]: `zonegate serve --zone` against the e2e control plane;
+//! - [`peers`]: the real peers (ExternalDNS, CoreDNS, dnsmasq) next to zonegate;
+//! - this file: the e2e harness. The e2e tests (`tests/e2e_*.rs`) run against the throwaway
+//!   control plane of `e2e/cluster up` (etcd, kube-apiserver, kube-controller-manager; a node
+//!   with `--node`), found through the environment that `make test` exports from the run's
+//!   `env` file:
+//!   - `KUBECONFIG`: the run's admin kubeconfig (`system:masters`);
+//!   - `ZONEGATE_E2E_BIN`: the directory with `kubectl` and the control-plane binaries.
 //!
 //! Every e2e test is `#[ignore = "needs the e2e control plane: make test"]`, so a plain `cargo
 //! test` skips them and `make test` runs them with `--include-ignored`. Each test works in its own
 //! namespace ([`TestNamespace`]), deleted when the guard drops, also when the test panics.
 #![allow(dead_code)] // every test binary compiles this module and uses a different part of it
+
+pub mod cluster;
+pub mod peers;
+pub mod sockets;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Namespace;

@@ -1,7 +1,7 @@
 //! Helpers for end-to-end tests of `zonegate serve --zone` against the e2e control plane.
 #![allow(dead_code)]
 
-use crate::common::{free_port, http_get, query_msg, udp};
+use super::sockets::{free_port, http_get, query_msg, udp};
 use crate::support;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};

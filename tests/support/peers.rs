@@ -3,7 +3,7 @@
 //! client. A missing tool fails the test with how to get it; nothing is skipped.
 #![allow(dead_code)]
 
-use crate::common::free_port;
+use super::sockets::free_port;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
