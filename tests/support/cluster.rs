@@ -17,11 +17,34 @@ pub struct ClusterServer {
 }
 
 impl ClusterServer {
-    /// Starts the binary and waits until /readyz says ready.
+    /// Starts the binary and waits until /readyz says ready. A free port can be taken by another
+    /// process between `free_port` and the server's bind (tests run in parallel): a server that
+    /// exits before it is ready is started again on new ports, at most five times.
     pub fn start(ns: &str, zone: &str) -> Self {
-        let s = Self::spawn(ns, zone);
-        s.wait_ready(Duration::from_secs(60));
-        s
+        for _ in 0..5 {
+            let mut s = Self::spawn(ns, zone);
+            if s.wait_ready_or_exit(Duration::from_secs(60)) {
+                return s;
+            }
+        }
+        panic!("serve --zone {ns}/{zone} exited before it was ready, 5 times");
+    }
+
+    /// Waits until /readyz says ready (true) or the process exits (false).
+    fn wait_ready_or_exit(&mut self, timeout: Duration) -> bool {
+        let t0 = Instant::now();
+        while !self.ready() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!("serve --zone exited before it was ready ({status}); starting it again");
+                return false;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "serve --zone not ready after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
     }
 
     pub fn spawn(ns: &str, zone: &str) -> Self {
