@@ -168,10 +168,12 @@ impl SerialKeeper {
     }
 }
 
-/// Where a zone's servers share their last published (content hash, serial): in cluster mode
-/// the ConfigMap `<zone>-serial` (`feed::kube::ConfigMapSerials`). `Version` is what a read
-/// returns and a replace hands back, so a replace fails with [`StoreError::Conflict`] when
-/// somebody else wrote in between (optimistic concurrency).
+/// Where a zone's servers share their last published (content hash, serial), with the record
+/// count and the time that serial was first served (which the operator copies into the
+/// DNSZone's status): in cluster mode the ConfigMap `<zone>-serial`
+/// (`feed::kube::ConfigMapSerials`). `Version` is what a read returns and a replace hands back,
+/// so a replace fails with [`StoreError::Conflict`] when somebody else wrote in between
+/// (optimistic concurrency).
 pub trait SerialStore: Send {
     type Version: Send;
     /// The stored record, if it exists.
@@ -179,20 +181,38 @@ pub trait SerialStore: Send {
         &self,
     ) -> impl Future<Output = Result<Option<Stored<Self::Version>>, StoreError>> + Send;
     /// Creates the record; `Conflict` if it exists already.
-    fn create(
-        &self,
-        hash: &str,
-        serial: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn create(&self, record: &Record) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replaces the record read as `version`; `Conflict` if it changed since.
     fn replace(
         &self,
         version: Self::Version,
-        hash: &str,
-        serial: u32,
+        record: &Record,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The record's name for log lines (`NAMESPACE/NAME`).
     fn describe(&self) -> String;
+}
+
+/// What a server writes to a [`SerialStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The content hash, 16 hex digits.
+    pub hash: String,
+    pub serial: u32,
+    /// What was first served with this serial: its record count and when (Unix seconds).
+    pub served: Served,
+}
+
+/// The record count of a serial and the time it was first served. Written once per serial (by
+/// the server that published it first), so it never causes a write while nothing changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// The serial this describes: a record written by a server that does not know these fields
+    /// leaves them describing an older serial, and then they do not count.
+    pub serial: u32,
+    /// Records served, SOA included (`ZoneData::record_count`).
+    pub records: u64,
+    /// When the first server published the serial, Unix seconds.
+    pub since: u64,
 }
 
 /// A [`SerialStore`]'s record.
@@ -202,6 +222,8 @@ pub struct Stored<V> {
     pub hash: Option<String>,
     /// The serial (0 if absent or not a number).
     pub serial: u32,
+    /// Record count and first-served time, when present and about `serial`.
+    pub served: Option<Served>,
     /// What a replace hands back.
     pub version: V,
 }
@@ -215,14 +237,15 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// Something that hands out serials for (zone, content hash) pairs.
+/// Something that hands out serials for (zone, content hash) pairs; `records` is the content's
+/// record count, for sources that publish it.
 pub trait SerialSource: Send {
-    fn serial(&mut self, zone: &str, hash: u64) -> impl Future<Output = u32> + Send;
+    fn serial(&mut self, zone: &str, hash: u64, records: u64) -> impl Future<Output = u32> + Send;
 }
 
 /// Serials of this process alone, from the clock.
 impl SerialSource for SerialKeeper {
-    async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+    async fn serial(&mut self, zone: &str, hash: u64, _records: u64) -> u32 {
         SerialKeeper::serial(self, zone, hash, crate::publish::unix_now())
     }
 }
@@ -231,7 +254,9 @@ impl SerialSource for SerialKeeper {
 /// content hash matches the stored one uses the stored serial; one with new content writes
 /// `max(serial + 1, now)` with an optimistic-concurrency replace, so all servers with the same
 /// content publish the same serial and it only ever grows, across restarts and pod replacement.
-/// Falls back to a local [`SerialKeeper`] (serial from the clock, never decreasing while the
+/// The server that writes a serial also writes its record count and the time (its [`Served`]);
+/// one that finds the stored serial without them (written by an older version) fills them in,
+/// once. Falls back to a local [`SerialKeeper`] (serial from the clock, never decreasing while the
 /// process lives) when the store cannot be read or written, and says so once.
 pub struct SharedSerial<S> {
     pub store: S,
@@ -256,27 +281,47 @@ impl<S: SerialStore> SharedSerial<S> {
         self.warned
     }
 
-    async fn shared(&mut self, hash: u64, now: u64) -> Result<u32, StoreError> {
+    async fn shared(&mut self, hash: u64, records: u64, now: u64) -> Result<u32, StoreError> {
         let hash_s = format!("{hash:016x}");
+        let clock = now;
         let now = now.min(u32::MAX as u64) as u32;
+        let record = |serial: u32| Record {
+            hash: hash_s.clone(),
+            serial,
+            served: Served {
+                serial,
+                records,
+                since: clock,
+            },
+        };
         for _ in 0..8 {
             let Some(Stored {
                 hash: stored_hash,
                 serial: stored,
+                served,
                 version,
             }) = self.store.read().await?
             else {
-                match self.store.create(&hash_s, now).await {
+                match self.store.create(&record(now)).await {
                     Ok(()) => return Ok(now),
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e),
                 }
             };
             if stored_hash.as_deref() == Some(hash_s.as_str()) {
+                if served.is_none() {
+                    // written by a server that does not record these: fill them in once (a
+                    // failure only leaves them out of the DNSZone's status)
+                    if let Err(StoreError::Conflict) =
+                        self.store.replace(version, &record(stored)).await
+                    {
+                        continue;
+                    }
+                }
                 return Ok(stored);
             }
             let serial = now.max(stored.wrapping_add(1));
-            match self.store.replace(version, &hash_s, serial).await {
+            match self.store.replace(version, &record(serial)).await {
                 Ok(()) => return Ok(serial),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e),
@@ -289,9 +334,9 @@ impl<S: SerialStore> SharedSerial<S> {
 }
 
 impl<S: SerialStore> SerialSource for SharedSerial<S> {
-    async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+    async fn serial(&mut self, zone: &str, hash: u64, records: u64) -> u32 {
         let now = (self.now)();
-        match self.shared(hash, now).await {
+        match self.shared(hash, records, now).await {
             Ok(s) => {
                 self.local.remember(zone, hash, s);
                 if self.warned {
@@ -459,11 +504,14 @@ mod shared_tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// An in-memory serial record that can be made unreachable; the version is a counter.
+    /// An in-memory serial record that can be made unreachable; the version is a counter, and
+    /// `writes` counts creates and replaces. The record keeps a `Served` only while it is about
+    /// the stored serial, as `ConfigMapSerials::read` does.
     #[derive(Clone, Default)]
     struct Memory {
-        record: Arc<Mutex<Option<(String, u32, u64)>>>,
+        record: Arc<Mutex<Option<(Record, u64)>>>,
         down: Arc<std::sync::atomic::AtomicBool>,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Memory {
@@ -485,27 +533,32 @@ mod shared_tests {
                 .lock()
                 .unwrap()
                 .clone()
-                .map(|(h, serial, version)| Stored {
-                    hash: Some(h),
-                    serial,
+                .map(|(r, version)| Stored {
+                    hash: Some(r.hash),
+                    serial: r.serial,
+                    served: Some(r.served).filter(|s| s.serial == r.serial),
                     version,
                 }))
         }
-        async fn create(&self, hash: &str, serial: u32) -> Result<(), StoreError> {
+        async fn create(&self, record: &Record) -> Result<(), StoreError> {
             self.check()?;
             let mut r = self.record.lock().unwrap();
             if r.is_some() {
                 return Err(StoreError::Conflict);
             }
-            *r = Some((hash.into(), serial, 1));
+            *r = Some((record.clone(), 1));
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         }
-        async fn replace(&self, version: u64, hash: &str, serial: u32) -> Result<(), StoreError> {
+        async fn replace(&self, version: u64, record: &Record) -> Result<(), StoreError> {
             self.check()?;
             let mut r = self.record.lock().unwrap();
             match &*r {
-                Some((_, _, v)) if *v == version => {
-                    *r = Some((hash.into(), serial, version + 1));
+                Some((_, v)) if *v == version => {
+                    *r = Some((record.clone(), version + 1));
+                    self.writes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Ok(())
                 }
                 _ => Err(StoreError::Conflict),
@@ -527,38 +580,127 @@ mod shared_tests {
         let store = Memory::default();
         let mut a = shared(&store, || 1000);
         let mut b = shared(&store, || 1000);
-        assert_eq!(a.serial("z.", 1).await, 1000);
-        assert_eq!(b.serial("z.", 1).await, 1000, "same content, same serial");
-        assert_eq!(b.serial("z.", 2).await, 1001, "new content: one more");
-        assert_eq!(a.serial("z.", 2).await, 1001, "the other replica adopts it");
+        assert_eq!(a.serial("z.", 1, 5).await, 1000);
+        assert_eq!(
+            b.serial("z.", 1, 5).await,
+            1000,
+            "same content, same serial"
+        );
+        assert_eq!(b.serial("z.", 2, 5).await, 1001, "new content: one more");
+        assert_eq!(
+            a.serial("z.", 2, 5).await,
+            1001,
+            "the other replica adopts it"
+        );
 
         // the store goes away: the last agreed serial stays, new content gets a local one
         store.down.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(a.serial("z.", 2).await, 1001);
+        assert_eq!(a.serial("z.", 2, 5).await, 1001);
         assert!(a.degraded());
-        assert_eq!(a.serial("z.", 3).await, 1002, "local: last + 1");
-        assert_eq!(a.serial("z.", 3).await, 1002);
+        assert_eq!(a.serial("z.", 3, 5).await, 1002, "local: last + 1");
+        assert_eq!(a.serial("z.", 3, 5).await, 1002);
 
         // back: the store's record wins again, and new content moves past both
         store
             .down
             .store(false, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
-            a.serial("z.", 3).await,
+            a.serial("z.", 3, 5).await,
             1002,
             "written to the store: 1001 + 1"
         );
         assert!(!a.degraded());
-        assert_eq!(b.serial("z.", 3).await, 1002);
+        assert_eq!(b.serial("z.", 3, 5).await, 1002);
     }
 
     #[tokio::test]
     async fn new_content_moves_past_a_stored_serial_ahead_of_the_clock() {
         let store = Memory::default();
-        *store.record.lock().unwrap() = Some((format!("{:016x}", 7u64), 5000, 9));
+        *store.record.lock().unwrap() = Some((stored(7, 5000, None), 9));
         let mut a = shared(&store, || 10);
         // stored serial 5000 is ahead of the clock: new content gets 5001
-        assert_eq!(a.serial("z.", 8).await, 5001);
-        assert_eq!(store.record.lock().unwrap().as_ref().unwrap().1, 5001);
+        assert_eq!(a.serial("z.", 8, 5).await, 5001);
+        assert_eq!(
+            store.record.lock().unwrap().as_ref().unwrap().0.serial,
+            5001
+        );
+    }
+
+    /// A stored record of content `hash` with `serial`; `served` describes serial 1 (stale)
+    /// unless given.
+    fn stored(hash: u64, serial: u32, served: Option<Served>) -> Record {
+        Record {
+            hash: format!("{hash:016x}"),
+            serial,
+            served: served.unwrap_or(Served {
+                serial: 1,
+                records: 0,
+                since: 0,
+            }),
+        }
+    }
+
+    fn writes(store: &Memory) -> usize {
+        store.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn the_first_server_of_a_serial_records_its_count_and_time_once() {
+        let store = Memory::default();
+        let mut a = shared(&store, || 1_800_000_000);
+        let mut b = shared(&store, || 1_800_000_100);
+        assert_eq!(a.serial("z.", 1, 42).await, 1_800_000_000);
+        let first = Served {
+            serial: 1_800_000_000,
+            records: 42,
+            since: 1_800_000_000,
+        };
+        assert_eq!(
+            store.record.lock().unwrap().as_ref().unwrap().0.served,
+            first
+        );
+        // the same content, on the other server and again on the first: nothing written
+        assert_eq!(b.serial("z.", 1, 42).await, 1_800_000_000);
+        assert_eq!(a.serial("z.", 1, 42).await, 1_800_000_000);
+        assert_eq!(writes(&store), 1, "one write per serial");
+        assert_eq!(
+            store.record.lock().unwrap().as_ref().unwrap().0.served,
+            first
+        );
+        // new content: the server that publishes it writes its count and time
+        assert_eq!(b.serial("z.", 2, 43).await, 1_800_000_100);
+        assert_eq!(
+            store.record.lock().unwrap().as_ref().unwrap().0.served,
+            Served {
+                serial: 1_800_000_100,
+                records: 43,
+                since: 1_800_000_100
+            }
+        );
+        assert_eq!(a.serial("z.", 2, 43).await, 1_800_000_100);
+        assert_eq!(writes(&store), 2);
+    }
+
+    #[tokio::test]
+    async fn a_serial_written_without_count_and_time_gets_them_once() {
+        // an older server wrote hash and serial and left the fields of an earlier serial
+        let store = Memory::default();
+        *store.record.lock().unwrap() = Some((stored(7, 5000, None), 9));
+        let mut a = shared(&store, || 6000);
+        assert_eq!(a.serial("z.", 7, 12).await, 5000, "the stored serial stays");
+        assert_eq!(
+            store.record.lock().unwrap().as_ref().unwrap().0,
+            stored(
+                7,
+                5000,
+                Some(Served {
+                    serial: 5000,
+                    records: 12,
+                    since: 6000
+                })
+            )
+        );
+        assert_eq!(a.serial("z.", 7, 12).await, 5000);
+        assert_eq!(writes(&store), 1, "filled in once");
     }
 }

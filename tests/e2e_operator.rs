@@ -113,14 +113,16 @@ async fn operator_identity(client: &Client, ns: &str) -> OperatorIdentity {
         yaml.push_str(&serde_json::to_string(&o).unwrap());
     }
     apply_yaml(client, ns, &yaml).await;
-    let token = kubectl_ok(&[
-        "create",
-        "token",
-        "zonegate-operator",
-        "-n",
-        ns,
-        "--duration=2h",
-    ]);
+    let path = token_kubeconfig(ns, "zonegate-operator");
+    OperatorIdentity {
+        kubeconfig: path,
+        binding,
+    }
+}
+
+/// A kubeconfig with a token of ServiceAccount `ns/sa`, as a pod running as it would have.
+fn token_kubeconfig(ns: &str, sa: &str) -> PathBuf {
+    let token = kubectl_ok(&["create", "token", sa, "-n", ns, "--duration=2h"]);
     let env = support::env();
     let admin = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
     let cluster = admin.clusters[0].cluster.clone().unwrap();
@@ -131,18 +133,15 @@ async fn operator_identity(client: &Client, ns: &str) -> OperatorIdentity {
             "server": cluster.server,
             "certificate-authority-data": cluster.certificate_authority_data,
         }}],
-        "users": [{"name": "operator", "user": {"token": token.trim()}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "operator", "namespace": ns}}],
+        "users": [{"name": sa, "user": {"token": token.trim()}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": sa, "namespace": ns}}],
         "current-context": "e2e",
     });
-    let dir = std::env::temp_dir().join(unique_name("zg-operator"));
+    let dir = std::env::temp_dir().join(unique_name("zg-token"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("kubeconfig");
     std::fs::write(&path, serde_json::to_string(&kubeconfig).unwrap()).unwrap();
-    OperatorIdentity {
-        kubeconfig: path,
-        binding,
-    }
+    path
 }
 
 impl Operator {
@@ -1753,4 +1752,172 @@ async fn delegated_through_a_resolver() {
         message.starts_with(&format!("parent nameserver 127.0.0.1:{port} delegates {domain} to a.dns.example.net, old.example.org instead of a.dns.example.net, b.dns.example.net")),
         "{message}"
     );
+}
+
+/// The value of an unlabelled-by-us metric line `name{...} V` in a /metrics text.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `kubectl get dz -o wide` shows what the nameservers serve. `serve --zone`, run with a token of
+/// the zone's own ServiceAccount (a nameserver pod needs a kubelet; this control plane has
+/// none), publishes its serial, record count and time through the serial ConfigMap the operator
+/// created; the operator copies them into the status, once per serial, and nothing is written
+/// while the zone stays as it is.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the e2e control plane: make test"]
+async fn get_dz_wide_shows_the_served_serial_records_and_time() {
+    use support::cluster::{ClusterServer, soa_serial};
+    let (_turn, client) = begin().await;
+    let ns = TestNamespace::create(&client).await;
+    let id = operator_identity(&client, &ns).await;
+    let _op = Operator::start(&id, &ns, &[]);
+    let domain = domain_of(&ns);
+    let www = |values: Value| json!({"name": "www", "type": "A", "values": values});
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain, "records": [www(json!(["192.0.2.80"]))]}),
+    )
+    .await;
+    wait_condition(&ns, "web", "Accepted", "True").await;
+    wait_for(
+        "the serial ConfigMap and the ServiceAccount",
+        WAIT,
+        || async {
+            ns.api::<ConfigMap>().get("web-serial").await?;
+            ns.api::<ServiceAccount>().get("web-dns").await
+        },
+    )
+    .await;
+    let kubeconfig = token_kubeconfig(ns.name(), "web-dns");
+    let started = k8s_openapi::jiff::Timestamp::now().as_second();
+    let server = ClusterServer::start_as(ns.name(), "web", &kubeconfig);
+    let apex = format!("{domain}.");
+
+    // The status follows what the server serves: its SOA serial and its record count.
+    let status_of = |serial: u32| {
+        let ns = &ns;
+        async move {
+            wait_for(&format!("status.serial {serial}"), WAIT, || async {
+                let z = ns
+                    .api::<DNSZone>()
+                    .get("web")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let st = z.status.clone().unwrap_or_default();
+                if st.serial == Some(serial) && st.records.is_some() && st.last_served.is_some() {
+                    Ok(z)
+                } else {
+                    Err(format!(
+                        "serial {:?} records {:?} lastServed {:?}",
+                        st.serial, st.records, st.last_served
+                    ))
+                }
+            })
+            .await
+        }
+    };
+    let serial = soa_serial(server.dns, &apex);
+    let zone = status_of(serial).await;
+    let st = zone.status.clone().unwrap();
+    let served = metric_value(&server.metrics(), "zonegate_zone_records").unwrap();
+    assert_eq!(st.records, Some(served as u64), "the server's record count");
+    // SOA, two NS, the www A record (no glue: the nameservers have no addresses yet)
+    assert_eq!(st.records, Some(4));
+    let last = st.last_served.clone().unwrap().0.as_second();
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    assert!(
+        (started - 1..=now).contains(&last),
+        "lastServed {last} not between the server's start {started} and now {now}"
+    );
+    let cm = ns.api::<ConfigMap>().get("web-serial").await.unwrap();
+    let data = cm.data.clone().unwrap_or_default();
+    assert_eq!(data.get("serial"), Some(&serial.to_string()), "{data:?}");
+    assert_eq!(
+        data.get("servedSerial"),
+        Some(&serial.to_string()),
+        "{data:?}"
+    );
+    assert_eq!(data.get("records"), Some(&"4".to_string()), "{data:?}");
+
+    // kubectl get dz -o wide: the three columns after the default ones
+    let out = kubectl_ok(&["get", "dz", "web", "-n", ns.name(), "-o", "wide"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "DOMAIN",
+            "ACCEPTED",
+            "READY",
+            "NAMESERVERS",
+            "AGE",
+            "SERIAL",
+            "RECORDS",
+            "LAST-SERVED"
+        ],
+        "{out}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let n = row.len();
+    assert_eq!(
+        (row[0], row[n - 3], row[n - 2]),
+        ("web", serial.to_string().as_str(), "4"),
+        "{out}"
+    );
+    assert!(
+        row[n - 1].ends_with('s') || row[n - 1].ends_with('m'),
+        "LAST-SERVED is an age: {out}"
+    );
+    eprintln!("kubectl get dz -o wide:\n{out}");
+    let plain = kubectl_ok(&["get", "dz", "web", "-n", ns.name()]);
+    assert!(
+        !plain.contains("SERIAL"),
+        "priority-1 columns only with -o wide: {plain}"
+    );
+
+    // Converged: the server rechecks the ConfigMap every 5 s, reading only; nothing is written.
+    let versions = || async {
+        (
+            ns.api::<ConfigMap>()
+                .get("web-serial")
+                .await
+                .unwrap()
+                .resource_version(),
+            ns.api::<DNSZone>()
+                .get("web")
+                .await
+                .unwrap()
+                .resource_version(),
+        )
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(versions().await, before, "ConfigMap or DNSZone written");
+
+    // A change: a new serial, one more record, a later lastServed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain, "records": [www(json!(["192.0.2.80", "192.0.2.81"]))]}),
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let new_serial = loop {
+        let s = soa_serial(server.dns, &apex);
+        if s != serial {
+            break s;
+        }
+        assert!(t0.elapsed() < WAIT, "the serial stays {serial}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(new_serial > serial, "{serial} -> {new_serial}");
+    let st = status_of(new_serial).await.status.unwrap();
+    assert_eq!(st.records, Some(5));
+    assert!(st.last_served.unwrap().0.as_second() > last);
 }

@@ -2,7 +2,7 @@
 //! repositories write against. Doc comments become `kubectl explain` text; validation that the
 //! apiserver can do lives here as OpenAPI constraints and CEL rules.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,6 +69,24 @@ pub const HOSTNAME_PATTERN: &str =
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Serial",
+        type_ = "integer",
+        json_path = ".status.serial",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Records",
+        type_ = "integer",
+        json_path = ".status.records",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Last-Served",
+        type_ = "date",
+        json_path = ".status.lastServed",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -550,6 +568,22 @@ pub struct DNSZoneStatus {
     /// NS set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+
+    /// The SOA serial the nameservers serve (they agree on it through the ConfigMap
+    /// `<name>-serial`). Absent until a nameserver has published the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u32>,
+
+    /// Records served with `serial`, SOA, NS and glue included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+
+    /// When a nameserver first served `serial`: the time the zone's current content went live.
+    /// It moves only when the serial does, so a zone whose content does not change keeps it (and
+    /// its status is not rewritten). For a serial published by a version of zonegate that did
+    /// not record the time, the time a current nameserver first found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_served: Option<Time>,
 
     /// Each nameserver with its external addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -146,6 +146,7 @@ struct Last {
     origin: String,
     hash: u64,
     serial: u32,
+    records: u64,
 }
 
 /// The index of one zone (see the module comment).
@@ -377,7 +378,8 @@ impl ZoneIndex {
             return Published::Unservable;
         }
         let origin = self.pipeline.data().origin.to_ascii();
-        let serial = serials.serial(&origin, hash).await;
+        let count = self.pipeline.data().record_count() as u64;
+        let serial = serials.serial(&origin, hash, count).await;
         let records = self.swap_in(serial);
         let l = ZoneLabels {
             zone: origin.clone(),
@@ -403,6 +405,7 @@ impl ZoneIndex {
             origin: origin.clone(),
             hash,
             serial,
+            records: count,
         });
         Published::Zone {
             zone: origin,
@@ -429,7 +432,7 @@ impl ZoneIndex {
         if self.pipeline.data().origin.is_root() {
             return None;
         }
-        let serial = serials.serial(&last.origin, last.hash).await;
+        let serial = serials.serial(&last.origin, last.hash, last.records).await;
         if serial == last.serial {
             return None;
         }
@@ -771,7 +774,7 @@ mod tests {
         now: u64,
     }
     impl SerialSource for Serials {
-        async fn serial(&mut self, zone: &str, hash: u64) -> u32 {
+        async fn serial(&mut self, zone: &str, hash: u64, _: u64) -> u32 {
             self.calls += 1;
             self.keeper.serial(zone, hash, self.now.max(1000))
         }
@@ -1155,10 +1158,10 @@ mod tests {
         async fn read(&self) -> Result<Option<crate::serial::Stored<()>>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
-        async fn create(&self, _: &str, _: u32) -> Result<(), StoreError> {
+        async fn create(&self, _: &crate::serial::Record) -> Result<(), StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
-        async fn replace(&self, _: (), _: &str, _: u32) -> Result<(), StoreError> {
+        async fn replace(&self, _: (), _: &crate::serial::Record) -> Result<(), StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
         fn describe(&self) -> String {
@@ -1202,12 +1205,15 @@ mod tests {
         assert_eq!(f.served_serial(), Some(1_700_000_001));
     }
 
-    /// Serials as another replica decided them: `bump` is added to every answer.
+    /// Serials as another replica decided them: `bump` is added to every answer. Keeps the
+    /// record counts it was asked with.
     struct Other {
         bump: u32,
+        records: Vec<u64>,
     }
     impl SerialSource for Other {
-        async fn serial(&mut self, _: &str, _: u64) -> u32 {
+        async fn serial(&mut self, _: &str, _: u64, records: u64) -> u32 {
+            self.records.push(records);
             5000 + self.bump
         }
     }
@@ -1217,11 +1223,23 @@ mod tests {
         let mut f = fixture(&[]);
         f.zone_seen(&[], &["DNSEndpoint"]);
         f.listed(endpoints("acme"), vec![]);
-        let mut other = Other { bump: 0 };
+        let mut other = Other {
+            bump: 0,
+            records: Vec::new(),
+        };
         assert!(matches!(
             f.ix.publish(&mut other).await,
             Published::Zone { serial: 5000, .. }
         ));
+        // the serial source is told the record count served (SOA, NS and glue of an empty zone)
+        let served = f
+            .zones
+            .load()
+            .zones()
+            .next()
+            .map(|z| z.record_count() as u64);
+        assert_eq!(other.records.first().copied(), served);
+        assert!(served.is_some_and(|n| n >= 2), "{served:?}");
         assert_eq!(f.ix.recheck_serial(&mut other).await, None, "unchanged");
         other.bump = 3;
         assert_eq!(f.ix.recheck_serial(&mut other).await, Some(5003));

@@ -11,7 +11,7 @@
 use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
 use crate::feed::index::{FeedMsg, Item, Resources, WatchHealth, WatchKey, WatchKind};
 use crate::objects::SourceObject;
-use crate::serial::{SerialStore, StoreError, Stored};
+use crate::serial::{Record, SerialStore, Served, StoreError, Stored};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
@@ -251,8 +251,11 @@ pub fn spawn_watch(
 }
 
 /// The serial record of a zone's servers: the ConfigMap `<zone>-serial` in the zone's
-/// namespace, with `data.hash` and `data.serial` (see `serial::SharedSerial`). A replace carries
-/// the `resourceVersion` read, so a concurrent writer makes it fail with 409.
+/// namespace, with `data.hash` and `data.serial` (see `serial::SharedSerial`), and what was first
+/// served with that serial: `data.records` (record count, SOA included), `data.lastServed` (RFC
+/// 3339, when the first server published it) and `data.servedSerial` (the serial those two
+/// describe). The operator copies them into the DNSZone's status ([`served_of`]). A replace
+/// carries the `resourceVersion` read, so a concurrent writer makes it fail with 409.
 pub struct ConfigMapSerials {
     pub api: Api<ConfigMap>,
     pub namespace: String,
@@ -266,30 +269,60 @@ fn store_error(e: kube::Error) -> StoreError {
     }
 }
 
+/// The serial of a serial ConfigMap's data (0 if absent or not a number).
+pub fn serial_of(data: &BTreeMap<String, String>) -> u32 {
+    data.get("serial").and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// What a serial ConfigMap's data says was first served with its serial; `None` when a field is
+/// missing or describes another serial (a server that does not write these replaced it).
+pub fn served_of(data: &BTreeMap<String, String>) -> Option<Served> {
+    let serial = serial_of(data);
+    let served: u32 = data.get("servedSerial")?.parse().ok()?;
+    let records = data.get("records")?.parse().ok()?;
+    let since: k8s_openapi::jiff::Timestamp = data.get("lastServed")?.parse().ok()?;
+    (served == serial && serial != 0).then_some(Served {
+        serial,
+        records,
+        since: u64::try_from(since.as_second()).ok()?,
+    })
+}
+
+fn write_record(data: &mut BTreeMap<String, String>, r: &Record) {
+    data.insert("hash".into(), r.hash.clone());
+    data.insert("serial".into(), r.serial.to_string());
+    data.insert("servedSerial".into(), r.served.serial.to_string());
+    data.insert("records".into(), r.served.records.to_string());
+    let since = i64::try_from(r.served.since)
+        .ok()
+        .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    data.insert("lastServed".into(), since.to_string());
+}
+
 impl SerialStore for ConfigMapSerials {
     type Version = ConfigMap;
 
     async fn read(&self) -> Result<Option<Stored<ConfigMap>>, StoreError> {
         let cm = self.api.get_opt(&self.name).await.map_err(store_error)?;
         Ok(cm.map(|cm| {
-            let data = cm.data.as_ref();
-            let hash = data.and_then(|d| d.get("hash")).cloned();
-            let serial = data
-                .and_then(|d| d.get("serial"))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let empty = BTreeMap::new();
+            let data = cm.data.as_ref().unwrap_or(&empty);
             Stored {
-                hash,
-                serial,
+                hash: data.get("hash").cloned(),
+                serial: serial_of(data),
+                served: served_of(data),
                 version: cm,
             }
         }))
     }
 
-    async fn create(&self, hash: &str, serial: u32) -> Result<(), StoreError> {
+    async fn create(&self, record: &Record) -> Result<(), StoreError> {
+        let mut data = BTreeMap::new();
+        write_record(&mut data, record);
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
             "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "zonegate"}},
-            "data": {"hash": hash, "serial": serial.to_string()}
+            "data": data,
         }))
         .expect("valid ConfigMap");
         self.api
@@ -299,10 +332,8 @@ impl SerialStore for ConfigMapSerials {
             .map_err(store_error)
     }
 
-    async fn replace(&self, mut cm: ConfigMap, hash: &str, serial: u32) -> Result<(), StoreError> {
-        let data = cm.data.get_or_insert_with(Default::default);
-        data.insert("hash".into(), hash.to_string());
-        data.insert("serial".into(), serial.to_string());
+    async fn replace(&self, mut cm: ConfigMap, record: &Record) -> Result<(), StoreError> {
+        write_record(cm.data.get_or_insert_with(Default::default), record);
         self.api
             .replace(&self.name, &PostParams::default(), &cm)
             .await
@@ -312,5 +343,35 @@ impl SerialStore for ConfigMapSerials {
 
     fn describe(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_fields_round_trip_and_count_only_for_their_serial() {
+        let r = Record {
+            hash: "00000000000000ff".into(),
+            serial: 1_800_000_001,
+            served: Served {
+                serial: 1_800_000_001,
+                records: 12,
+                since: 1_800_000_000,
+            },
+        };
+        let mut data = BTreeMap::new();
+        write_record(&mut data, &r);
+        assert_eq!(data["lastServed"], "2027-01-15T08:00:00Z");
+        assert_eq!(data["records"], "12");
+        assert_eq!(serial_of(&data), 1_800_000_001);
+        assert_eq!(served_of(&data), Some(r.served));
+        // an older server replaced hash and serial only
+        data.insert("serial".into(), "1800000002".into());
+        assert_eq!(served_of(&data), None);
+        // the empty ConfigMap the operator creates
+        assert_eq!(served_of(&BTreeMap::new()), None);
+        assert_eq!(serial_of(&BTreeMap::new()), 0);
     }
 }

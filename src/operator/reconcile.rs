@@ -301,6 +301,9 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
                 .get(&ObjectRef::new(&nameserver_object_name(&key.name, i)).within(ns))
         })
         .collect();
+    let serial_configmap = owned
+        .config_maps
+        .get(&ObjectRef::new(&desired::serial_configmap_name(&key.name)).within(ns));
     let node_addresses = if zone.spec.nameservers.service.type_ == ServiceType::NodePort {
         let nodes = ctx.stores.nodes.state();
         let refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
@@ -316,6 +319,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         delegation: &DelegationCheck::Pending,
         delegation_ttl: ctx.config.delegation_ttl,
         placements: &ctx.config.server.placements,
+        serial_configmap: serial_configmap.as_deref(),
     };
     let now = now_seconds();
     let delegation;

@@ -7,7 +7,7 @@ use super::placement::Placements;
 use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus};
 use crate::domain::{Verdict, is_at_or_below, normalize};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::net::IpAddr;
 
@@ -48,6 +48,31 @@ pub struct Observed<'a> {
     pub delegation_ttl: u32,
     /// The platform's placements, for `spec.nameservers.placement`.
     pub placements: &'a Placements,
+    /// The ConfigMap `<name>-serial` the nameservers publish their serial through.
+    pub serial_configmap: Option<&'a ConfigMap>,
+}
+
+/// `status.serial`, `status.records` and `status.lastServed` from the serial ConfigMap: the
+/// serial once a nameserver wrote one, the count and time only when they describe that serial.
+fn served_fields(cm: Option<&ConfigMap>) -> (Option<u32>, Option<u64>, Option<Time>) {
+    let Some(data) = cm.and_then(|c| c.data.as_ref()) else {
+        return (None, None, None);
+    };
+    let serial = crate::feed::kube::serial_of(data);
+    if serial == 0 {
+        return (None, None, None);
+    }
+    match crate::feed::kube::served_of(data) {
+        Some(s) => (
+            Some(serial),
+            Some(s.records),
+            i64::try_from(s.since)
+                .ok()
+                .and_then(|t| k8s_openapi::jiff::Timestamp::from_second(t).ok())
+                .map(Time),
+        ),
+        None => (Some(serial), None, None),
+    }
 }
 
 /// External addresses of a nameserver Service: load-balancer IPs or hostnames, node addresses
@@ -297,9 +322,17 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         .is_accepted()
         .then(|| coredns_stanza(&domain, &obs.services))
         .flatten();
+    let (serial, records, last_served) = if obs.verdict.is_accepted() {
+        served_fields(obs.serial_configmap)
+    } else {
+        (None, None, None)
+    };
     DNSZoneStatus {
         observed_generation: generation,
         conditions,
+        serial,
+        records,
+        last_served,
         nameservers,
         delegation,
         core_dns_stanza,
@@ -623,6 +656,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
@@ -665,6 +699,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &placements,
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         let r = cond(&st, READY);
@@ -690,6 +725,81 @@ mod tests {
         assert_eq!(cond(&compute_status(&z, &obs, now()), READY).status, "True");
     }
 
+    /// The serial ConfigMap's serial, record count and first-served time reach the status; the
+    /// count and time only while they describe the serial (an older server may have replaced
+    /// the serial alone), nothing while the ConfigMap is empty or the zone is not accepted.
+    #[test]
+    fn serial_records_and_last_served_come_from_the_serial_configmap() {
+        let z = zone(json!({"domain": "acme.example.com"}), None);
+        let cm = |data: Value| -> ConfigMap {
+            serde_json::from_value(json!({"metadata": {"name": "web-serial"}, "data": data}))
+                .unwrap()
+        };
+        let published = cm(json!({"hash": "00000000000000ff", "serial": "1800000001",
+            "servedSerial": "1800000001", "records": "12", "lastServed": "2027-01-15T08:00:00Z"}));
+        let status_with = |c: Option<&ConfigMap>, verdict: &Verdict| {
+            let obs = Observed {
+                verdict,
+                deployments: vec![None, None],
+                services: vec![None, None],
+                node_addresses: &[],
+                delegation: &DelegationCheck::Pending,
+                delegation_ttl: 3600,
+                placements: &Placements::default(),
+                serial_configmap: c,
+            };
+            let st = compute_status(&z, &obs, now());
+            (st.serial, st.records, st.last_served)
+        };
+        assert_eq!(
+            status_with(Some(&published), &Verdict::Accepted),
+            (
+                Some(1_800_000_001),
+                Some(12),
+                Some(Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap()
+                ))
+            )
+        );
+        let replaced = cm(json!({"hash": "0000000000000100", "serial": "1800000002",
+            "servedSerial": "1800000001", "records": "12", "lastServed": "2027-01-15T08:00:00Z"}));
+        assert_eq!(
+            status_with(Some(&replaced), &Verdict::Accepted),
+            (Some(1_800_000_002), None, None)
+        );
+        let empty = cm(Value::Null);
+        assert_eq!(
+            status_with(Some(&empty), &Verdict::Accepted),
+            (None, None, None)
+        );
+        assert_eq!(status_with(None, &Verdict::Accepted), (None, None, None));
+        let rejected = Verdict::Rejected {
+            reason: "DomainConflict",
+            message: "taken".into(),
+        };
+        assert_eq!(status_with(Some(&published), &rejected), (None, None, None));
+        // as the status is written: lastServed in RFC 3339
+        let obs = Observed {
+            verdict: &Verdict::Accepted,
+            deployments: vec![None, None],
+            services: vec![None, None],
+            node_addresses: &[],
+            delegation: &DelegationCheck::Pending,
+            delegation_ttl: 3600,
+            placements: &Placements::default(),
+            serial_configmap: Some(&published),
+        };
+        let v = serde_json::to_value(compute_status(&z, &obs, now())).unwrap();
+        assert_eq!(
+            (&v["serial"], &v["records"], &v["lastServed"]),
+            (
+                &json!(1_800_000_001u32),
+                &json!(12),
+                &json!("2027-01-15T08:00:00Z")
+            )
+        );
+    }
+
     #[test]
     fn ready_zone_with_load_balancers() {
         let z = zone(json!({"domain": "acme.example.com"}), None);
@@ -704,6 +814,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.observed_generation, Some(3));
@@ -767,6 +878,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         let r = cond(&st, READY);
@@ -812,6 +924,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
@@ -841,6 +954,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 86400,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, vec!["abc.elb.example"]);
@@ -879,6 +993,7 @@ mod tests {
             delegation: &DelegationCheck::Disabled,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, nodes);
@@ -970,6 +1085,7 @@ mod tests {
                 delegation: &c,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
+                serial_configmap: None,
             };
             cond(&compute_status(&z, &obs, now()), DELEGATED).clone()
         };
@@ -1038,6 +1154,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(
@@ -1077,6 +1194,7 @@ mod tests {
             delegation: &DelegationCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
+            serial_configmap: None,
         };
         let st = compute_status(&z, &obs, now());
         let ev = status_events(None, &st);

@@ -21,8 +21,13 @@ impl ClusterServer {
     /// process between `free_port` and the server's bind (tests run in parallel): a server that
     /// exits before it is ready is started again on new ports, at most five times.
     pub fn start(ns: &str, zone: &str) -> Self {
+        Self::start_as(ns, zone, &support::env().kubeconfig)
+    }
+
+    /// [`start`](Self::start) with these credentials (a ServiceAccount's, as a pod has).
+    pub fn start_as(ns: &str, zone: &str, kubeconfig: &std::path::Path) -> Self {
         for _ in 0..5 {
-            let mut s = Self::spawn(ns, zone);
+            let mut s = Self::spawn_as(ns, zone, kubeconfig);
             if s.wait_ready_or_exit(Duration::from_secs(60)) {
                 return s;
             }
@@ -48,14 +53,17 @@ impl ClusterServer {
     }
 
     pub fn spawn(ns: &str, zone: &str) -> Self {
-        let env = support::env();
+        Self::spawn_as(ns, zone, &support::env().kubeconfig)
+    }
+
+    pub fn spawn_as(ns: &str, zone: &str, kubeconfig: &std::path::Path) -> Self {
         let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
             .args(["serve", "--zone", &format!("{ns}/{zone}")])
             .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
             .arg("--kubeconfig")
-            .arg(&env.kubeconfig)
+            .arg(kubeconfig)
             .env(
                 "RUST_LOG",
                 std::env::var("ZONEGATE_E2E_LOG").unwrap_or_else(|_| "warn".into()),
