@@ -1663,13 +1663,31 @@ async fn delegated_follows_the_parent_zone() {
             records.join("; ")
         )
     );
-    let events = events_of(&client, &ns, "web").await;
-    assert!(
-        events.iter().any(|e| e.0 == "Warning"
-            && e.1 == "NotDelegated"
-            && e.2.contains("create these records")),
-        "{events:?}"
+    // the Warning Event says to create records at the registrar (its note is the message of
+    // when the condition turned False, possibly before the glue addresses were known); the
+    // DelegationRecords Event has the exact records
+    let note = format!(
+        "create these records at your registrar or in the parent zone: {}",
+        records.join("; ")
     );
+    wait_for("the NotDelegated and DelegationRecords events", WAIT, || async {
+        let events = events_of(&client, &ns, "web").await;
+        if events.iter().any(|e| {
+            e.0 == "Warning"
+                && e.1 == "NotDelegated"
+                && e.2.starts_with(&format!(
+                    "Delegated False: parent nameserver {parent_addr} answers NXDOMAIN for {domain}; create these records at your registrar or in the parent zone {parent}: {domain}. "
+                ))
+        }) && events
+            .iter()
+            .any(|e| e.0 == "Normal" && e.1 == "DelegationRecords" && e.2 == note)
+        {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
 
     // After: the parent delegates to our nameservers, with our glue (the exact status lines).
     knot.serve(&records);
@@ -1920,4 +1938,119 @@ async fn get_dz_wide_shows_the_served_serial_records_and_time() {
     let st = status_of(new_serial).await.status.unwrap();
     assert_eq!(st.records, Some(5));
     assert!(st.last_served.unwrap().0.as_second() > last);
+}
+
+/// `kubectl describe dz` tells the tenant the next step: Events with the field to fix (an
+/// unknown placement profile, a TXT value that would lose text, each with the exact field and
+/// what to write) and, once the nameservers have addresses, the exact records to create at the
+/// registrar. Checked through `kubectl describe` itself and through the Events API.
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn describe_dz_events_name_the_field_to_fix_and_the_records_to_create() {
+    let (_turn, client) = begin().await;
+    let ns = TestNamespace::create(&client).await;
+    let id = operator_identity(&client, &ns).await;
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--server-placement-profiles",
+            r#"{"edge": {"nodeSelector": {"zone": "edge"}}}"#,
+        ],
+    );
+    let domain = domain_of(&ns);
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain, "nameservers": {"placement": "gpu"}, "records": [
+            {"name": "k._domainkey", "type": "TXT", "values": ["v=DKIM1; k=rsa; p=MIGf"]}
+        ]}),
+    )
+    .await;
+    let want = |reason: &'static str, note: String| (String::from("Warning"), reason, note);
+    let (_, accepted) = wait_condition(&ns, "web", "Accepted", "True").await;
+    let problems = accepted
+        .split_once("; ")
+        .unwrap_or_else(|| panic!("Accepted names no problem: {accepted}"))
+        .1
+        .to_string();
+    assert!(
+        problems.starts_with("spec.records[0].values[0]: invalid TXT value"),
+        "{problems}"
+    );
+    let (reason, ready) = wait_condition(&ns, "web", "Ready", "False").await;
+    assert_eq!(reason, "PlacementProfileUnknown");
+    assert_eq!(
+        ready,
+        "spec.nameservers.placement: no placement profile \"gpu\"; the platform offers: edge; the pods run with the platform's default placement meanwhile"
+    );
+    let expected = [
+        want("InvalidFieldValue", format!("fix {problems}")),
+        want("PlacementProfileUnknown", format!("Ready False: {ready}")),
+    ];
+    let has = |events: &[(String, String, String)], w: &(String, &str, String)| {
+        events
+            .iter()
+            .any(|e| e.0 == w.0 && e.1 == w.1 && e.2 == w.2)
+    };
+    wait_for("the Events naming the fields", WAIT, || async {
+        let events = events_of(&client, &ns, "web").await;
+        if expected.iter().all(|w| has(&events, w)) {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
+
+    // The nameservers get addresses: the records to create, exactly as in status.delegation.
+    wait_for("Services", WAIT, || async {
+        ns.api::<Service>().get("web-ns2").await
+    })
+    .await;
+    set_lb(&client, &ns, "web-ns1", json!([{"ip": "192.0.2.1"}])).await;
+    set_lb(&client, &ns, "web-ns2", json!([{"ip": "192.0.2.2"}])).await;
+    let records = [
+        format!("{domain}. 3600 IN NS ns1.{domain}."),
+        format!("{domain}. 3600 IN NS ns2.{domain}."),
+        format!("ns1.{domain}. 3600 IN A 192.0.2.1"),
+        format!("ns2.{domain}. 3600 IN A 192.0.2.2"),
+    ];
+    let note = format!(
+        "create these records at your registrar or in the parent zone: {}",
+        records.join("; ")
+    );
+    wait_for("the DelegationRecords event", WAIT, || async {
+        let events = events_of(&client, &ns, "web").await;
+        if events
+            .iter()
+            .any(|e| e.0 == "Normal" && e.1 == "DelegationRecords" && e.2 == note)
+        {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
+
+    // kubectl describe shows them (its table squeezes whitespace and may wrap long notes: compare
+    // with whitespace removed)
+    let described = kubectl_ok(&["describe", "dz", "web", "-n", ns.name()]);
+    let flat: String = described.split_whitespace().collect();
+    for (kind, reason, note) in [
+        ("Warning", "InvalidFieldValue", format!("fix {problems}")),
+        (
+            "Warning",
+            "PlacementProfileUnknown",
+            format!("Ready False: {ready}"),
+        ),
+        ("Normal", "DelegationRecords", note.clone()),
+    ] {
+        let text: String = note.split_whitespace().collect();
+        assert!(
+            flat.contains(&format!("{kind}{reason}")) && flat.contains(&text),
+            "kubectl describe dz has no {kind} {reason} Event with {note:?}:\n{described}"
+        );
+    }
+    eprintln!("kubectl describe dz:\n{described}");
 }

@@ -233,6 +233,12 @@ fn accepted_message(zone: &DNSZone, domain: &str) -> String {
     }
 }
 
+/// The field problems an `Accepted=True` message names (what [`accepted_message`] appends
+/// after the domain, which has no `;`), if any.
+fn accepted_problems(message: &str) -> Option<&str> {
+    message.split_once("; ").map(|(_, problems)| problems)
+}
+
 /// The status the zone should have. `lastTransitionTime`s are taken from `zone.status` when a
 /// condition keeps its status, else set to `now`.
 pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneStatus {
@@ -553,13 +559,26 @@ pub struct EventSpec {
     pub note: String,
 }
 
-/// The events a status change deserves: one per condition whose status or reason changed, and
-/// one with the records to register when `status.delegation` changed.
+/// The events a status change deserves: one per condition whose status or reason changed, one
+/// naming the fields to fix when an accepted zone's field problems changed, and one with the
+/// records to register when `status.delegation` changed.
 pub fn status_events(old: Option<&DNSZoneStatus>, new: &DNSZoneStatus) -> Vec<EventSpec> {
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut out = Vec::new();
     for c in &new.conditions {
         let before = old_conditions.iter().find(|o| o.type_ == c.type_);
+        if c.type_ == ACCEPTED
+            && c.status == "True"
+            && let Some(problems) = accepted_problems(&c.message)
+            && before.is_none_or(|b| b.status != c.status || b.message != c.message)
+        {
+            out.push(EventSpec {
+                warning: true,
+                reason: "InvalidFieldValue".into(),
+                action: "ReportFieldProblems".into(),
+                note: truncate(&format!("fix {problems}")),
+            });
+        }
         if before.is_some_and(|b| b.status == c.status && b.reason == c.reason) {
             continue;
         }
@@ -674,6 +693,39 @@ mod tests {
             a.message
         );
         assert!(!a.message.contains("values[1]"), "{}", a.message);
+        // a Warning Event says which field to fix, once per change of the problems
+        let ev = status_events(None, &st);
+        let fix: Vec<&EventSpec> = ev
+            .iter()
+            .filter(|e| e.reason == "InvalidFieldValue")
+            .collect();
+        assert_eq!(fix.len(), 1, "{ev:?}");
+        assert!(fix[0].warning);
+        assert_eq!(
+            fix[0].note,
+            format!("fix {}", a.message.split_once("; ").unwrap().1)
+        );
+        assert!(
+            fix[0]
+                .note
+                .starts_with("fix spec.records[0].values[0]: invalid TXT value"),
+            "{}",
+            fix[0].note
+        );
+        assert!(status_events(Some(&st), &st).is_empty());
+        // fixed: no problem, no Event (Accepted stays True for the same reason)
+        let fixed = zone(
+            json!({"domain": "acme.example.com", "records": [
+                {"name": "k._domainkey", "type": "TXT", "values": ["\"ok\""]}
+            ]}),
+            None,
+        );
+        let st2 = compute_status(&fixed, &obs, now());
+        assert_eq!(
+            cond(&st2, ACCEPTED).message,
+            "this zone serves acme.example.com"
+        );
+        assert!(status_events(Some(&st), &st2).is_empty());
     }
 
     #[test]
