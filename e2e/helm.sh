@@ -123,7 +123,8 @@ log "helm install (replicas=2) with $("$HELM" version --short 2>/dev/null)"
   --set server.nodeSpread=preferred \
   --set server.resources.limits.memory=1024Mi --set server.resources.requests.cpu=0.05 \
   --set-json 'imagePullSecrets=[{"name":"regcred"}]' \
-  --set-json 'server.placement={"nodeSelector":{"role":"dns"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"dns","effect":"NoSchedule"}],"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]}' \
+  --set-json 'server.placement={"nodeSelector":{"role":"dns"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"dns","effect":"NoSchedule"}],"priorityClassName":"dns-critical","affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/os","operator":"In","values":["linux"]}]}]}}},"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]}' \
+  --set-json 'server.placementProfiles={"edge":{"nodeSelector":{"role":"edge"}}}' \
   >/dev/null
 for obj in serviceaccount/zonegate-operator deployment/zonegate-operator service/zonegate-operator \
   role/zonegate-operator-lease rolebinding/zonegate-operator-lease; do
@@ -204,6 +205,10 @@ tpl() { k -n acme get deployment acme-ns1 -o jsonpath="{.spec.template.spec.$1}"
 [ "$(tpl 'imagePullSecrets[0].name')" = regcred ] || die "acme-ns1 lacks the chart's imagePullSecrets"
 [ "$(tpl 'topologySpreadConstraints[0].labelSelector.matchLabels.zonegate\.dev/nameserver')" = ns1 ] ||
   die "acme-ns1's topology spread constraint does not select its own pods"
+[ "$(tpl 'priorityClassName')" = dns-critical ] || die "acme-ns1 lacks server.placement's priorityClassName"
+[ "$(tpl 'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key')" = kubernetes.io/os ] ||
+  die "acme-ns1 lacks server.placement's node affinity"
+[ -n "$(tpl 'affinity.podAntiAffinity')" ] || die "acme-ns1 lost the nameserver spread (podAntiAffinity) next to the chart's affinity"
 [ "$(tpl 'containers[0].resources.limits.memory')" = 1Gi ] || die "the apiserver did not store 1024Mi as 1Gi"
 [ "$(tpl 'containers[0].resources.requests.cpu')" = 50m ] || die "the apiserver did not store 0.05 as 50m"
 
@@ -228,4 +233,10 @@ if grep -qi forbidden "$work/operator.log"; then
   grep -i forbidden "$work/operator.log" | head -5 >&2
   die "the operator was refused something with the chart's RBAC"
 fi
-log "ok: with the chart's RBAC the operator elected itself, reconciled the sample zone, granted its nameservers their access, gave them the chart's placement, and wrote nothing more after a restart"
+# a zone picks a profile of server.placementProfiles: its nodeSelector, the rest of the default
+k -n acme patch dnszone acme --type=merge -p '{"spec":{"nameservers":{"placement":"edge"}}}' >/dev/null
+edge() { [ "$(tpl 'nodeSelector.role')" = edge ]; }
+wait_for 30 "acme-ns1 did not get the edge profile's nodeSelector" edge
+[ "$(tpl 'priorityClassName')" = dns-critical ] || die "the edge profile dropped the default priorityClassName"
+[ "$(tpl 'tolerations[0].key')" = dedicated ] || die "the edge profile dropped the default tolerations"
+log "ok: with the chart's RBAC the operator elected itself, reconciled the sample zone, granted its nameservers their access, gave them the chart's placement (and a zone its profile), and wrote nothing more after a restart"
