@@ -1405,6 +1405,46 @@ fn logs_on_a_pipe_have_no_colour_codes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// On a terminal, text logs are coloured, and `NO_COLOR` turns that off: `zonegate serve` runs
+/// under `script` (util-linux, Debian's essential bsdutils), which gives it a pseudo-terminal as
+/// stderr, for 3 s.
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+    let dir = std::env::temp_dir().join(format!("zonegate-tty-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo("config/samples/tenant/dnszone.yaml"),
+        dir.join("zone.yaml"),
+    )
+    .unwrap();
+    let cmd = format!(
+        "timeout -s TERM 3 {} --log-format text serve --listen 127.0.0.1:0 --manifests {}",
+        env!("CARGO_BIN_EXE_zonegate"),
+        dir.display()
+    );
+    for no_color in [None, Some("1")] {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env("RUST_LOG", "info");
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        let (_, out, err) = run(&mut c);
+        assert!(
+            out.contains("zones loaded: 1 zone: acme.example.com."),
+            "NO_COLOR={no_color:?}: no start-up line on the terminal:\n{out:?}\n{err}"
+        );
+        assert_eq!(
+            out.contains('\u{1b}'),
+            no_color.is_none(),
+            "NO_COLOR={no_color:?}: colour codes on a terminal should be {}:\n{out:?}",
+            no_color.is_none()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `zonegate check --format json` and `--format github` name file, line, object and field.
 #[test]
 fn check_reports_problems_for_ci_systems() {
@@ -1456,4 +1496,85 @@ fn check_reports_problems_for_ci_systems() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `zonegate --help` describes `crd` as what it prints: both CRDs.
+#[test]
+fn help_describes_crd_as_both_crds() {
+    let (ok, out, err) = run(Command::new(env!("CARGO_BIN_EXE_zonegate")).arg("--help"));
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("crd "))
+        .unwrap_or_else(|| panic!("no crd command in --help:\n{out}"));
+    assert!(line.contains("DNSZone and DNSZoneGrant"), "{line}");
+    let (ok, crds, err) = run(Command::new(env!("CARGO_BIN_EXE_zonegate")).arg("crd"));
+    assert!(ok, "{err}");
+    for kind in ["kind: DNSZone\n", "kind: DNSZoneGrant\n"] {
+        assert!(crds.contains(kind), "zonegate crd prints no {kind}");
+    }
+}
+
+/// Every flag of `zonegate operator` reaches the operator from a chart value: over two renders
+/// with every optional value set (`delegation.resolver` and `delegation.parent` exclude each
+/// other), the chart's Deployment passes each flag, or sets the environment variable the flag
+/// reads. Only `--kubeconfig` is left out: pods use their in-cluster configuration.
+#[test]
+fn the_chart_sets_every_operator_flag() {
+    use clap::Args;
+    let cmd = zonegate::operator::OperatorArgs::augment_args(clap::Command::new("operator"));
+    let common = [
+        "--set",
+        "server.pullPolicy=Always",
+        "--set-json",
+        r#"domainPolicy={"team-*":["{namespace}.apps.example.com"]}"#,
+        "--set",
+        "delegation.port=5353",
+        "--set",
+        "replicas=2",
+        "--set-json",
+        r#"server.placement={"nodeSelector":{"role":"dns"}}"#,
+        "--set-json",
+        r#"server.placementProfiles={"edge":{"nodeSelector":{"role":"edge"}}}"#,
+    ];
+    let mut set_flags = BTreeSet::new();
+    let mut set_env = BTreeSet::new();
+    for extra in [
+        ["--set", "delegation.resolver=192.0.2.53"],
+        ["--set", "delegation.parent=192.0.2.54:53"],
+    ] {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(extra);
+        let docs = helm_template(&args);
+        let d = one(&docs, "Deployment");
+        for a in operator_args(d) {
+            if let Some(flag) = a.strip_prefix("--") {
+                set_flags.insert(flag.split('=').next().unwrap().to_string());
+            }
+        }
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            set_env.insert(e["name"].as_str().unwrap().to_string());
+        }
+    }
+    let mut missing = Vec::new();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "kubeconfig" || long == "help" {
+            continue;
+        }
+        let by_env = arg
+            .get_env()
+            .is_some_and(|e| set_env.contains(e.to_str().unwrap()));
+        if !set_flags.contains(long) && !by_env {
+            missing.push(long.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "operator flags no chart value sets: {missing:?} (set: {set_flags:?}, env: {set_env:?})"
+    );
 }
