@@ -48,6 +48,9 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local t=$1 what=$2; shift 2
   for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   [ -z "$op" ] || { log "operator log:"; tail -n 40 "$work/operator.log" >&2; }
+  # what the apiserver holds, so a failure says where the operator stopped
+  k get dnszones -A -o yaml >&2 2>/dev/null || true
+  k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 20 >&2 || true
   die "$what (after ${t}s)"
 }
 
