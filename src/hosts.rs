@@ -269,6 +269,7 @@ async fn run_cluster(args: HostsArgs) -> Result<()> {
         listen: Vec::new(),
         http: None,
         state_dir: None,
+        encrypted: Default::default(),
         on_publish: Some(hook),
     });
     tokio::pin!(serve);

@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the operator: reconcile DNSZones into nameserver Deployments and Services.
     Operator(Box<zonegate::operator::OperatorArgs>),
-    /// Serve zones authoritatively over UDP and TCP.
+    /// Serve zones authoritatively over UDP and TCP (and DoT, DoH, DoQ with --tls-cert).
     ///
     /// With --manifests, from a directory of YAML manifests (DNSZones and source objects, status
     /// included), reloaded on change. With --zone, from a live cluster (in-cluster config or
@@ -48,6 +48,8 @@ enum Command {
         /// With --manifests: report ready (/readyz 200) even when no zone is served.
         #[arg(long, requires = "manifests")]
         allow_empty: bool,
+        #[command(flatten)]
+        encrypted: zonegate::dns::hickory::EncryptedArgs,
     },
     /// Print zones as RFC 1035 master files (for named-checkzone, Knot, NSD or review).
     Render {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             http,
             state_dir,
             allow_empty,
+            encrypted,
         } => {
             i32::from(process::run(async move {
                 match (manifests, zone) {
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
                             http,
                             state_dir,
                             allow_empty,
+                            encrypted,
                         })
                         .await
                     }
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
                                 listen,
                                 http,
                                 state_dir,
+                                encrypted,
                                 on_publish: None,
                             },
                         )

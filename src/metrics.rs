@@ -76,6 +76,10 @@ pub struct ServerMetrics {
     pub notifies: Family<NotifyLabels, Counter>,
     /// TCP connections closed to let a new client in (the limit was reached).
     pub tcp_evicted: Counter,
+    /// notAfter of the certificate the encrypted listeners serve, unix seconds (0: none).
+    pub tls_not_after: Gauge,
+    /// DoT and DoH connections shut down because their listener's cap was reached.
+    pub tls_evicted: Counter,
     /// Problems of the last load outside the served zones' own (files, objects, zones not
     /// served); with the sum of `problems` it is the count of the "zones loaded" line.
     pub manifest_problems: Gauge,
@@ -190,6 +194,18 @@ impl ServerMetrics {
             "Log events caused by network input (malformed packets and the like); at most one summary line per minute is logged",
             crate::dns::netlog::EVENTS.clone(),
         );
+        let tls_not_after = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the certificate served on the DoT, DoH and DoQ listeners, as unix seconds",
+            tls_not_after.clone(),
+        );
+        let tls_evicted = Counter::default();
+        registry.register(
+            "dns_tls_evicted",
+            "DoT and DoH connections shut down because the listener's connection cap was reached (the oldest go)",
+            tls_evicted.clone(),
+        );
         let manifest_problems = Gauge::default();
         registry.register(
             "manifest_problems",
@@ -214,6 +230,8 @@ impl ServerMetrics {
             stale_seconds,
             objects,
             tcp_evicted,
+            tls_not_after,
+            tls_evicted,
             manifest_problems,
         }
     }

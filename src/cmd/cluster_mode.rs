@@ -29,6 +29,8 @@ pub struct ServeCluster {
     pub listen: Vec<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
+    /// DoT, DoH and DoQ listeners and their certificate.
+    pub encrypted: crate::dns::hickory::EncryptedArgs,
     /// Called with the zone's content each time it is published (`zonegate hosts`). A process
     /// with no `listen` address answers no DNS and takes no part in serial agreement.
     pub on_publish: Option<PublishHook>,
@@ -121,6 +123,11 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
                         source,
                     })?;
                 tracing::info!(%bound, "serving DNS over UDP and TCP");
+            }
+            for (transport, bound) in
+                crate::dns::hickory::start(&opts.encrypted, zones.clone(), metrics.clone()).await?
+            {
+                tracing::info!(%bound, transport, "serving encrypted DNS");
             }
             listening = true;
             notifier.published(&zones.load());

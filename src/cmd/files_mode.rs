@@ -215,6 +215,8 @@ pub struct ServeFiles {
     pub state_dir: Option<PathBuf>,
     /// Ready even when no zone is served (`--allow-empty`).
     pub allow_empty: bool,
+    /// DoT, DoH and DoQ listeners and their certificate.
+    pub encrypted: crate::dns::hickory::EncryptedArgs,
 }
 
 struct Reloader {
@@ -435,6 +437,11 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
                 source,
             })?;
         tracing::info!(%bound, "serving DNS over UDP and TCP");
+    }
+    for (transport, bound) in
+        crate::dns::hickory::start(&opts.encrypted, zones.clone(), metrics.clone()).await?
+    {
+        tracing::info!(%bound, transport, "serving encrypted DNS");
     }
     // NOTIFY once the listeners answer the secondaries' transfers
     let notifier = crate::notifier::Notifier::spawn(metrics.clone());

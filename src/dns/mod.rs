@@ -1,9 +1,13 @@
-//! The DNS engine: compiled zones, the responder (bytes in, bytes out) and the transports.
+//! The DNS engine: compiled zones, the responder (bytes in, bytes out) and the transports
+//! (UDP and TCP in `server`, DoT, DoH and DoQ on hickory-server in `hickory`).
 pub mod compiled;
+pub mod conncap;
+pub mod hickory;
 pub mod journal;
 pub mod netlog;
 pub mod responder;
 pub mod server;
+pub mod tls;
 pub mod tsig;
 pub mod xfr;
 pub mod xfr_out;

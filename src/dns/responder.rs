@@ -28,12 +28,66 @@ pub struct Summary {
 }
 
 /// Builds the response to one request. `None`: send nothing (not a query, or too short to
-/// answer at all).
+/// answer at all). `decide` then `encode`.
 pub fn respond(
     zones: &ZoneSet,
     request: &[u8],
     transport: Transport,
 ) -> Option<(Vec<u8>, Summary)> {
+    decide(zones, request, transport).and_then(encode)
+}
+
+/// A response decided but not yet encoded, so that a transport with its own encoder (the
+/// hickory-server listeners, `dns::hickory`) sends the same answer without re-parsing bytes.
+#[derive(Debug)]
+pub enum Answer {
+    /// The response message; `udp_limit` is the size it must fit (UDP only), else it is sent
+    /// with TC set and no records.
+    Message {
+        message: Message,
+        udp_limit: Option<usize>,
+        zone: Option<std::sync::Arc<str>>,
+        qtype: RecordType,
+    },
+    /// Already encoded: a TSIG-signed response, whose MAC covers exactly these bytes.
+    Bytes(Vec<u8>, Summary),
+}
+
+/// Encodes an [`Answer`], truncating for UDP: a response that does not fit is sent with TC set
+/// and no records, so the client retries over TCP and gets the whole answer there.
+pub fn encode(answer: Answer) -> Option<(Vec<u8>, Summary)> {
+    let (mut resp, udp_limit, zone, qtype) = match answer {
+        Answer::Bytes(bytes, summary) => return Some((bytes, summary)),
+        Answer::Message {
+            message,
+            udp_limit,
+            zone,
+            qtype,
+        } => (message, udp_limit, zone, qtype),
+    };
+    let mut bytes = resp.to_vec().ok()?;
+    let mut truncated = false;
+    if let Some(limit) = udp_limit
+        && bytes.len() > limit
+    {
+        resp.answers.clear();
+        resp.authorities.clear();
+        resp.additionals.clear();
+        resp.metadata.truncation = true;
+        truncated = true;
+        bytes = resp.to_vec().ok()?;
+    }
+    let summary = Summary {
+        zone,
+        qtype,
+        rcode: resp.metadata.response_code,
+        truncated,
+    };
+    Some((bytes, summary))
+}
+
+/// Decides the response to one request (see [`respond`]).
+pub fn decide(zones: &ZoneSet, request: &[u8], transport: Transport) -> Option<Answer> {
     if request.len() < 12 {
         return None;
     }
@@ -50,7 +104,7 @@ pub fn respond(
     if let Some(signed) =
         super::xfr::respond_signed(zones, request, transport, crate::publish::unix_now())
     {
-        return signed;
+        return signed.map(|(bytes, summary)| Answer::Bytes(bytes, summary));
     }
 
     let msg = match Message::read(&mut BinDecoder::new(request)) {
@@ -170,7 +224,7 @@ fn finish(
     transport: Transport,
     client_edns: Option<&Edns>,
     qtype: RecordType,
-) -> Option<(Vec<u8>, Summary)> {
+) -> Option<Answer> {
     let limit = match (transport, client_edns) {
         (Transport::Tcp, _) => None,
         (Transport::Udp, Some(e)) => Some(e.max_payload().clamp(512, MAX_UDP_PAYLOAD) as usize),
@@ -179,37 +233,23 @@ fn finish(
     finish_limited(resp, edns, limit, None, qtype)
 }
 
-/// Encodes, truncating for UDP: a response that does not fit is sent with TC set and no records,
-/// so the client retries over TCP and gets the whole answer there.
+/// The decided response with its OPT record, to be encoded by [`encode`] or a transport.
 fn finish_limited(
     mut resp: Message,
     edns: Option<Edns>,
     udp_limit: Option<usize>,
     zone: Option<std::sync::Arc<str>>,
     qtype: RecordType,
-) -> Option<(Vec<u8>, Summary)> {
+) -> Option<Answer> {
     if let Some(e) = edns {
         resp.set_edns(e);
     }
-    let mut bytes = resp.to_vec().ok()?;
-    let mut truncated = false;
-    if let Some(limit) = udp_limit
-        && bytes.len() > limit
-    {
-        resp.answers.clear();
-        resp.authorities.clear();
-        resp.additionals.clear();
-        resp.metadata.truncation = true;
-        truncated = true;
-        bytes = resp.to_vec().ok()?;
-    }
-    let summary = Summary {
+    Some(Answer::Message {
+        message: resp,
+        udp_limit,
         zone,
         qtype,
-        rcode: resp.metadata.response_code,
-        truncated,
-    };
-    Some((bytes, summary))
+    })
 }
 
 #[cfg(test)]
