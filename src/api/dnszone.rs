@@ -565,7 +565,8 @@ pub struct DNSZoneStatus {
 
     /// `Accepted` (the domain claim is valid and not in conflict), `Ready` (server pods are
     /// available and every nameserver has an address), `Delegated` (the parent zone returns our
-    /// NS set).
+    /// NS set), and with `spec.transfer.notify` `SecondariesInSync` (every secondary serves
+    /// the zone's serial).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 
@@ -603,6 +604,25 @@ pub struct DNSZoneStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub core_dns_stanza: Option<String>,
+
+    /// Each `spec.transfer.notify` target, asked for the zone's SOA by the operator (every
+    /// `--secondary-check-interval` seconds): the serial it serves, and whether that is the
+    /// serial the zone's nameservers serve. The `SecondariesInSync` condition sums it up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<SecondaryStatus>,
+}
+
+/// A secondary nameserver as the operator last saw it.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondaryStatus {
+    /// The `spec.transfer.notify` entry, as `IP:port`.
+    pub address: String,
+    /// The SOA serial it serves for the zone; absent when it did not answer with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u32>,
+    /// Whether it serves the zone's current serial (or a newer one).
+    pub in_sync: bool,
 }
 
 /// A nameserver and its addresses.

@@ -49,9 +49,14 @@ pub fn policy(zone: &DNSZone, store: &ObjectStore) -> (Option<TransferPolicy>, V
         None => KeyRequirement::None,
         Some(name) => match store.secrets.get(&(ns.clone(), name.clone())) {
             None => {
-                let why = format!(
-                    "Secret {ns}/{name} not found; every transfer is refused until it exists"
-                );
+                let why = match store.unreadable_secrets.get(&(ns.clone(), name.clone())) {
+                    Some(e) => format!(
+                        "Secret {ns}/{name} cannot be read ({e}); every transfer is refused until it can"
+                    ),
+                    None => format!(
+                        "Secret {ns}/{name} not found; every transfer is refused until it exists"
+                    ),
+                };
                 problems.push(Problem::new(&object, "spec.transfer.tsigSecretName", &why));
                 KeyRequirement::Unusable(why)
             }

@@ -24,6 +24,7 @@ use crate::dns::ZoneSet;
 use crate::dns::server::SharedZones;
 use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels, ZoneLabels};
 use crate::objects::SourceObject;
+use crate::objects::secret::Secret;
 use crate::publish::ZonePipeline;
 use crate::serial::SerialSource;
 use kube::core::ApiResource;
@@ -39,6 +40,9 @@ pub enum WatchKind {
     Grant,
     /// One DNSZone by name (our own, or one a delegation refers to).
     Zone(String),
+    /// One Secret by name: the TSIG key `spec.transfer.tsigSecretName` names (the pods' Role
+    /// grants only that name, so the watch selects it by `metadata.name`).
+    Secret(String),
 }
 
 impl std::fmt::Display for WatchKind {
@@ -48,6 +52,7 @@ impl std::fmt::Display for WatchKind {
             WatchKind::Gateway => f.write_str("Gateway"),
             WatchKind::Grant => f.write_str("DNSZoneGrant"),
             WatchKind::Zone(n) => write!(f, "DNSZone {n}"),
+            WatchKind::Secret(n) => write!(f, "Secret {n}"),
         }
     }
 }
@@ -71,6 +76,7 @@ pub enum Item {
     Source(Arc<SourceObject>),
     Zone(Arc<DNSZone>),
     Grant(Arc<DNSZoneGrantSpec>),
+    Secret(Arc<Secret>),
 }
 
 /// Health of one watch.
@@ -184,6 +190,7 @@ impl ZoneIndex {
                 WatchKind::Gateway,
                 WatchKind::Grant,
                 WatchKind::Zone(String::new()),
+                WatchKind::Secret(String::new()),
             ])
             .collect()
     }
@@ -259,8 +266,9 @@ impl ZoneIndex {
             }
             _ => {}
         }
-        // consent depends on whether grant watches work: recompute the refusal reasons
-        if matches!(key.kind, WatchKind::Grant) {
+        // consent depends on whether grant watches work, and the transfer policy on whether
+        // the key's Secret can be read: recompute the refusal reasons
+        if matches!(key.kind, WatchKind::Grant | WatchKind::Secret(_)) {
             self.dirty = true;
         }
         // a failing watch reports each failed retry: it has been failing since the first
@@ -309,6 +317,7 @@ impl ZoneIndex {
             }
             let lookup = match &key.kind {
                 WatchKind::Zone(_) => WatchKind::Zone(String::new()),
+                WatchKind::Secret(_) => WatchKind::Secret(String::new()),
                 k => k.clone(),
             };
             match self.resources.by_kind.get(&lookup).cloned().flatten() {
@@ -681,13 +690,45 @@ impl Watched {
                 });
             }
         }
+        if let Some(name) = zone
+            .spec
+            .transfer
+            .as_ref()
+            .and_then(|t| t.tsig_secret_name.as_ref())
+        {
+            out.insert(WatchKey {
+                namespace: self.zone_ns.clone(),
+                kind: WatchKind::Secret(name.clone()),
+            });
+        }
         out
     }
 
-    /// The object store the compiler reads: our zone, referenced zones and source objects of
-    /// allowed namespaces and kinds.
+    /// The object store the compiler reads: our zone, referenced zones, source objects of
+    /// allowed namespaces and kinds, and the TSIG Secret (or why it cannot be read: a watch
+    /// that failed before it ever listed; one that listed keeps the key it last saw).
     fn store(&self, access: &Access) -> crate::objects::store::ObjectStore {
         let mut store = crate::objects::store::ObjectStore::default();
+        for (key, (health, _)) in &self.health {
+            if let (
+                WatchKind::Secret(name),
+                WatchHealth::Failing {
+                    error,
+                    forbidden,
+                    synced: false,
+                },
+            ) = (&key.kind, health)
+            {
+                let why = if *forbidden {
+                    "forbidden: the nameserver pods' Role does not grant it yet".to_string()
+                } else {
+                    error.clone()
+                };
+                store
+                    .unreadable_secrets
+                    .insert((key.namespace.clone(), name.clone()), why);
+            }
+        }
         for (key, items) in &self.watched {
             let allowed = match &key.kind {
                 WatchKind::Source(k) => access
@@ -711,6 +752,11 @@ impl Watched {
                                 origin: "apiserver".into(),
                             },
                         );
+                    }
+                    Item::Secret(sec) if matches!(key.kind, WatchKind::Secret(_)) => {
+                        store
+                            .secrets
+                            .insert((sec.namespace.clone(), sec.name.clone()), sec.clone());
                     }
                     _ => {}
                 }
@@ -1245,5 +1291,141 @@ mod tests {
         assert_eq!(f.ix.recheck_serial(&mut other).await, Some(5003));
         assert_eq!(f.served_serial(), Some(5003));
         assert_eq!(f.ix.publish(&mut other).await, Published::Clean);
+    }
+
+    /// DNSZone acme/z allowing transfers with the TSIG key in Secret `xfr-key`.
+    fn transfer_zone() -> BTreeMap<String, Item> {
+        let z: DNSZone = serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"name": "z", "namespace": "acme"},
+            "spec": {"domain": "acme.example.com", "sources": {"kinds": ["DNSEndpoint"]},
+                "transfer": {"allowFrom": ["127.0.0.1"], "tsigSecretName": "xfr-key"}}
+        }))
+        .unwrap();
+        BTreeMap::from([("z".to_string(), Item::Zone(Arc::new(z)))])
+    }
+
+    /// Secret acme/xfr-key holding key `name` with `secret` (as the apiserver shows it: base64).
+    fn tsig_secret(name: &str, secret: &str) -> (String, Item) {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let s = Secret::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "xfr-key", "namespace": "acme"},
+            "data": {"name": b(name), "secret": b(secret)}}))
+        .unwrap();
+        ("xfr-key".to_string(), Item::Secret(Arc::new(s)))
+    }
+
+    /// The key the served zone's transfers require now (its name), or why none is usable.
+    fn served_key(f: &Fixture) -> Result<String, String> {
+        use crate::zone::transfer::KeyRequirement;
+        let set = f.zones.load();
+        let t = set
+            .transfer(&Name::from_ascii("acme.example.com.").unwrap())
+            .expect("a transfer policy");
+        match &t.key {
+            KeyRequirement::Key(k) => Ok(k.name.to_ascii()),
+            KeyRequirement::Unusable(why) => Err(why.clone()),
+            KeyRequirement::None => panic!("no key required"),
+        }
+    }
+
+    const B64: &str = "pRGNUvDz1tJ6cNW7rXn1o6cE2b5nlN8W9bWk8jxjq4M=";
+
+    #[tokio::test]
+    async fn the_tsig_secret_is_watched_by_name_and_followed() {
+        let mut f = fixture(&[]);
+        assert_eq!(started(&f.ix.plan_watches()), vec![zone_key()]);
+        f.ix.reset(zone_key(), transfer_zone());
+        f.ix.health(zone_key(), WatchHealth::Synced);
+        let secret = key("acme", WatchKind::Secret("xfr-key".into()));
+        let mut plan = started(&f.ix.plan_watches());
+        plan.sort();
+        assert_eq!(plan, vec![endpoints("acme"), secret.clone()]);
+        f.listed(endpoints("acme"), vec![]);
+        assert_eq!(
+            f.publish().await,
+            Published::Waiting,
+            "the Secret not listed"
+        );
+
+        // forbidden (the Role not applied yet): published, transfers refused, and why
+        f.ix.health(
+            secret.clone(),
+            WatchHealth::Failing {
+                error: "secrets \"xfr-key\" is forbidden".into(),
+                forbidden: true,
+                synced: false,
+            },
+        );
+        let Published::Zone { serial, .. } = f.publish().await else {
+            panic!("not published")
+        };
+        let why = served_key(&f).unwrap_err();
+        assert!(
+            why.contains("Secret acme/xfr-key cannot be read (forbidden"),
+            "{why}"
+        );
+        assert!(
+            f.ix.pipeline.transfer_problems()[0]
+                .message
+                .contains("cannot be read")
+        );
+
+        // readable: the key is used; the zone's content and serial do not change
+        f.listed(secret.clone(), vec![tsig_secret("xfr.acme", B64)]);
+        assert_eq!(
+            f.publish().await,
+            Published::Zone {
+                zone: "acme.example.com.".into(),
+                serial,
+                changed: false
+            }
+        );
+        assert_eq!(served_key(&f), Ok("xfr.acme.".into()));
+        assert!(f.ix.pipeline.transfer_problems().is_empty());
+
+        // rotated: the new key at the next publish
+        let (n, i) = tsig_secret("xfr2.acme", B64);
+        f.ix.apply(secret.clone(), n, i);
+        f.publish().await;
+        assert_eq!(served_key(&f), Ok("xfr2.acme.".into()));
+
+        // the watch fails after listing (apiserver outage): the last key is kept
+        f.ix.health(
+            secret.clone(),
+            WatchHealth::Failing {
+                error: "connection refused".into(),
+                forbidden: false,
+                synced: true,
+            },
+        );
+        f.publish().await;
+        assert_eq!(served_key(&f), Ok("xfr2.acme.".into()));
+
+        // a bad key refuses transfers with the field named
+        let (n, i) = tsig_secret("xfr2.acme", "c2hvcnQ=");
+        f.ix.apply(secret.clone(), n, i);
+        f.publish().await;
+        assert!(served_key(&f).unwrap_err().contains("too short"));
+        assert_eq!(f.ix.pipeline.transfer_problems()[0].field, "data.secret");
+
+        // deleted: refused, "not found"
+        f.ix.delete(&secret, "xfr-key");
+        f.publish().await;
+        assert!(
+            served_key(&f)
+                .unwrap_err()
+                .contains("Secret acme/xfr-key not found")
+        );
+
+        // spec.transfer removed: the Secret watch stops
+        f.ix.apply(
+            zone_key(),
+            "z".into(),
+            zone(&[], &["DNSEndpoint"])["z"].clone(),
+        );
+        let plan = f.ix.plan_watches();
+        assert_eq!(plan.stop, vec![secret]);
     }
 }

@@ -81,6 +81,7 @@ fn candidates(
         ],
         WatchKind::Grant => &[("zonegate.dev", "v1alpha1", "DNSZoneGrant", "dnszonegrants")],
         WatchKind::Zone(_) => &[("zonegate.dev", "v1alpha1", "DNSZone", "dnszones")],
+        WatchKind::Secret(_) => &[("", "v1", "Secret", "secrets")],
     }
 }
 
@@ -143,6 +144,10 @@ fn convert(
                     .map_err(|e| format!("DNSZoneGrant {name}: spec: {e}"))?,
             ))
         }
+        WatchKind::Secret(_) => Item::Secret(Arc::new(
+            crate::objects::secret::Secret::from_value(value)
+                .map_err(|e| format!("Secret {name}: {e}"))?,
+        )),
         WatchKind::Source(_) | WatchKind::Gateway => {
             match SourceObject::from_value(&api_version, &k, value) {
                 Ok(Some(o)) => Item::Source(Arc::new(o)),
@@ -195,7 +200,9 @@ pub fn spawn_watch(
     tokio::spawn(async move {
         let api: Api<DynamicObject> = Api::namespaced_with(client, &key.namespace, &ar);
         let mut config = watcher::Config::default();
-        if let WatchKind::Zone(name) = &key.kind {
+        // single-object watches: RBAC `resourceNames` authorizes a list/watch only when it
+        // selects that one name
+        if let WatchKind::Zone(name) | WatchKind::Secret(name) = &key.kind {
             config = config.fields(&format!("metadata.name={name}"));
         }
         let mut stream = watcher(api, config)

@@ -23,6 +23,9 @@ pub struct ObjectStore {
     /// Secrets by (namespace, name): only those a zone names (TSIG keys), in files mode any
     /// Secret in the tree.
     pub secrets: BTreeMap<(String, String), Arc<super::secret::Secret>>,
+    /// Secrets a zone names that the feed could not read, with why (cluster mode: a forbidden
+    /// or failing watch that never listed). Absent from `secrets`.
+    pub unreadable_secrets: BTreeMap<(String, String), String>,
 }
 
 impl ObjectStore {

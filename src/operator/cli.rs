@@ -67,6 +67,13 @@ pub struct OperatorArgs {
     /// TTL of the records in status.delegation.
     #[arg(long, default_value_t = 3600)]
     pub delegation_ttl: u32,
+    /// Seconds between asking a zone's secondaries (spec.transfer.notify) for its SOA; 0 turns
+    /// it off (SecondariesInSync stays Unknown). A serial change asks them again at once.
+    #[arg(long, default_value_t = 60)]
+    pub secondary_check_interval: u64,
+    /// Seconds to wait for each secondary's answer (one retransmission).
+    #[arg(long, default_value_t = 2)]
+    pub secondary_timeout: u64,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub http: SocketAddr,
@@ -212,6 +219,13 @@ impl OperatorArgs {
             policy,
             checker,
             check_interval: Duration::from_secs(self.delegation_check_interval.max(1)),
+            secondary_checker: (self.secondary_check_interval > 0).then(|| {
+                super::secondaries::SecondaryChecker {
+                    timeout: Duration::from_secs(self.secondary_timeout.max(1)),
+                    settle: Duration::from_secs(2),
+                }
+            }),
+            secondary_interval: Duration::from_secs(self.secondary_check_interval.max(1)),
             delegation_ttl: self.delegation_ttl,
             concurrency: self.concurrency.max(1),
             lease,

@@ -311,7 +311,7 @@ impl Checker {
 
 /// A query id from the operating system's random source, so that an off-path attacker cannot
 /// predict it (RFC 5452).
-fn query_id() -> u16 {
+pub(super) fn query_id() -> u16 {
     let mut b = [0u8; 2];
     getrandom::fill(&mut b).expect("the operating system's random source");
     u16::from_be_bytes(b)
@@ -319,7 +319,7 @@ fn query_id() -> u16 {
 
 /// Whether `m` is the response to our query: the same id, and exactly our question (name
 /// compared without ASCII case, type and class), as RFC 5452 asks of a resolver.
-fn answers(m: &Message, id: u16, question: &Query) -> bool {
+pub(super) fn answers(m: &Message, id: u16, question: &Query) -> bool {
     m.metadata.id == id
         && m.metadata.message_type == MessageType::Response
         // Name's equality ignores ASCII case.

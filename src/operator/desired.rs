@@ -6,7 +6,7 @@
 //! | object | name | namespace | owner |
 //! |---|---|---|---|
 //! | ServiceAccount | `Z-dns` | N | the DNSZone |
-//! | Role + RoleBinding (read the zone's source kinds, its DNSZones) | `Z-dns` | N | the DNSZone |
+//! | Role + RoleBinding (read the zone's source kinds, its DNSZones, its TSIG Secret by name) | `Z-dns` | N | the DNSZone |
 //! | Role + RoleBinding (read consented kinds, DNSZoneGrants, zoneRef'd DNSZones) | `Z-dns.N` | each other namespace read | none: the operator deletes them |
 //! | ClusterRoleBinding to `zonegate-gateway-reader` (route kinds only) | `zonegate.N.Z.gateways` | — | none: the operator deletes it |
 //! | Deployment | `Z-ns<i>` | N | the DNSZone |
@@ -407,6 +407,21 @@ pub fn desired_rbac(zone: &DNSZone, grants: &[&DNSZoneGrant]) -> Vec<DesiredObje
         "resourceNames": [serial_configmap_name(&key.name)],
         "verbs": ["get", "update"],
     }));
+    // The TSIG key's Secret, that one only (the servers watch it by `metadata.name`, which
+    // `resourceNames` authorizes for list and watch too).
+    if let Some(secret) = zone
+        .spec
+        .transfer
+        .as_ref()
+        .and_then(|t| t.tsig_secret_name.as_ref())
+    {
+        rules.as_array_mut().expect("rules array").push(json!({
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [secret],
+            "verbs": ["get", "list", "watch"],
+        }));
+    }
     out.push(DesiredObject::new(
         OwnedKind::Role,
         json!({ "metadata": owned_meta(zone, name.clone(), zone_labels(&key)), "rules": rules }),
@@ -1020,6 +1035,33 @@ mod tests {
             json!({"matchLabels": {LABEL_ZONE: "web"}})
         );
         assert_eq!(p["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+    }
+
+    #[test]
+    fn rbac_grants_the_tsig_secret_by_name_only() {
+        let z = zone(json!({"domain": "acme.example.com",
+            "transfer": {"allowFrom": ["192.0.2.0/24"], "tsigSecretName": "xfr-key"}}));
+        let objs = desired_rbac(&z, &[]);
+        let role = find(&objs, OwnedKind::Role, Some("acme"), "web-dns");
+        let rules = role.body["rules"].as_array().unwrap();
+        let secrets: Vec<&Value> = rules
+            .iter()
+            .filter(|r| r["resources"] == json!(["secrets"]))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                &json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["xfr-key"],
+                "verbs": ["get", "list", "watch"]})
+            ]
+        );
+        // without a key, no Secret at all
+        let z = zone(
+            json!({"domain": "acme.example.com", "transfer": {"allowFrom": ["192.0.2.0/24"]}}),
+        );
+        let objs = desired_rbac(&z, &[]);
+        let role = find(&objs, OwnedKind::Role, Some("acme"), "web-dns");
+        assert!(!role.body["rules"].to_string().contains("secrets"));
     }
 
     #[test]

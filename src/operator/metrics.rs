@@ -39,6 +39,13 @@ pub struct ConditionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecondaryLabels {
+    pub namespace: String,
+    pub zone: String,
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabels {
     /// `delegated`, `not_delegated`, `mismatch`, `unreachable`.
     pub result: &'static str,
@@ -47,6 +54,12 @@ pub struct CheckLabels {
 /// Every metric of the operator.
 pub struct OperatorMetrics {
     registry: Registry,
+    /// Metrics without the `zonegate_operator_` prefix (names alerts are written against).
+    plain: Registry,
+    /// `zonegate_secondary_in_sync{namespace,zone,address}`: 1 while that secondary serves the
+    /// zone's serial, 0 when it is behind or does not answer.
+    pub secondary_in_sync: Family<SecondaryLabels, Gauge>,
+    secondaries: Mutex<BTreeMap<(String, String), Vec<(String, bool)>>>,
     pub reconciles: Family<ResultLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
@@ -107,8 +120,18 @@ impl OperatorMetrics {
             "Questions to parent zones about a zone's delegation, by outcome",
             delegation_checks.clone(),
         );
+        let mut plain = Registry::default();
+        let secondary_in_sync = Family::<SecondaryLabels, Gauge>::default();
+        plain.register(
+            "zonegate_secondary_in_sync",
+            "1 while a secondary (spec.transfer.notify) serves the zone's serial, 0 when it is behind or does not answer",
+            secondary_in_sync.clone(),
+        );
         Self {
             registry,
+            plain,
+            secondary_in_sync,
+            secondaries: Mutex::new(BTreeMap::new()),
             reconciles,
             errors,
             duration,
@@ -169,6 +192,33 @@ impl OperatorMetrics {
     }
 
     /// Forgets the zones not in `live` (`ns/name`).
+    /// The secondaries of zone `namespace/zone` as its status shows them (empty: none); the
+    /// gauges of addresses no longer listed go.
+    pub fn set_secondaries(&self, namespace: &str, zone: &str, secondaries: Vec<(String, bool)>) {
+        let mut map = self.secondaries.lock().expect("metrics lock");
+        let key = (namespace.to_string(), zone.to_string());
+        let labels = |address: &str| SecondaryLabels {
+            namespace: namespace.to_string(),
+            zone: zone.to_string(),
+            address: address.to_string(),
+        };
+        for (address, _) in map.get(&key).into_iter().flatten() {
+            if !secondaries.iter().any(|(a, _)| a == address) {
+                self.secondary_in_sync.remove(&labels(address));
+            }
+        }
+        for (address, in_sync) in &secondaries {
+            self.secondary_in_sync
+                .get_or_create(&labels(address))
+                .set(i64::from(*in_sync));
+        }
+        if secondaries.is_empty() {
+            map.remove(&key);
+        } else {
+            map.insert(key, secondaries);
+        }
+    }
+
     pub fn retain_zones(&self, live: &std::collections::HashSet<String>) {
         let gone: Vec<String> = self
             .zone_conditions
@@ -181,17 +231,33 @@ impl OperatorMetrics {
         for k in gone {
             self.set_zone_conditions(&k, None);
         }
+        let gone: Vec<(String, String)> = self
+            .secondaries
+            .lock()
+            .expect("metrics lock")
+            .keys()
+            .filter(|(ns, z)| !live.contains(&format!("{ns}/{z}")))
+            .cloned()
+            .collect();
+        for (ns, z) in gone {
+            self.set_secondaries(&ns, &z, Vec::new());
+        }
     }
 
     /// Forgets every zone (on losing the lease).
     pub fn clear_zones(&self) {
         self.zone_conditions.lock().expect("metrics lock").clear();
         self.zones.clear();
+        self.secondaries.lock().expect("metrics lock").clear();
+        self.secondary_in_sync.clear();
     }
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.plain))
+            .and_then(|()| encode_eof(&mut out))
             .expect("encoding to a String cannot fail");
         out
     }
@@ -212,6 +278,30 @@ impl crate::http::Endpoint for OperatorMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secondary_gauges_follow_the_status_and_go_with_the_zone() {
+        let m = OperatorMetrics::new();
+        m.set_secondaries(
+            "acme",
+            "web",
+            vec![
+                ("192.0.2.1:53".into(), true),
+                ("192.0.2.2:53".into(), false),
+            ],
+        );
+        let text = m.encode();
+        assert!(text.contains("zonegate_secondary_in_sync{namespace=\"acme\",zone=\"web\",address=\"192.0.2.1:53\"} 1"), "{text}");
+        assert!(text.contains("zonegate_secondary_in_sync{namespace=\"acme\",zone=\"web\",address=\"192.0.2.2:53\"} 0"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.contains("zonegate_operator_leader"));
+        m.set_secondaries("acme", "web", vec![("192.0.2.2:53".into(), true)]);
+        let text = m.encode();
+        assert!(!text.contains("192.0.2.1:53"), "{text}");
+        assert!(text.contains("address=\"192.0.2.2:53\"} 1"), "{text}");
+        m.retain_zones(&Default::default());
+        assert!(!m.encode().contains("address="));
+    }
 
     #[test]
     fn zones_by_condition_are_recounted() {

@@ -29,6 +29,7 @@ pub mod policy;
 pub mod quantity;
 pub mod reconcile;
 pub mod run;
+pub mod secondaries;
 pub mod status;
 pub mod stores;
 pub mod tenancy;

@@ -11,7 +11,10 @@ use super::desired::{self, desired_objects, nameserver_object_name};
 use super::error::Error;
 use super::metrics::{CheckLabels, OperatorMetrics, ResultLabels};
 use super::run::OperatorConfig;
-use super::status::{self, DelegationCheck, Observed, compute_status, status_events};
+use super::secondaries::SecondaryAnswer;
+use super::status::{
+    self, DelegationCheck, Observed, SecondariesCheck, compute_status, status_events,
+};
 use super::stores::{ObjectId, Stores};
 use super::tenancy::{self, Claim, Holders, Verdict};
 use super::writer::{Writer, namespace_terminating};
@@ -27,6 +30,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -37,6 +41,14 @@ pub struct CheckEntry {
     expected: Expected,
     at: Instant,
     result: DelegationCheck,
+}
+
+/// The last look at a zone's secondaries.
+pub struct SecondaryEntry {
+    targets: Vec<SocketAddr>,
+    serial: u32,
+    at: Instant,
+    answers: Vec<(SocketAddr, SecondaryAnswer)>,
 }
 
 /// Shared state of the reconciler.
@@ -51,6 +63,8 @@ pub struct Ctx {
     pub holders: Mutex<Holders>,
     pub checks: Mutex<HashMap<ZoneKey, CheckEntry>>,
     checks_running: Mutex<HashSet<ZoneKey>>,
+    pub secondary_checks: Mutex<HashMap<ZoneKey, SecondaryEntry>>,
+    secondary_running: Mutex<HashSet<ZoneKey>>,
     check_slots: Arc<Semaphore>,
     recheck: mpsc::UnboundedSender<ObjectRef<DNSZone>>,
     /// Wakes the sweeper (a zone was deleted, the caches synced).
@@ -81,6 +95,8 @@ impl Ctx {
             holders: Mutex::new(Holders::default()),
             checks: Mutex::new(HashMap::new()),
             checks_running: Mutex::new(HashSet::new()),
+            secondary_checks: Mutex::new(HashMap::new()),
+            secondary_running: Mutex::new(HashSet::new()),
             check_slots: Arc::new(Semaphore::new(32)),
             recheck,
             sweep: Notify::new(),
@@ -150,6 +166,74 @@ impl Ctx {
         shown
     }
 
+    /// The secondaries' state to show for the zone, starting a new check when the last one is
+    /// older than the interval, or was of other targets or another serial. What is shown is
+    /// always judged against the serial that check asked about, so a serial change never shows
+    /// a secondary as behind before it was asked again.
+    fn secondaries(
+        self: &Arc<Self>,
+        key: &ZoneKey,
+        zone: &DNSZone,
+        targets: Vec<SocketAddr>,
+        serial: Option<u32>,
+    ) -> SecondariesCheck {
+        let Some(checker) = self.config.secondary_checker.clone() else {
+            return SecondariesCheck::Disabled;
+        };
+        let Some(serial) = serial else {
+            return SecondariesCheck::SerialUnknown;
+        };
+        let (shown, stale) = {
+            let checks = self.secondary_checks.lock().expect("checks lock");
+            match checks.get(key) {
+                Some(e) if e.targets == targets => (
+                    SecondariesCheck::Checked {
+                        serial: e.serial,
+                        answers: e
+                            .answers
+                            .iter()
+                            .map(|(a, r)| (a.to_string(), r.clone()))
+                            .collect(),
+                    },
+                    e.serial != serial || e.at.elapsed() >= self.config.secondary_interval,
+                ),
+                _ => (SecondariesCheck::Pending, true),
+            }
+        };
+        if stale
+            && self
+                .secondary_running
+                .lock()
+                .expect("lock")
+                .insert(key.clone())
+        {
+            let ctx = self.clone();
+            let key = key.clone();
+            let zref = ObjectRef::from_obj(zone);
+            let domain = crate::domain::normalize(&zone.spec.domain);
+            let check = async move {
+                let answers = {
+                    let _slot = ctx.check_slots.clone().acquire_owned().await;
+                    checker.check(&domain, &targets, serial).await
+                };
+                tracing::debug!(?answers, serial, "secondaries checked");
+                ctx.secondary_checks.lock().expect("checks lock").insert(
+                    key.clone(),
+                    SecondaryEntry {
+                        targets,
+                        serial,
+                        at: Instant::now(),
+                        answers,
+                    },
+                );
+                ctx.secondary_running.lock().expect("lock").remove(&key);
+                let _ = ctx.recheck.unbounded_send(zref);
+            };
+            tokio::spawn(check.in_current_span());
+        }
+        shown
+    }
+
     async fn publish(&self, zone: &DNSZone, ev: &status::EventSpec) {
         let event = Event {
             type_: if ev.warning {
@@ -191,6 +275,19 @@ pub fn expected_delegation(domain: &str, nameservers: &[crate::api::NameserverSt
         }
     }
     e
+}
+
+/// The zone's `spec.transfer.notify` targets, parsed (CEL has checked them), without repeats.
+pub fn notify_targets(zone: &DNSZone) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for n in zone.spec.transfer.iter().flat_map(|t| &t.notify) {
+        if let Ok(a) = crate::zone::transfer::parse_notify_target(&n.0)
+            && !out.contains(&a)
+        {
+            out.push(a);
+        }
+    }
+    out
 }
 
 fn now_seconds() -> Time {
@@ -317,11 +414,27 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         services: services.iter().map(|s| s.as_deref()).collect(),
         node_addresses: &node_addresses,
         delegation: &DelegationCheck::Pending,
+        secondaries: &SecondariesCheck::Pending,
         delegation_ttl: ctx.config.delegation_ttl,
         placements: &ctx.config.server.placements,
         serial_configmap: serial_configmap.as_deref(),
     };
     let now = now_seconds();
+    let targets = notify_targets(zone);
+    let secondaries = if verdict.is_accepted() && !targets.is_empty() {
+        let serial = owned
+            .config_maps
+            .get(&ObjectRef::new(&desired::serial_configmap_name(&key.name)).within(ns))
+            .and_then(|cm| cm.data.as_ref()?.get("serial")?.parse::<u32>().ok());
+        ctx.secondaries(&key, zone, targets.clone(), serial)
+    } else {
+        ctx.secondary_checks
+            .lock()
+            .expect("checks lock")
+            .remove(&key);
+        SecondariesCheck::Pending
+    };
+    obs.secondaries = &secondaries;
     let delegation;
     let new_status = if verdict.is_accepted() {
         let first = compute_status(zone, &obs, now.clone());
@@ -358,6 +471,15 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
             ctx.publish(zone, &ev).await;
         }
     }
+    ctx.metrics.set_secondaries(
+        &key.namespace,
+        &key.name,
+        new_status
+            .secondaries
+            .iter()
+            .map(|s| (s.address.clone(), s.in_sync))
+            .collect(),
+    );
     ctx.metrics.set_zone_conditions(
         &key.to_string(),
         Some(
@@ -368,11 +490,14 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
                 .collect(),
         ),
     );
-    Ok(if verdict.is_accepted() && ctx.config.checker.is_some() {
-        Action::requeue(ctx.config.check_interval)
-    } else {
-        Action::requeue(Duration::from_secs(3600))
-    })
+    let mut next = Duration::from_secs(3600);
+    if verdict.is_accepted() && ctx.config.checker.is_some() {
+        next = next.min(ctx.config.check_interval);
+    }
+    if verdict.is_accepted() && !targets.is_empty() && ctx.config.secondary_checker.is_some() {
+        next = next.min(ctx.config.secondary_interval);
+    }
+    Ok(Action::requeue(next))
 }
 
 /// After a failed reconcile: log it (in the zone's span) and retry in 5 s.

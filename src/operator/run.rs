@@ -47,6 +47,9 @@ pub struct OperatorConfig {
     /// `None`: delegations are not checked (`Delegated` stays Unknown).
     pub checker: Option<Checker>,
     pub check_interval: Duration,
+    /// `None`: secondaries are not checked (`SecondariesInSync` stays Unknown).
+    pub secondary_checker: Option<super::secondaries::SecondaryChecker>,
+    pub secondary_interval: Duration,
     /// TTL written into `status.delegation`.
     pub delegation_ttl: u32,
     /// Reconciles running at once.
@@ -66,6 +69,8 @@ impl Default for OperatorConfig {
             policy: None,
             checker: None,
             check_interval: Duration::from_secs(300),
+            secondary_checker: None,
+            secondary_interval: Duration::from_secs(60),
             delegation_ttl: 3600,
             concurrency: 16,
             lease: None,
@@ -249,6 +254,10 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
             .map(|z| format!("{}/{}", z.namespace().unwrap_or_default(), z.name_any()))
             .collect();
         ctx.checks
+            .lock()
+            .expect("checks lock")
+            .retain(|k, _| live.contains(&k.to_string()));
+        ctx.secondary_checks
             .lock()
             .expect("checks lock")
             .retain(|k, _| live.contains(&k.to_string()));

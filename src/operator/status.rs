@@ -1,10 +1,11 @@
 //! What a DNSZone's status says: its nameservers and their addresses, the records to create at
-//! the parent, and the `Accepted`, `Ready` and `Delegated` conditions. Pure: observed objects in,
-//! status out, plus the events that a change of status deserves.
+//! the parent, its secondaries' serials, and the `Accepted`, `Ready`, `Delegated` and
+//! `SecondariesInSync` conditions. Pure: observed objects in, status out, plus the events that
+//! a change of status deserves.
 
 use super::desired::{nameserver_hostnames, nameserver_object_name};
 use super::placement::Placements;
-use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus};
+use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus, SecondaryStatus};
 use crate::domain::{Verdict, is_at_or_below, normalize};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -14,6 +15,24 @@ use std::net::IpAddr;
 pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const DELEGATED: &str = "Delegated";
+pub const SECONDARIES_IN_SYNC: &str = "SecondariesInSync";
+
+/// What the last look at the zone's secondaries (`spec.transfer.notify`) found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecondariesCheck {
+    /// Checks are turned off (`--secondary-check-interval 0`).
+    Disabled,
+    /// Not asked yet.
+    Pending,
+    /// The zone's servers have not agreed on a serial yet (the serial ConfigMap is empty).
+    SerialUnknown,
+    /// Each target's answer (the serial it serves, or why none), against the zone's `serial`
+    /// when it was asked.
+    Checked {
+        serial: u32,
+        answers: Vec<(String, Result<u32, String>)>,
+    },
+}
 
 /// What the last look at the parent zone found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +63,8 @@ pub struct Observed<'a> {
     /// Addresses of the nodes (for NodePort Services).
     pub node_addresses: &'a [String],
     pub delegation: &'a DelegationCheck,
+    /// The zone's secondaries (ignored without `spec.transfer.notify`).
+    pub secondaries: &'a SecondariesCheck,
     /// TTL of the records in `status.delegation`.
     pub delegation_ttl: u32,
     /// The platform's placements, for `spec.nameservers.placement`.
@@ -315,6 +336,17 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         delegation.clear();
     }
     let mut conditions = vec![accepted, ready, delegated];
+    let mut secondaries = Vec::new();
+    if zone
+        .spec
+        .transfer
+        .as_ref()
+        .is_some_and(|t| !t.notify.is_empty())
+    {
+        let (c, s) = secondaries_condition(obs, generation);
+        conditions.push(c);
+        secondaries = s;
+    }
     carry_transition_times(
         zone.status
             .as_ref()
@@ -342,7 +374,101 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         nameservers,
         delegation,
         core_dns_stanza,
+        secondaries,
     }
+}
+
+/// `SecondariesInSync` and `status.secondaries`.
+fn secondaries_condition(
+    obs: &Observed<'_>,
+    generation: Option<i64>,
+) -> (Condition, Vec<SecondaryStatus>) {
+    let unknown = |reason: &str, message: &str| {
+        (
+            condition(
+                SECONDARIES_IN_SYNC,
+                "Unknown",
+                reason,
+                message.into(),
+                generation,
+            ),
+            Vec::new(),
+        )
+    };
+    if !obs.verdict.is_accepted() {
+        return unknown(
+            "NotAccepted",
+            "the zone is not accepted, so its secondaries are not checked",
+        );
+    }
+    let (serial, answers) = match obs.secondaries {
+        SecondariesCheck::Disabled => {
+            return unknown(
+                "CheckDisabled",
+                "the operator does not check secondaries (--secondary-check-interval 0)",
+            );
+        }
+        SecondariesCheck::Pending => {
+            return unknown("CheckPending", "the secondaries have not been asked yet");
+        }
+        SecondariesCheck::SerialUnknown => {
+            return unknown(
+                "SerialUnknown",
+                "the zone's nameservers have not published a serial yet",
+            );
+        }
+        SecondariesCheck::Checked { serial, answers } => (*serial, answers),
+    };
+    let mut list = Vec::new();
+    let mut behind = Vec::new();
+    let mut down = Vec::new();
+    for (address, answer) in answers {
+        let (got, in_sync) = match answer {
+            Ok(s) => (Some(*s), super::secondaries::serial_at_least(*s, serial)),
+            Err(_) => (None, false),
+        };
+        match answer {
+            Ok(s) if !in_sync => {
+                behind.push(format!("{address} serves serial {s}"));
+            }
+            Err(e) => down.push(format!("{address}: {e}")),
+            Ok(_) => {}
+        }
+        list.push(SecondaryStatus {
+            address: address.clone(),
+            serial: got,
+            in_sync,
+        });
+    }
+    let c = if behind.is_empty() && down.is_empty() {
+        let all: Vec<&str> = list.iter().map(|s| s.address.as_str()).collect();
+        condition(
+            SECONDARIES_IN_SYNC,
+            "True",
+            "InSync",
+            format!("every secondary serves serial {serial}: {}", all.join(", ")),
+            generation,
+        )
+    } else {
+        let reason = if behind.is_empty() {
+            "Unreachable"
+        } else {
+            "Behind"
+        };
+        let mut parts = behind;
+        parts.extend(down);
+        condition(
+            SECONDARIES_IN_SYNC,
+            "False",
+            reason,
+            format!(
+                "the zone's serial is {serial}; {} (NOTIFY and transfers: see docs/secondaries.md)",
+                parts.join("; ")
+            ),
+            generation,
+        )
+    };
+    (c, list)
 }
 
 fn ready_condition(
@@ -589,6 +715,27 @@ pub fn status_events(old: Option<&DNSZoneStatus>, new: &DNSZoneStatus) -> Vec<Ev
             note: truncate(&format!("{} {}: {}", c.type_, c.status, c.message)),
         });
     }
+    // a secondary that was in sync and is not any more (the condition may already be False)
+    let old_secondaries = old.map(|s| s.secondaries.as_slice()).unwrap_or_default();
+    for s in new.secondaries.iter().filter(|s| !s.in_sync) {
+        if old_secondaries
+            .iter()
+            .any(|o| o.address == s.address && o.in_sync)
+        {
+            out.push(EventSpec {
+                warning: true,
+                reason: "SecondaryBehind".into(),
+                action: "CheckSecondary".into(),
+                note: truncate(&match s.serial {
+                    Some(serial) => format!(
+                        "secondary {} fell behind: it serves serial {serial}",
+                        s.address
+                    ),
+                    None => format!("secondary {} stopped answering for the zone", s.address),
+                }),
+            });
+        }
+    }
     let old_delegation = old.map(|s| s.delegation.as_slice()).unwrap_or_default();
     if !new.delegation.is_empty() && new.delegation != old_delegation {
         out.push(EventSpec {
@@ -673,6 +820,7 @@ mod tests {
             services: vec![None, None],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -749,6 +897,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &placements,
             serial_configmap: None,
@@ -864,6 +1013,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -928,6 +1078,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -974,6 +1125,7 @@ mod tests {
             services: vec![Some(&s1)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -1004,6 +1156,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 86400,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -1043,6 +1196,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &nodes,
             delegation: &DelegationCheck::Disabled,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -1121,6 +1275,122 @@ mod tests {
     }
 
     #[test]
+    fn secondaries_in_sync_behind_down_and_the_event_when_one_falls_behind() {
+        let spec = json!({"domain": "acme.example.com", "nameservers": {"count": 1},
+            "transfer": {"allowFrom": ["192.0.2.0/24"], "notify": ["192.0.2.10", "192.0.2.11:5300"]}});
+        let d = deployment(Some(2));
+        let s = lb(json!([{"ip": "192.0.2.1"}]));
+        let status = |z: &DNSZone, c: SecondariesCheck, verdict: &Verdict| {
+            let obs = Observed {
+                verdict,
+                deployments: vec![Some(&d)],
+                services: vec![Some(&s)],
+                node_addresses: &[],
+                delegation: &DelegationCheck::Pending,
+                secondaries: &c,
+                delegation_ttl: 3600,
+                placements: &Placements::default(),
+            };
+            compute_status(z, &obs, now())
+        };
+        let z = zone(spec.clone(), None);
+        let checked = |a: Result<u32, String>, b: Result<u32, String>| SecondariesCheck::Checked {
+            serial: 7,
+            answers: vec![("192.0.2.10:53".into(), a), ("192.0.2.11:5300".into(), b)],
+        };
+        let ok = status(&z, checked(Ok(7), Ok(8)), &Verdict::Accepted);
+        let c = cond(&ok, SECONDARIES_IN_SYNC);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (
+                "True",
+                "InSync",
+                "every secondary serves serial 7: 192.0.2.10:53, 192.0.2.11:5300"
+            )
+        );
+        assert_eq!(
+            ok.secondaries,
+            vec![
+                SecondaryStatus {
+                    address: "192.0.2.10:53".into(),
+                    serial: Some(7),
+                    in_sync: true
+                },
+                SecondaryStatus {
+                    address: "192.0.2.11:5300".into(),
+                    serial: Some(8),
+                    in_sync: true
+                },
+            ]
+        );
+
+        let behind = status(
+            &z,
+            checked(Ok(5), Err("no answer within 2s".into())),
+            &Verdict::Accepted,
+        );
+        let c = cond(&behind, SECONDARIES_IN_SYNC);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Behind"));
+        assert_eq!(
+            c.message,
+            "the zone's serial is 7; 192.0.2.10:53 serves serial 5; 192.0.2.11:5300: no answer within 2s (NOTIFY and transfers: see docs/secondaries.md)"
+        );
+        assert_eq!(behind.secondaries[0].serial, Some(5));
+        assert_eq!(behind.secondaries[1].serial, None);
+        assert!(!behind.secondaries[1].in_sync);
+        let events = status_events(Some(&ok), &behind);
+        let notes: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|e| e.reason == "SecondaryBehind")
+            .map(|e| (e.note.as_str(), e.action.as_str()))
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "secondary 192.0.2.10:53 fell behind: it serves serial 5",
+                    "CheckSecondary"
+                ),
+                (
+                    "secondary 192.0.2.11:5300 stopped answering for the zone",
+                    "CheckSecondary"
+                )
+            ]
+        );
+        assert!(events.iter().all(|e| e.warning));
+        assert!(
+            status_events(Some(&behind), &behind).is_empty(),
+            "no repeats"
+        );
+
+        let down = status(
+            &z,
+            checked(Ok(7), Err("answers REFUSED".into())),
+            &Verdict::Accepted,
+        );
+        assert_eq!(cond(&down, SECONDARIES_IN_SYNC).reason, "Unreachable");
+
+        for (check, reason) in [
+            (SecondariesCheck::Pending, "CheckPending"),
+            (SecondariesCheck::Disabled, "CheckDisabled"),
+            (SecondariesCheck::SerialUnknown, "SerialUnknown"),
+        ] {
+            let st = status(&z, check, &Verdict::Accepted);
+            let c = cond(&st, SECONDARIES_IN_SYNC);
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", reason));
+            assert!(st.secondaries.is_empty());
+        }
+        // without notify targets: neither the condition nor the list
+        let plain = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 1}}),
+            None,
+        );
+        let st = status(&plain, checked(Ok(7), Ok(7)), &Verdict::Accepted);
+        assert!(!st.conditions.iter().any(|c| c.type_ == SECONDARIES_IN_SYNC));
+        assert!(st.secondaries.is_empty());
+    }
+
+    #[test]
     fn delegated_condition_variants() {
         let z = zone(
             json!({"domain": "acme.example.com", "nameservers": {"count": 1}}),
@@ -1135,6 +1405,7 @@ mod tests {
                 services: vec![Some(&s)],
                 node_addresses: &[],
                 delegation: &c,
+                secondaries: &SecondariesCheck::Pending,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
                 serial_configmap: None,
@@ -1204,6 +1475,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
@@ -1244,6 +1516,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
