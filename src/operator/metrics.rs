@@ -52,6 +52,9 @@ pub struct CheckLabels {
 }
 
 /// Every metric of the operator.
+/// (namespace, name) of a zone.
+type ZoneName = (String, String);
+
 pub struct OperatorMetrics {
     registry: Registry,
     /// Metrics without the `zonegate_operator_` prefix (names alerts are written against).
@@ -59,7 +62,7 @@ pub struct OperatorMetrics {
     /// `zonegate_secondary_in_sync{namespace,zone,address}`: 1 while that secondary serves the
     /// zone's serial, 0 when it is behind or does not answer.
     pub secondary_in_sync: Family<SecondaryLabels, Gauge>,
-    secondaries: Mutex<BTreeMap<(String, String), Vec<(String, bool)>>>,
+    secondaries: Mutex<BTreeMap<ZoneName, Vec<(String, bool)>>>,
     pub reconciles: Family<ResultLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Histogram,

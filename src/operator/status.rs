@@ -940,6 +940,7 @@ mod tests {
             "servedSerial": "1800000001", "records": "12", "lastServed": "2027-01-15T08:00:00Z"}));
         let status_with = |c: Option<&ConfigMap>, verdict: &Verdict| {
             let obs = Observed {
+                secondaries: &SecondariesCheck::Pending,
                 verdict,
                 deployments: vec![None, None],
                 services: vec![None, None],
@@ -981,6 +982,7 @@ mod tests {
         assert_eq!(status_with(Some(&published), &rejected), (None, None, None));
         // as the status is written: lastServed in RFC 3339
         let obs = Observed {
+            secondaries: &SecondariesCheck::Pending,
             verdict: &Verdict::Accepted,
             deployments: vec![None, None],
             services: vec![None, None],
@@ -1282,6 +1284,7 @@ mod tests {
         let s = lb(json!([{"ip": "192.0.2.1"}]));
         let status = |z: &DNSZone, c: SecondariesCheck, verdict: &Verdict| {
             let obs = Observed {
+                serial_configmap: None,
                 verdict,
                 deployments: vec![Some(&d)],
                 services: vec![Some(&s)],
