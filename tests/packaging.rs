@@ -1248,6 +1248,15 @@ fn alerts_and_dashboard_use_only_exported_metrics() {
     drop(operator.delegation_checks.get_or_create(&om::CheckLabels {
         result: "delegated",
     }));
+    drop(
+        operator
+            .secondary_in_sync
+            .get_or_create(&om::SecondaryLabels {
+                namespace: "n".into(),
+                zone: "z".into(),
+                address: "192.0.2.1:53".into(),
+            }),
+    );
     let mut exported = BTreeSet::new();
     let texts = [server.encode(), operator.encode()];
     for text in &texts {
