@@ -40,15 +40,6 @@ pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Libraries whose logs are driven by network input (one line per request or handshake).
-const QUIET_LIBRARIES: [&str; 5] = [
-    "hickory_server=error",
-    "hickory_net=error",
-    "hickory_proto=error",
-    "quinn=error",
-    "h2=error",
-];
-
 /// Logs to stderr at the level RUST_LOG asks for (default `info`); colour as [`colour`] says.
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
@@ -56,11 +47,15 @@ pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::util::SubscriberInitExt;
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // hickory-server logs two info lines per response and a warning per failed handshake or
-    // stream: network input must not drive the log. Errors only, unless RUST_LOG names it.
-    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory") || v.contains("quinn")) {
-        for d in QUIET_LIBRARIES {
-            filter = filter.add_directive(d.parse().expect("a valid directive"));
+    // hickory-server logs two info lines per response: the network libraries' info and below
+    // are dropped, unless RUST_LOG names one. Their warnings and errors (a malformed message,
+    // a failed handshake) reach NetLogLayer, which counts and summarises them: network input
+    // must not drive the log.
+    let libraries = crate::dns::netlog::NETWORK_LIBRARIES;
+    if !std::env::var("RUST_LOG").is_ok_and(|v| libraries.iter().any(|l| v.contains(l))) {
+        for lib in libraries {
+            filter =
+                filter.add_directive(format!("{lib}=warn").parse().expect("a valid directive"));
         }
     }
     let ansi = colour(

@@ -251,3 +251,53 @@ fn renewed_certificate_is_served_without_restart() {
     assert!(ok > 3, "{ok} queries answered");
     assert_eq!(failed, 0, "{failed} of {} queries failed", ok + failed);
 }
+
+/// The network libraries' warnings (hickory-server's, one per failed HTTP/2 handshake) are
+/// counted in `zonegate_network_log_events_total`, not dropped and not logged one by one;
+/// DoH keeps answering after a run of garbage after the TLS handshake.
+#[test]
+fn failed_handshakes_are_counted_and_doh_keeps_answering() {
+    let e = start();
+    let events = || {
+        let (_, body) = http_get(e.server.http, "/metrics").unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix("zonegate_network_log_events_total "))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+            .unwrap_or(0.0)
+    };
+    let before = events();
+    let n = 10;
+    for _ in 0..n {
+        // TLS with ALPN h2, then not the HTTP/2 preface
+        let mut c = Command::new("openssl")
+            .args(["s_client", "-quiet", "-alpn", "h2", "-connect"])
+            .arg(e.https.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl runs");
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while events() < before + n as f64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = events();
+    assert!(
+        after >= before + n as f64,
+        "{n} failed HTTP/2 handshakes, events {before} -> {after}"
+    );
+    let a = client("kdig", "+https", e.https, "www.acme.example.com", "A");
+    assert!(!a.trim().is_empty(), "DoH answers after the garbage: {a:?}");
+}

@@ -4,8 +4,11 @@
 //! counted in `zonegate_network_log_events_total`, and at most one line per
 //! `INTERVAL` says how many there were, with the first one as an example.
 //!
-//! hickory-proto's events are caught by `NetLogLayer` (installed by the binary's logging set-
-//! up) before any other layer sees them; the summary line is written by a background thread,
+//! The events of the libraries that handle network input ([`NETWORK_LIBRARIES`]: hickory-proto
+//! parsing messages, hickory-server and its transports, quinn, h2) are caught by `NetLogLayer`
+//! (installed by the binary's logging set-up) before any other layer sees them; the logging
+//! set-up lets their warnings and errors through to it and filters the rest (hickory-server
+//! logs two info lines per response). The summary line is written by a background thread,
 //! because an event cannot be logged from inside the subscriber that is handling another.
 
 use prometheus_client::metrics::counter::Counter;
@@ -80,13 +83,33 @@ fn flush() -> Option<()> {
     Some(())
 }
 
-/// Catches hickory-proto's events (emitted while parsing untrusted messages) so that no other
-/// layer writes them; each is counted and summarised by `note`.
+/// Libraries whose events are driven by network input (a malformed message, a failed handshake
+/// or stream): their events are counted and summarised, never written one by one.
+pub const NETWORK_LIBRARIES: [&str; 5] = [
+    "hickory_proto",
+    "hickory_server",
+    "hickory_net",
+    "quinn",
+    "h2",
+];
+
+/// Whether `target` (a tracing target such as `hickory_proto::rr::rdata::opt`) is one of
+/// [`NETWORK_LIBRARIES`] or a module of one.
+pub fn is_network_library(target: &str) -> bool {
+    NETWORK_LIBRARIES.iter().any(|lib| {
+        target
+            .strip_prefix(lib)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Catches the events of [`NETWORK_LIBRARIES`] so that no other layer writes them; each is
+/// counted and summarised by `note`.
 pub struct NetLogLayer;
 
 impl<S: Subscriber> Layer<S> for NetLogLayer {
     fn event_enabled(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) -> bool {
-        if !event.metadata().target().starts_with("hickory_proto") {
+        if !is_network_library(event.metadata().target()) {
             return true;
         }
         note(|| {
@@ -111,5 +134,23 @@ impl tracing::field::Visit for MessageText {
         } else {
             let _ = write!(self.0, "{}={value:?}", field.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_libraries_are_matched_by_crate_not_by_prefix() {
+        assert!(is_network_library("hickory_proto"));
+        assert!(is_network_library("hickory_proto::rr::rdata::opt"));
+        assert!(is_network_library("hickory_server::server"));
+        assert!(is_network_library("h2::proto::connection"));
+        assert!(is_network_library("quinn"));
+        assert!(!is_network_library("h2o"));
+        assert!(!is_network_library("hickory_protocol::x"));
+        assert!(!is_network_library("zonegate::dns::server"));
+        assert!(!is_network_library("hyper::proto"));
     }
 }
