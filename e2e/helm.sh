@@ -49,7 +49,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   [ -z "$op" ] || { log "operator log:"; tail -n 40 "$work/operator.log" >&2; }
   # what the apiserver holds, so a failure says where the operator stopped
-  k get dnszones -A -o yaml >&2 2>/dev/null || true
+  k get dnszones.zonegate.dev -A -o yaml >&2 2>/dev/null || true
   k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 20 >&2 || true
   die "$what (after ${t}s)"
 }
@@ -88,9 +88,12 @@ json.dump(crd, open(out_new, "w"))
 ' "$group" "$crdchart/crds/${b%.yaml}.json" "$work/crds-new/${b%.yaml}.json"
 done
 crdrelease="crdup$$"
+# The throwaway CRDs have the real ones' names (plural dnszones, short name dz): until they are
+# gone, kubectl may resolve `dnszone` to them, so they are waited for and the rest of this
+# script names resources with their group (dnszones.zonegate.dev).
 cleanup_crds() {
   "$HELM" uninstall "$crdrelease" -n default >/dev/null 2>&1 || true
-  for f in "$work"/crds-new/*.json; do k delete -f "$f" --ignore-not-found --wait=false >/dev/null 2>&1 || true; done
+  for f in "$work"/crds-new/*.json; do k delete -f "$f" --ignore-not-found --timeout=60s >/dev/null 2>&1 || true; done
 }
 trap 'cleanup_crds; cleanup' EXIT
 log "CRD upgrade: helm install of the CRDs, then: $upgrade_cmd"
@@ -179,7 +182,7 @@ k -n "$NS" get lease zonegate-operator -o jsonpath='{.spec.holderIdentity}' | gr
 
 log "applying config/samples (DNSZone acme/acme reading namespaces acme and shop)"
 k apply -k "$REPO/config/samples" >/dev/null
-accepted() { [ "$(k -n acme get dnszone acme -o jsonpath='{.status.conditions[?(@.type=="Accepted")].status}')" = True ]; }
+accepted() { [ "$(k -n acme get dnszones.zonegate.dev acme -o jsonpath='{.status.conditions[?(@.type=="Accepted")].status}')" = True ]; }
 wait_for 60 "DNSZone acme/acme is not Accepted" accepted
 for obj in serviceaccount/acme-dns configmap/acme-serial role/acme-dns rolebinding/acme-dns \
   deployment/acme-ns1 deployment/acme-ns2 service/acme-ns1 service/acme-ns2 poddisruptionbudget/acme-dns; do
@@ -237,7 +240,7 @@ if grep -qi forbidden "$work/operator.log"; then
   die "the operator was refused something with the chart's RBAC"
 fi
 # a zone picks a profile of server.placementProfiles: its nodeSelector, the rest of the default
-k -n acme patch dnszone acme --type=merge -p '{"spec":{"nameservers":{"placement":"edge"}}}' >/dev/null
+k -n acme patch dnszones.zonegate.dev acme --type=merge -p '{"spec":{"nameservers":{"placement":"edge"}}}' >/dev/null
 edge() { [ "$(tpl 'nodeSelector.role')" = edge ]; }
 wait_for 30 "acme-ns1 did not get the edge profile's nodeSelector" edge
 [ "$(tpl 'priorityClassName')" = dns-critical ] || die "the edge profile dropped the default priorityClassName"
