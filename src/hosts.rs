@@ -270,6 +270,7 @@ async fn run_cluster(args: HostsArgs) -> Result<()> {
         http: None,
         state_dir: None,
         encrypted: Default::default(),
+        policy: Default::default(),
         on_publish: Some(hook),
     });
     tokio::pin!(serve);

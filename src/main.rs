@@ -50,6 +50,8 @@ enum Command {
         allow_empty: bool,
         #[command(flatten)]
         encrypted: zonegate::dns::hickory::EncryptedArgs,
+        #[command(flatten)]
+        policy: Box<zonegate::dns::policy::PolicyArgs>,
     },
     /// Print zones as RFC 1035 master files (for named-checkzone, Knot, NSD or review).
     Render {
@@ -102,8 +104,10 @@ fn main() -> ExitCode {
             state_dir,
             allow_empty,
             encrypted,
+            policy,
         } => {
             i32::from(process::run(async move {
+                let policy = std::sync::Arc::new(policy.build()?);
                 match (manifests, zone) {
                     (Some(dir), _) => {
                         files_mode::serve(files_mode::ServeFiles {
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
                             state_dir,
                             allow_empty,
                             encrypted,
+                            policy,
                         })
                         .await
                     }
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
                                 http,
                                 state_dir,
                                 encrypted,
+                                policy,
                                 on_publish: None,
                             },
                         )

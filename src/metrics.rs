@@ -7,6 +7,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// `zonegate_rrl_actions_total`: what rate limiting did with a response.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RrlLabels {
+    /// `dropped` or `slipped`.
+    pub action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueryLabels {
     /// Zone apex, or `none` for names outside every served zone.
@@ -80,6 +87,8 @@ pub struct ServerMetrics {
     pub tls_not_after: Gauge,
     /// DoT and DoH connections shut down because their listener's cap was reached.
     pub tls_evicted: Counter,
+    /// UDP responses limited by RRL, by action (`dropped`, `slipped`: sent truncated).
+    pub rrl_actions: Family<RrlLabels, Counter>,
     /// Problems of the last load outside the served zones' own (files, objects, zones not
     /// served); with the sum of `problems` it is the count of the "zones loaded" line.
     pub manifest_problems: Gauge,
@@ -206,6 +215,12 @@ impl ServerMetrics {
             "DoT and DoH connections shut down because the listener's connection cap was reached (the oldest go)",
             tls_evicted.clone(),
         );
+        let rrl_actions = Family::<RrlLabels, Counter>::default();
+        registry.register(
+            "rrl_actions",
+            "UDP responses limited by response rate limiting (--rrl-responses-per-second), by action: dropped, or slipped (sent truncated so that real clients retry over TCP); they are counted in zonegate_queries_total too",
+            rrl_actions.clone(),
+        );
         let manifest_problems = Gauge::default();
         registry.register(
             "manifest_problems",
@@ -232,6 +247,7 @@ impl ServerMetrics {
             tcp_evicted,
             tls_not_after,
             tls_evicted,
+            rrl_actions,
             manifest_problems,
         }
     }

@@ -54,6 +54,10 @@ struct Encrypted {
 }
 
 fn start() -> Encrypted {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Encrypted {
     let zones = quickstart();
     let certs = TempDir::new("certs");
     make_cert(certs.path(), "first");
@@ -74,7 +78,10 @@ fn start() -> Encrypted {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
     );
     Encrypted {
         server,
@@ -300,4 +307,44 @@ fn failed_handshakes_are_counted_and_doh_keeps_answering() {
     );
     let a = client("kdig", "+https", e.https, "www.acme.example.com", "A");
     assert!(!a.trim().is_empty(), "DoH answers after the garbage: {a:?}");
+}
+
+/// The query ACL holds on the hickory-server transports too: REFUSED over DoT, DoH and DoQ for
+/// a client outside --allow-query, and the NSID is answered there as over UDP.
+#[test]
+fn acl_and_nsid_on_encrypted_transports() {
+    let e = start_with(&["--allow-query", "192.0.2.0/24"]);
+    for (flag, addr) in [("+tls", e.tls), ("+https", e.https), ("+quic", e.quic)] {
+        let out = run(
+            "kdig",
+            &[
+                flag,
+                &format!("@{}", addr.ip()),
+                "-p",
+                &addr.port().to_string(),
+                "www.acme.example.com",
+                "A",
+                "+timeout=3",
+            ],
+        );
+        assert!(out.contains("REFUSED"), "{flag}: {out}");
+    }
+    let e = start_with(&["--nsid", "ns-dot"]);
+    let out = run(
+        "kdig",
+        &[
+            "+tls",
+            "+nsid",
+            &format!("@{}", e.tls.ip()),
+            "-p",
+            &e.tls.port().to_string(),
+            "www.acme.example.com",
+            "A",
+            "+timeout=3",
+        ],
+    );
+    assert!(
+        out.contains("ns-dot") || out.contains("6e 73 2d 64 6f 74"),
+        "{out}"
+    );
 }

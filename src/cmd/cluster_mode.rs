@@ -31,6 +31,8 @@ pub struct ServeCluster {
     pub state_dir: Option<PathBuf>,
     /// DoT, DoH and DoQ listeners and their certificate.
     pub encrypted: crate::dns::hickory::EncryptedArgs,
+    /// Query ACL, cookies, identity and rate limiting of every listener.
+    pub policy: std::sync::Arc<crate::dns::policy::Policy>,
     /// Called with the zone's content each time it is published (`zonegate hosts`). A process
     /// with no `listen` address answers no DNS and takes no part in serial agreement.
     pub on_publish: Option<PublishHook>,
@@ -115,17 +117,23 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
         }
         if !listening && index.synced_once() {
             for addr in &opts.listen {
-                let bound = server::serve(*addr, zones.clone(), metrics.clone())
-                    .await
-                    .map_err(|source| Error::Bind {
-                        flag: "--listen",
-                        addr: *addr,
-                        source,
-                    })?;
+                let bound =
+                    server::serve(*addr, zones.clone(), metrics.clone(), opts.policy.clone())
+                        .await
+                        .map_err(|source| Error::Bind {
+                            flag: "--listen",
+                            addr: *addr,
+                            source,
+                        })?;
                 tracing::info!(%bound, "serving DNS over UDP and TCP");
             }
-            for (transport, bound) in
-                crate::dns::hickory::start(&opts.encrypted, zones.clone(), metrics.clone()).await?
+            for (transport, bound) in crate::dns::hickory::start(
+                &opts.encrypted,
+                zones.clone(),
+                metrics.clone(),
+                opts.policy.clone(),
+            )
+            .await?
             {
                 tracing::info!(%bound, transport, "serving encrypted DNS");
             }

@@ -217,6 +217,8 @@ pub struct ServeFiles {
     pub allow_empty: bool,
     /// DoT, DoH and DoQ listeners and their certificate.
     pub encrypted: crate::dns::hickory::EncryptedArgs,
+    /// Query ACL, cookies, identity and rate limiting of every listener.
+    pub policy: std::sync::Arc<crate::dns::policy::Policy>,
 }
 
 struct Reloader {
@@ -429,7 +431,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         );
     }
     for addr in &opts.listen {
-        let bound = server::serve(*addr, zones.clone(), metrics.clone())
+        let bound = server::serve(*addr, zones.clone(), metrics.clone(), opts.policy.clone())
             .await
             .map_err(|source| Error::Bind {
                 flag: "--listen",
@@ -438,8 +440,13 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
             })?;
         tracing::info!(%bound, "serving DNS over UDP and TCP");
     }
-    for (transport, bound) in
-        crate::dns::hickory::start(&opts.encrypted, zones.clone(), metrics.clone()).await?
+    for (transport, bound) in crate::dns::hickory::start(
+        &opts.encrypted,
+        zones.clone(),
+        metrics.clone(),
+        opts.policy.clone(),
+    )
+    .await?
     {
         tracing::info!(%bound, transport, "serving encrypted DNS");
     }

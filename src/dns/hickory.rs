@@ -6,7 +6,8 @@
 //! below 65 535 on these stream transports).
 
 use super::conncap;
-use super::responder::{Answer, Summary, Transport, decide};
+use super::policy::Policy;
+use super::responder::{Answer, Client, Summary, Transport, decide_for};
 use super::server::SharedZones;
 use super::tls::{self, CertResolver};
 use crate::metrics::{QueryLabels, ServerMetrics};
@@ -61,6 +62,7 @@ pub async fn start(
     args: &EncryptedArgs,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
+    policy: Arc<Policy>,
 ) -> crate::error::Result<Vec<(&'static str, SocketAddr)>> {
     use crate::error::Error;
     if !args.any() {
@@ -91,6 +93,7 @@ pub async fn start(
     let mut server = hickory_server::Server::new(Handler {
         zones,
         metrics: metrics.clone(),
+        policy,
     });
     let bind_err = |flag: &'static str, addr: SocketAddr| {
         move |source: std::io::Error| Error::Bind { flag, addr, source }
@@ -185,6 +188,7 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
 pub struct Handler {
     pub zones: SharedZones,
     pub metrics: Arc<ServerMetrics>,
+    pub policy: Arc<Policy>,
 }
 
 fn transport_label(p: Protocol) -> &'static str {
@@ -207,7 +211,13 @@ impl RequestHandler for Handler {
         let started = Instant::now();
         let snapshot = self.zones.load();
         // stream transports: no size limit below the 65 535 of the message length
-        let Some(answer) = decide(&snapshot, request.as_slice(), Transport::Tcp) else {
+        let client = Client {
+            ip: Some(request.src().ip()),
+            policy: &self.policy,
+            now: crate::publish::unix_now(),
+        };
+        let Some(answer) = decide_for(&snapshot, request.as_slice(), Transport::Tcp, &client)
+        else {
             return not_sent(request);
         };
         drop(snapshot);
@@ -248,6 +258,8 @@ async fn send<R: ResponseHandler>(
             message,
             zone,
             qtype,
+            rrl,
+            cacheable,
             ..
         } => {
             let summary = Summary {
@@ -255,6 +267,8 @@ async fn send<R: ResponseHandler>(
                 qtype,
                 rcode: message.metadata.response_code,
                 truncated: false,
+                rrl,
+                cacheable,
             };
             (message, summary)
         }
@@ -351,7 +365,9 @@ mod tests {
                 Protocol::Tls,
             )
             .unwrap();
-            let Answer::Message { message, .. } = decide(&z, &req, Transport::Tcp).unwrap() else {
+            let Answer::Message { message, .. } =
+                crate::dns::responder::decide(&z, &req, Transport::Tcp).unwrap()
+            else {
                 panic!("unsigned")
             };
             let mut buf = Vec::new();

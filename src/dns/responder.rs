@@ -1,10 +1,18 @@
 //! Request bytes in, response bytes out: the whole DNS protocol behaviour of the server,
-//! independent of transport. Never panics on any input; never recurses or forwards.
+//! independent of transport. Never panics on any input; never recurses or forwards. The
+//! server's policy for the client ([`Client`]: query ACL, DNS cookies, NSID and CHAOS
+//! identity) is applied here, so every transport has it; the UDP server applies response rate
+//! limiting afterwards, charging the account [`Summary::rrl`] names.
 
 use super::compiled::{Outcome, ZoneSet};
+use super::identity::Chaos;
+use super::policy::{PLAIN, Policy};
+use super::{cookies, rrl};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use std::net::IpAddr;
 
 /// UDP payload we advertise and honour at most (DNS Flag Day 2020: avoids IP fragmentation).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -25,6 +33,33 @@ pub struct Summary {
     pub qtype: RecordType,
     pub rcode: ResponseCode,
     pub truncated: bool,
+    /// The rate-limiting account the response is charged to (UDP); None when the policy has
+    /// no RRL, or the client proved its address with a valid server cookie.
+    pub rrl: Option<rrl::Key>,
+    /// Whether the same request bytes get the same response from any client (no cookie, no
+    /// ACL refusal), so the UDP answer cache may keep it.
+    pub cacheable: bool,
+}
+
+/// Who asked, and the server's policy for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Client<'a> {
+    /// The client's address; None where the caller has none (only an open ACL answers).
+    pub ip: Option<IpAddr>,
+    pub policy: &'a Policy,
+    /// Unix seconds, for server cookies' timestamps.
+    pub now: u64,
+}
+
+impl Client<'static> {
+    /// No address and no policy: no ACL, no cookies, no identity, no RRL.
+    pub fn plain() -> Self {
+        Self {
+            ip: None,
+            policy: &PLAIN,
+            now: 0,
+        }
+    }
 }
 
 /// Builds the response to one request. `None`: send nothing (not a query, or too short to
@@ -34,7 +69,17 @@ pub fn respond(
     request: &[u8],
     transport: Transport,
 ) -> Option<(Vec<u8>, Summary)> {
-    decide(zones, request, transport).and_then(encode)
+    respond_to(zones, request, transport, &Client::plain())
+}
+
+/// [`respond`] for a client under a policy.
+pub fn respond_to(
+    zones: &ZoneSet,
+    request: &[u8],
+    transport: Transport,
+    client: &Client<'_>,
+) -> Option<(Vec<u8>, Summary)> {
+    decide_for(zones, request, transport, client).and_then(encode)
 }
 
 /// A response decided but not yet encoded, so that a transport with its own encoder (the
@@ -48,6 +93,9 @@ pub enum Answer {
         udp_limit: Option<usize>,
         zone: Option<std::sync::Arc<str>>,
         qtype: RecordType,
+        /// See [`Summary::rrl`] and [`Summary::cacheable`].
+        rrl: Option<rrl::Key>,
+        cacheable: bool,
     },
     /// Already encoded: a TSIG-signed response, whose MAC covers exactly these bytes.
     Bytes(Vec<u8>, Summary),
@@ -56,14 +104,16 @@ pub enum Answer {
 /// Encodes an [`Answer`], truncating for UDP: a response that does not fit is sent with TC set
 /// and no records, so the client retries over TCP and gets the whole answer there.
 pub fn encode(answer: Answer) -> Option<(Vec<u8>, Summary)> {
-    let (mut resp, udp_limit, zone, qtype) = match answer {
+    let (mut resp, udp_limit, zone, qtype, rrl, cacheable) = match answer {
         Answer::Bytes(bytes, summary) => return Some((bytes, summary)),
         Answer::Message {
             message,
             udp_limit,
             zone,
             qtype,
-        } => (message, udp_limit, zone, qtype),
+            rrl,
+            cacheable,
+        } => (message, udp_limit, zone, qtype, rrl, cacheable),
     };
     let mut bytes = resp.to_vec().ok()?;
     let mut truncated = false;
@@ -82,12 +132,176 @@ pub fn encode(answer: Answer) -> Option<(Vec<u8>, Summary)> {
         qtype,
         rcode: resp.metadata.response_code,
         truncated,
+        rrl,
+        cacheable,
     };
     Some((bytes, summary))
 }
 
 /// Decides the response to one request (see [`respond`]).
 pub fn decide(zones: &ZoneSet, request: &[u8], transport: Transport) -> Option<Answer> {
+    decide_for(zones, request, transport, &Client::plain())
+}
+
+/// Decides the response to one request from `client`: the query ACL first (REFUSED for a
+/// client outside it, transfers included), then the answer, then the EDNS options the policy
+/// adds (NSID, COOKIE) and the rate-limiting account.
+pub fn decide_for(
+    zones: &ZoneSet,
+    request: &[u8],
+    transport: Transport,
+    client: &Client<'_>,
+) -> Option<Answer> {
+    let policy = client.policy;
+    if !policy.acl.allows(client.ip) {
+        return refused_by_acl(request, transport);
+    }
+    let mut answer = decide_plain(zones, request, transport, client)?;
+    if let Answer::Message {
+        message,
+        rrl,
+        cacheable,
+        ..
+    } = &mut answer
+    {
+        let cookie = add_options(message, request, client);
+        *cacheable = cookie == CookieSeen::None;
+        *rrl = match (&policy.rrl, cookie) {
+            (None, _) | (_, CookieSeen::Valid) => None,
+            _ => Some(rrl_key(message)),
+        };
+    }
+    Some(answer)
+}
+
+/// REFUSED, with the question, to a client outside `--allow-query`; nothing to one whose
+/// request does not parse.
+fn refused_by_acl(request: &[u8], transport: Transport) -> Option<Answer> {
+    let msg = Message::read(&mut BinDecoder::new(request)).ok()?;
+    if msg.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let mut resp = Message::new(msg.metadata.id, MessageType::Response, msg.metadata.op_code);
+    resp.metadata.recursion_desired = msg.metadata.recursion_desired;
+    resp.metadata.response_code = ResponseCode::Refused;
+    resp.queries = msg.queries;
+    let qtype = resp
+        .queries
+        .first()
+        .map(|q| q.query_type())
+        .unwrap_or(RecordType::Unknown(0));
+    let edns = msg.edns.as_ref().map(|_| {
+        let mut e = Edns::new();
+        e.set_max_payload(MAX_UDP_PAYLOAD);
+        e
+    });
+    let mut answer = finish(resp, edns, transport, msg.edns.as_ref(), qtype)?;
+    if let Answer::Message { cacheable, .. } = &mut answer {
+        *cacheable = false;
+    }
+    Some(answer)
+}
+
+/// What the query's COOKIE option was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CookieSeen {
+    /// None, or cookies are off.
+    None,
+    /// A client cookie, alone or with a server cookie that is not valid.
+    Other,
+    /// A valid server cookie of ours: the client's address is proven (no rate limit).
+    Valid,
+}
+
+/// Adds NSID (RFC 5001) and COOKIE (RFC 7873) to the response's OPT when the query asked and
+/// the policy has them; a malformed COOKIE makes the response FORMERR (RFC 7873 §5.2.2).
+fn add_options(resp: &mut Message, request: &[u8], client: &Client<'_>) -> CookieSeen {
+    let policy = client.policy;
+    // only requests with an OPT record can carry options; re-reading the OPT is cheap next
+    // to the lookup, and only done when the response has an OPT of its own
+    if resp.edns.is_none() || (policy.identity.nsid().is_none() && policy.cookies.is_none()) {
+        return CookieSeen::None;
+    }
+    let Ok(req) = Message::read(&mut BinDecoder::new(request)) else {
+        return CookieSeen::None;
+    };
+    let Some(req_edns) = req.edns.as_ref() else {
+        return CookieSeen::None;
+    };
+    let mut seen = CookieSeen::None;
+    let mut options = Vec::new();
+    if let Some(nsid) = policy.identity.nsid()
+        && req_edns.option(EdnsCode::NSID).is_some()
+        && let Ok(payload) = NSIDPayload::new(nsid)
+    {
+        options.push(EdnsOption::NSID(payload));
+    }
+    if let Some(secrets) = &policy.cookies
+        && let Some(EdnsOption::Unknown(_, data)) = req_edns.option(EdnsCode::Cookie)
+    {
+        let ip = client
+            .ip
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        match cookies::parse(data) {
+            Err(cookies::Malformed) => {
+                resp.answers.clear();
+                resp.authorities.clear();
+                resp.additionals.clear();
+                resp.metadata.authoritative = false;
+                resp.metadata.response_code = ResponseCode::FormErr;
+                return CookieSeen::Other;
+            }
+            Ok(cookie) => {
+                let verdict = secrets.check(&cookie, ip, client.now);
+                seen = if verdict == cookies::Verdict::Valid {
+                    CookieSeen::Valid
+                } else {
+                    CookieSeen::Other
+                };
+                let data = secrets.answer(&cookie, verdict, ip, client.now);
+                options.push(EdnsOption::Unknown(cookies::OPTION_CODE, data));
+            }
+        }
+    }
+    if let Some(edns) = resp.edns.as_mut() {
+        for o in options {
+            edns.options_mut().insert(o);
+        }
+    }
+    seen
+}
+
+/// The rate-limiting account of a response (see `rrl`): answers by name and type, NODATA by
+/// name, NXDOMAIN by zone, referrals by the delegation, everything else one error account.
+fn rrl_key(resp: &Message) -> rrl::Key {
+    let qname = resp.queries.first().map(|q| q.name().to_lowercase());
+    let qtype = resp.queries.first().map(|q| q.query_type());
+    match (resp.metadata.response_code, qname) {
+        (ResponseCode::NoError, Some(name)) if !resp.answers.is_empty() => {
+            rrl::Key::new(rrl::Kind::Answer, &name, qtype)
+        }
+        (ResponseCode::NoError, Some(name)) if !resp.metadata.authoritative => {
+            match resp.authorities.first() {
+                Some(ns) => rrl::Key::new(rrl::Kind::Referral, &ns.name.to_lowercase(), None),
+                None => rrl::Key::new(rrl::Kind::NoData, &name, None),
+            }
+        }
+        (ResponseCode::NoError, Some(name)) => rrl::Key::new(rrl::Kind::NoData, &name, None),
+        (ResponseCode::NXDomain, Some(_)) => match resp.authorities.first() {
+            Some(soa) => rrl::Key::zone(rrl::Kind::NxDomain, &soa.name.to_lowercase().to_ascii()),
+            None => rrl::Key::error(),
+        },
+        _ => rrl::Key::error(),
+    }
+}
+
+/// The response without the policy's options and accounting.
+fn decide_plain(
+    zones: &ZoneSet,
+    request: &[u8],
+    transport: Transport,
+    client: &Client<'_>,
+) -> Option<Answer> {
     if request.len() < 12 {
         return None;
     }
@@ -166,6 +380,17 @@ pub fn decide(zones: &ZoneSet, request: &[u8], transport: Transport) -> Option<A
     let query: &Query = &msg.queries[0];
     let qname = query.name().to_lowercase();
 
+    if query.query_class() == DNSClass::CH {
+        // RFC 4892 identity names; everything else in CHAOS is REFUSED
+        match client.policy.identity.chaos(&qname, qtype) {
+            Chaos::Answer(records) => {
+                resp.metadata.authoritative = true;
+                resp.answers = records;
+            }
+            Chaos::Refused => resp.metadata.response_code = ResponseCode::Refused,
+        }
+        return finish_limited(resp, edns, udp_limit, None, qtype);
+    }
     let Some(zone) = zones.find(&qname) else {
         // Not ours: never recurse, never forward.
         resp.metadata.response_code = ResponseCode::Refused;
@@ -249,6 +474,8 @@ fn finish_limited(
         udp_limit,
         zone,
         qtype,
+        rrl: None,
+        cacheable: true,
     })
 }
 
@@ -523,6 +750,221 @@ mod tests {
             let m = answer(&query("www.acme.example.com.", class, None));
             assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{class:?}");
             assert!(m.answers.is_empty());
+        }
+    }
+
+    mod policy {
+        //! The server's policy applied by the responder: ACL, CHAOS identity, NSID, cookies,
+        //! and the rate-limiting account and cacheability it reports.
+        use super::*;
+        use crate::dns::acl::QueryAcl;
+        use crate::dns::cookies::CookieSecrets;
+        use crate::dns::identity::Identity;
+        use crate::dns::rrl::{Key, Kind, RrlConfig};
+
+        fn policy() -> Policy {
+            Policy {
+                acl: QueryAcl::default(),
+                cookies: Some(CookieSecrets::parse("000102030405060708090a0b0c0d0e0f\n").unwrap()),
+                identity: Identity::new(Some("ns-a".into()), Some("zonegate-test".into())).unwrap(),
+                rrl: Some(RrlConfig::new(10)),
+            }
+        }
+
+        fn ask(p: &Policy, ip: &str, req: &[u8], t: Transport) -> (Message, Summary) {
+            let client = Client {
+                ip: Some(ip.parse().unwrap()),
+                policy: p,
+                now: 1_800_000_000,
+            };
+            let (bytes, s) = respond_to(&zones(), req, t, &client).expect("an answer");
+            (Message::from_vec(&bytes).unwrap(), s)
+        }
+
+        fn edns_with(options: Vec<EdnsOption>) -> Edns {
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            for o in options {
+                e.options_mut().insert(o);
+            }
+            e
+        }
+
+        fn txt_query(name: &str, class: DNSClass) -> Vec<u8> {
+            let mut m = Message::new(9, MessageType::Query, OpCode::Query);
+            let mut q = Query::query(Name::from_ascii(name).unwrap(), RecordType::TXT);
+            q.set_query_class(class);
+            m.add_query(q);
+            m.to_vec().unwrap()
+        }
+
+        #[test]
+        fn acl_refuses_outsiders_on_every_transport_and_is_never_cacheable() {
+            let mut p = policy();
+            p.acl = QueryAcl::new(vec!["192.0.2.0/24".parse().unwrap()]);
+            let req = query("www.acme.example.com.", DNSClass::IN, None);
+            for t in [Transport::Udp, Transport::Tcp] {
+                let (m, s) = ask(&p, "192.0.2.77", &req, t);
+                assert_eq!(m.answers.len(), 1, "inside the prefix: answered");
+                assert!(s.cacheable);
+                let (m, s) = ask(&p, "198.51.100.1", &req, t);
+                assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+                assert!(m.answers.is_empty() && !m.metadata.authoritative);
+                assert_eq!(m.queries.len(), 1, "the question is echoed");
+                assert!(
+                    !s.cacheable,
+                    "a refusal for one client must not be served to another"
+                );
+            }
+            // no address known: only an open ACL answers
+            let client = Client {
+                ip: None,
+                policy: &p,
+                now: 0,
+            };
+            let (bytes, _) = respond_to(&zones(), &req, Transport::Udp, &client).unwrap();
+            let m = Message::from_vec(&bytes).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+            // an AXFR from outside is refused too
+            let mut ax = Message::new(3, MessageType::Query, OpCode::Query);
+            ax.add_query(Query::query(
+                Name::from_ascii("acme.example.com.").unwrap(),
+                RecordType::AXFR,
+            ));
+            let (m, _) = ask(&p, "198.51.100.1", &ax.to_vec().unwrap(), Transport::Tcp);
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+        }
+
+        #[test]
+        fn chaos_identity_and_nsid() {
+            let p = policy();
+            let (m, _) = ask(
+                &p,
+                "192.0.2.1",
+                &txt_query("id.server.", DNSClass::CH),
+                Transport::Udp,
+            );
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(m.answers[0].data.to_string(), "ns-a");
+            assert_eq!(m.answers[0].dns_class, DNSClass::CH);
+            let (m, _) = ask(
+                &p,
+                "192.0.2.1",
+                &txt_query("version.bind.", DNSClass::CH),
+                Transport::Tcp,
+            );
+            assert_eq!(m.answers[0].data.to_string(), "zonegate-test");
+            let (m, _) = ask(
+                &p,
+                "192.0.2.1",
+                &txt_query("authors.bind.", DNSClass::CH),
+                Transport::Udp,
+            );
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+            // without identity, id.server is refused
+            let plain = Policy::default();
+            let (m, _) = ask(
+                &plain,
+                "192.0.2.1",
+                &txt_query("id.server.", DNSClass::CH),
+                Transport::Udp,
+            );
+            assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+            // NSID only when asked
+            let asked = edns_with(vec![EdnsOption::NSID(
+                NSIDPayload::new(Vec::new()).unwrap(),
+            )]);
+            let req = query("www.acme.example.com.", DNSClass::IN, Some(asked));
+            let (m, s) = ask(&p, "192.0.2.1", &req, Transport::Udp);
+            match m.edns.unwrap().option(EdnsCode::NSID) {
+                Some(EdnsOption::NSID(v)) => assert_eq!(v.as_ref(), b"ns-a"),
+                other => panic!("no NSID: {other:?}"),
+            }
+            assert!(s.cacheable, "NSID is the same for every client");
+            let req = query(
+                "www.acme.example.com.",
+                DNSClass::IN,
+                Some(edns_with(vec![])),
+            );
+            let (m, _) = ask(&p, "192.0.2.1", &req, Transport::Udp);
+            assert!(m.edns.unwrap().option(EdnsCode::NSID).is_none());
+        }
+
+        fn cookie_of(m: &Message) -> Vec<u8> {
+            match m.edns.as_ref().unwrap().option(EdnsCode::Cookie) {
+                Some(EdnsOption::Unknown(10, v)) => v.clone(),
+                other => panic!("no COOKIE: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn cookies_are_answered_and_a_valid_one_lifts_the_rate_limit() {
+            let p = policy();
+            let client_cookie = vec![1, 2, 3, 4, 5, 6, 7, 8];
+            let with = |data: Vec<u8>| {
+                query(
+                    "www.acme.example.com.",
+                    DNSClass::IN,
+                    Some(edns_with(vec![EdnsOption::Unknown(10, data)])),
+                )
+            };
+            let (m, s) = ask(
+                &p,
+                "192.0.2.1",
+                &with(client_cookie.clone()),
+                Transport::Udp,
+            );
+            assert_eq!(m.answers.len(), 1);
+            let full = cookie_of(&m);
+            assert_eq!(full.len(), 24, "client cookie + 16-byte server cookie");
+            assert_eq!(full[..8], client_cookie[..]);
+            assert!(!s.cacheable, "a server cookie is for one address");
+            assert!(s.rrl.is_some(), "a client cookie alone proves nothing");
+            // the server cookie back from the same address: valid, not rate limited
+            let (m, s) = ask(&p, "192.0.2.1", &with(full.clone()), Transport::Udp);
+            assert_eq!(m.answers.len(), 1);
+            assert_eq!(cookie_of(&m), full, "a fresh cookie is kept");
+            assert_eq!(s.rrl, None);
+            // from another address it is not ours: answered, with a new cookie, rate limited
+            let (m, s) = ask(&p, "192.0.2.2", &with(full.clone()), Transport::Udp);
+            assert_eq!(m.answers.len(), 1);
+            assert_ne!(cookie_of(&m), full);
+            assert!(s.rrl.is_some());
+            // malformed (RFC 7873 §5.2.2): FORMERR
+            let (m, _) = ask(&p, "192.0.2.1", &with(vec![1, 2, 3]), Transport::Udp);
+            assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+            assert!(m.answers.is_empty());
+        }
+
+        #[test]
+        fn rrl_accounts_follow_the_kind_of_response() {
+            let p = policy();
+            let key = |name: &str, qtype: RecordType| {
+                let mut m = Message::new(1, MessageType::Query, OpCode::Query);
+                m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+                ask(&p, "192.0.2.1", &m.to_vec().unwrap(), Transport::Udp)
+                    .1
+                    .rrl
+                    .unwrap()
+            };
+            let www = Name::from_ascii("www.acme.example.com.").unwrap();
+            assert_eq!(
+                key("WWW.acme.example.com.", RecordType::A),
+                Key::new(Kind::Answer, &www, Some(RecordType::A))
+            );
+            assert_eq!(
+                key("www.acme.example.com.", RecordType::MX),
+                Key::new(Kind::NoData, &www, None)
+            );
+            // every NXDOMAIN of a zone is one account: random names share it
+            let nx = key("a1.acme.example.com.", RecordType::A);
+            assert_eq!(nx, key("b2.acme.example.com.", RecordType::A));
+            assert_eq!(nx.kind, Kind::NxDomain);
+            assert_eq!(key("other.example.org.", RecordType::A), Key::error());
+            // no RRL configured: no account
+            let plain = Policy::default();
+            let req = query("www.acme.example.com.", DNSClass::IN, None);
+            assert_eq!(ask(&plain, "192.0.2.1", &req, Transport::Udp).1.rrl, None);
         }
     }
 }

@@ -1,17 +1,22 @@
 //! Transports: UDP (one socket per core with SO_REUSEPORT, each drained by its own thread) and
 //! TCP (RFC 7766 framing, idle and write-stall timeouts, at most `MAX_TCP_CONNECTIONS`, the one
 //! idle longest closed for a new client). Every request goes through the
-//! same responder against the current zone snapshot, swapped atomically on change.
+//! same responder against the current zone snapshot, swapped atomically on change, under the
+//! server's policy (query ACL, cookies, identity); UDP responses are then rate limited (RRL:
+//! `super::rrl`), after the answer cache, so a cached answer is charged like any other.
 
 use super::compiled::ZoneSet;
-use super::responder::{Summary, Transport, respond};
+use super::policy::Policy;
+use super::responder::{Client, Summary, Transport, respond_to};
+use super::rrl::{Action, RateLimiter};
 use crate::metrics::{QueryLabels, ServerMetrics};
 use arc_swap::ArcSwap;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -138,7 +143,11 @@ pub async fn serve(
     addr: SocketAddr,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
+    policy: Arc<Policy>,
 ) -> std::io::Result<SocketAddr> {
+    // one table for every UDP thread of this address: a client is one client whichever
+    // socket the kernel gives its datagrams to
+    let limiter = policy.rrl.map(|cfg| Arc::new(RateLimiter::new(cfg)));
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -150,14 +159,18 @@ pub async fn serve(
         sockets.push(udp_socket(bound)?);
     }
     for (i, sock) in sockets.into_iter().enumerate() {
-        let zones = zones.clone();
-        let metrics = metrics.clone();
+        let worker = UdpWorker::new(
+            zones.clone(),
+            metrics.clone(),
+            policy.clone(),
+            limiter.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || udp_loop(sock, zones, metrics))?;
+            .spawn(move || udp_loop(sock, worker))?;
     }
     let tcp = tokio_tcp_listener(bound)?;
-    tokio::spawn(tcp_accept_loop(tcp, zones, metrics));
+    tokio::spawn(tcp_accept_loop(tcp, zones, metrics, policy));
     Ok(bound)
 }
 
@@ -173,17 +186,48 @@ fn tokio_tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListen
     tokio::net::TcpListener::from_std(sock.into())
 }
 
-/// One UDP thread's state: its counters and its answer cache.
+/// One UDP thread's state: its counters, its answer cache and the shared rate limiter.
 struct UdpWorker {
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
     stats: LocalStats,
     cache: AnswerCache,
+    policy: Arc<Policy>,
+    limiter: Option<Arc<RateLimiter>>,
+    /// `zonegate_rrl_actions_total{action="dropped"}` and `{action="slipped"}`.
+    dropped: Counter,
+    slipped: Counter,
 }
 
 impl UdpWorker {
-    /// Builds the response to `request` into `out`; false when nothing is to be sent.
-    fn answer(&mut self, request: &[u8], out: &mut Vec<u8>) -> bool {
+    fn new(
+        zones: SharedZones,
+        metrics: Arc<ServerMetrics>,
+        policy: Arc<Policy>,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Self {
+        let action = |a: &'static str| {
+            metrics
+                .rrl_actions
+                .get_or_create(&crate::metrics::RrlLabels { action: a })
+                .clone()
+        };
+        let (dropped, slipped) = (action("dropped"), action("slipped"));
+        Self {
+            zones,
+            metrics,
+            stats: LocalStats::new(),
+            cache: AnswerCache::new(),
+            policy,
+            limiter,
+            dropped,
+            slipped,
+        }
+    }
+
+    /// Builds the response to `request` from `peer` into `out`; false when nothing is to be
+    /// sent (no answer, or dropped by the rate limit).
+    fn answer(&mut self, request: &[u8], peer: IpAddr, out: &mut Vec<u8>) -> bool {
         let started = Instant::now();
         let snapshot = self.zones.load();
         if self.cache.generation != Some(snapshot.generation()) {
@@ -191,25 +235,49 @@ impl UdpWorker {
             self.cache.generation = Some(snapshot.generation());
         }
         out.clear();
-        let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&request.len());
-        if cacheable && let Some((resp, summary)) = self.cache.map.get(&request[2..]) {
+        // a client outside the ACL is answered (REFUSED) by the responder, never from the cache
+        let cacheable = (12..=ANSWER_CACHE_MAX_REQUEST).contains(&request.len())
+            && self.policy.acl.allows(Some(peer));
+        let rrl = if cacheable && let Some((resp, summary)) = self.cache.map.get(&request[2..]) {
             out.extend_from_slice(&request[..2]);
             out.extend_from_slice(resp);
             self.stats.count(summary, &self.metrics, started);
-            return true;
-        }
-        let Some((resp, summary)) = respond(&snapshot, request, Transport::Udp) else {
-            return false;
-        };
-        out.extend_from_slice(&resp);
-        self.stats.count(&summary, &self.metrics, started);
-        if cacheable && resp.len() >= 2 {
-            if self.cache.map.len() >= ANSWER_CACHE_ENTRIES {
-                self.cache.map.clear();
+            summary.rrl
+        } else {
+            let client = Client {
+                ip: Some(peer),
+                policy: &self.policy,
+                now: crate::publish::unix_now(),
+            };
+            let Some((resp, summary)) = respond_to(&snapshot, request, Transport::Udp, &client)
+            else {
+                return false;
+            };
+            out.extend_from_slice(&resp);
+            self.stats.count(&summary, &self.metrics, started);
+            let rrl = summary.rrl;
+            if cacheable && summary.cacheable && resp.len() >= 2 {
+                if self.cache.map.len() >= ANSWER_CACHE_ENTRIES {
+                    self.cache.map.clear();
+                }
+                self.cache
+                    .map
+                    .insert(request[2..].into(), (resp[2..].into(), summary));
             }
-            self.cache
-                .map
-                .insert(request[2..].into(), (resp[2..].into(), summary));
+            rrl
+        };
+        if let (Some(limiter), Some(key)) = (&self.limiter, rrl) {
+            match limiter.check(peer, key, started) {
+                Action::Send => {}
+                Action::Slip => {
+                    self.slipped.inc();
+                    truncate(out);
+                }
+                Action::Drop => {
+                    self.dropped.inc();
+                    return false;
+                }
+            }
         }
         true
     }
@@ -221,13 +289,41 @@ impl UdpWorker {
     }
 }
 
-fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMetrics>) {
-    let mut worker = UdpWorker {
-        zones,
-        metrics,
-        stats: LocalStats::new(),
-        cache: AnswerCache::new(),
-    };
+/// Makes `resp` the truncated form of itself, as rate limiting's "slip" sends it: the header
+/// with TC set and the question, no records (the client retries over TCP, which is not rate
+/// limited). Left as it is if the question cannot be walked (never the case for our own).
+fn truncate(resp: &mut Vec<u8>) {
+    if resp.len() < 12 {
+        return;
+    }
+    let qdcount = u16::from_be_bytes([resp[4], resp[5]]);
+    let mut end = 12;
+    if qdcount == 1 {
+        // the first name of a message is never compressed
+        loop {
+            let Some(&len) = resp.get(end) else { return };
+            if len == 0 {
+                end += 1;
+                break;
+            }
+            if len & 0xc0 != 0 {
+                return;
+            }
+            end += 1 + len as usize;
+        }
+        end += 4;
+        if end > resp.len() {
+            return;
+        }
+    } else if qdcount != 0 {
+        return;
+    }
+    resp.truncate(end);
+    resp[2] |= 0x02; // TC
+    resp[6..12].fill(0); // no answer, authority or additional records
+}
+
+fn udp_loop(sock: std::net::UdpSocket, mut worker: UdpWorker) {
     // wake up now and then to flush counters even when idle
     let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
     #[cfg(target_os = "linux")]
@@ -241,7 +337,7 @@ fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMe
         loop {
             match sock.recv_from(&mut buf) {
                 Ok((len, peer)) => {
-                    if worker.answer(&buf[..len], &mut out)
+                    if worker.answer(&buf[..len], peer.ip(), &mut out)
                         && let Err(e) = sock.send_to(&out, peer)
                     {
                         tracing::debug!(error = %e, %peer, "udp send failed");
@@ -269,11 +365,31 @@ fn udp_loop(sock: std::net::UdpSocket, zones: SharedZones, metrics: Arc<ServerMe
 #[cfg(target_os = "linux")]
 mod mmsg {
     use super::UdpWorker;
+    use std::net::IpAddr;
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
     const BATCH: usize = 32;
     const BUF: usize = 4096;
+
+    /// The address of a datagram's sender, as recvmmsg wrote it.
+    fn sockaddr_ip(a: &libc::sockaddr_storage) -> Option<IpAddr> {
+        match a.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: ss_family says the storage holds a sockaddr_in
+                let v4 =
+                    unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                Some(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: ss_family says the storage holds a sockaddr_in6
+                let v6 =
+                    unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(IpAddr::from(v6.sin6_addr.s6_addr))
+            }
+            _ => None,
+        }
+    }
 
     pub(super) fn udp_loop_batched(sock: &std::net::UdpSocket, worker: &mut UdpWorker) -> ! {
         let fd = sock.as_raw_fd();
@@ -327,7 +443,10 @@ mod mmsg {
             let mut count = 0;
             for i in 0..n as usize {
                 let len = (msgs[i].msg_len as usize).min(BUF);
-                if !worker.answer(&bufs[i][..len], &mut outs[count]) {
+                let Some(peer) = sockaddr_ip(&addrs[i]) else {
+                    continue;
+                };
+                if !worker.answer(&bufs[i][..len], peer, &mut outs[count]) {
                     continue;
                 }
                 out_iovs[count] = libc::iovec {
@@ -459,6 +578,7 @@ async fn tcp_accept_loop(
     listener: tokio::net::TcpListener,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
+    policy: Arc<Policy>,
 ) {
     let conns = Arc::new(TcpConnections::new());
     loop {
@@ -478,9 +598,10 @@ async fn tcp_accept_loop(
         let zones = zones.clone();
         let metrics = metrics.clone();
         let conns = conns.clone();
+        let policy = policy.clone();
         tokio::spawn(async move {
             let result = tokio::select! {
-                r = tcp_connection(stream, peer, zones, metrics, &conns, &slot) => r,
+                r = tcp_connection(stream, peer, zones, metrics, &policy, &conns, &slot) => r,
                 _ = slot.close.notified() => Ok(()),
             };
             conns.close(id);
@@ -513,6 +634,7 @@ async fn tcp_connection(
     peer: SocketAddr,
     zones: SharedZones,
     metrics: Arc<ServerMetrics>,
+    policy: &Policy,
     conns: &TcpConnections,
     slot: &ConnSlot,
 ) -> std::io::Result<()> {
@@ -535,7 +657,9 @@ async fn tcp_connection(
         conns.touch(slot);
         let started = Instant::now();
         let snapshot = zones.load();
-        if super::xfr::is_transfer(&buf) {
+        // a client outside the ACL gets REFUSED from the responder, transfers included
+        let allowed = policy.acl.allows(Some(peer.ip()));
+        if allowed && super::xfr::is_transfer(&buf) {
             let transfer =
                 super::xfr::Transfer::start(&snapshot, &buf, peer.ip(), crate::publish::unix_now());
             drop(snapshot);
@@ -543,7 +667,12 @@ async fn tcp_connection(
             conns.touch(slot);
             continue;
         }
-        let Some((resp, summary)) = respond(&snapshot, &buf, Transport::Tcp) else {
+        let client = Client {
+            ip: Some(peer.ip()),
+            policy,
+            now: crate::publish::unix_now(),
+        };
+        let Some((resp, summary)) = respond_to(&snapshot, &buf, Transport::Tcp, &client) else {
             return Ok(()); // nothing sensible to say: close
         };
         let mut out = Vec::with_capacity(resp.len() + 2);
@@ -581,7 +710,7 @@ mod tests {
             RecordType::A,
         ));
         let mut out = Vec::new();
-        assert!(worker.answer(&q.to_vec().unwrap(), &mut out));
+        assert!(worker.answer(&q.to_vec().unwrap(), [127, 0, 0, 1].into(), &mut out));
         let m = Message::from_vec(&out).unwrap();
         m.answers
             .first()
@@ -632,12 +761,12 @@ mod tests {
     #[test]
     fn answer_cache_never_outlives_its_snapshot() {
         let zones: SharedZones = Arc::new(ArcSwap::from_pointee(zone_with("192.0.2.1")));
-        let mut worker = UdpWorker {
-            zones: zones.clone(),
-            metrics: Arc::new(ServerMetrics::new()),
-            stats: LocalStats::new(),
-            cache: AnswerCache::new(),
-        };
+        let mut worker = UdpWorker::new(
+            zones.clone(),
+            Arc::new(ServerMetrics::new()),
+            Arc::new(Policy::default()),
+            None,
+        );
         assert_eq!(ask(&mut worker), "192.0.2.1");
         for i in 2..50 {
             // built first, so that storing it allocates only the snapshot's own block
@@ -646,5 +775,92 @@ mod tests {
             zones.store(Arc::new(c));
             assert_eq!(ask(&mut worker), format!("192.0.2.{i}"), "round {i}");
         }
+    }
+
+    /// RRL on the UDP path, cached answers included: past the rate a client's responses are
+    /// dropped or, every `slip`-th, sent truncated (TC, the question, no records, parseable);
+    /// another client is untouched; every action is counted.
+    #[test]
+    fn rate_limit_drops_and_slips_after_the_cache() {
+        let zones: SharedZones = Arc::new(ArcSwap::from_pointee(zone_with("192.0.2.1")));
+        let policy = Policy {
+            rrl: Some(crate::dns::rrl::RrlConfig::new(5)),
+            ..Default::default()
+        };
+        let limiter = policy.rrl.map(|c| Arc::new(RateLimiter::new(c)));
+        let metrics = Arc::new(ServerMetrics::new());
+        let mut worker = UdpWorker::new(zones, metrics.clone(), Arc::new(policy), limiter);
+        let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("web.acme.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        let req = q.to_vec().unwrap();
+        let flooder: IpAddr = [203, 0, 113, 9].into();
+        let (mut full, mut truncated, mut dropped) = (0, 0, 0);
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            if !worker.answer(&req, flooder, &mut out) {
+                dropped += 1;
+                continue;
+            }
+            let m = Message::from_vec(&out).expect("a parseable response");
+            assert_eq!(m.metadata.id, 7);
+            assert_eq!(m.queries.len(), 1);
+            if m.metadata.truncation {
+                assert!(m.answers.is_empty() && m.additionals.is_empty());
+                truncated += 1;
+            } else {
+                assert_eq!(m.answers.len(), 1);
+                full += 1;
+            }
+        }
+        // 100 queries within far less than a second at 5 a second: a burst of about the rate,
+        // then half slipped and half dropped (slip 2)
+        assert!((5..=7).contains(&full), "{full} full answers");
+        assert!(
+            truncated >= 40 && dropped >= 40,
+            "{truncated} slipped, {dropped} dropped"
+        );
+        assert!(worker.answer(&req, [198, 51, 100, 1].into(), &mut out));
+        assert!(
+            !Message::from_vec(&out).unwrap().metadata.truncation,
+            "another client"
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(&format!(
+                "zonegate_rrl_actions_total{{action=\"dropped\"}} {dropped}"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "zonegate_rrl_actions_total{{action=\"slipped\"}} {truncated}"
+        )));
+    }
+
+    #[test]
+    fn truncate_keeps_header_and_question_only() {
+        let z = zone_with("192.0.2.1");
+        let mut q = Message::new(11, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(
+            Name::from_ascii("web.acme.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        q.set_edns(hickory_proto::op::Edns::new());
+        let (mut resp, _) = crate::dns::respond(&z, &q.to_vec().unwrap(), Transport::Udp).unwrap();
+        truncate(&mut resp);
+        let m = Message::from_vec(&resp).unwrap();
+        assert!(m.metadata.truncation && m.metadata.authoritative);
+        assert_eq!(
+            (m.queries.len(), m.answers.len(), m.additionals.len()),
+            (1, 0, 0)
+        );
+        assert!(m.edns.is_none());
+        // garbage is left alone rather than cut anywhere
+        let mut junk = vec![0u8, 1, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c];
+        let before = junk.clone();
+        truncate(&mut junk);
+        assert_eq!(junk, before);
     }
 }

@@ -110,11 +110,15 @@ pub fn respond_signed(
     let label = zone.map(|z| z.label().clone());
     let policy = zone.and_then(|z| zones.transfer(z.origin()));
     let key = zone_key(policy.map(|p| p.as_ref()));
+    // signed responses carry the time: never cached, never rate limited (the key proves the
+    // client)
     let summary = |rcode| Summary {
         zone: label.clone(),
         qtype,
         rcode,
         truncated: false,
+        rrl: None,
+        cacheable: false,
     };
     match tsig::verify_request(request, &t, key, now) {
         Verified::Error {

@@ -1,0 +1,199 @@
+//! The server's protections and identity over real sockets with real clients: NSID and the
+//! CHAOS names (dig, kdig), DNS cookies (dig +cookie), the query ACL on UDP and TCP, and UDP
+//! response rate limiting under a flood from one client (dropped and slipped responses counted,
+//! TCP untouched, another client answered in full).
+
+mod support;
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::sockets::*;
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect("client runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let port = addr.port().to_string();
+    let at = format!("@{}", addr.ip());
+    let mut all = vec![at.as_str(), "-p", &port, "+time=2", "+tries=1"];
+    all.extend_from_slice(args);
+    run("dig", &all)
+}
+
+fn metric(s: &Server, line_prefix: &str) -> f64 {
+    let (_, body) = http_get(s.http, "/metrics").unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .map(|v| v.trim().parse::<f64>().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// NSID and the CHAOS identity names with dig and kdig; REFUSED where nothing is configured.
+#[test]
+fn nsid_and_chaos_identity() {
+    let zones = quickstart();
+    let s = Server::start_with(
+        zones.path(),
+        &["--nsid", "ns-test-1", "--version", "zonegate-e2e"],
+    );
+    let out = run(
+        "kdig",
+        &[
+            &format!("@{}", s.dns.ip()),
+            "-p",
+            &s.dns.port().to_string(),
+            "+nsid",
+            "www.acme.example.com",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("NSID: 6e 73 2d 74 65 73 74 2d 31") || out.contains("ns-test-1"),
+        "{out}"
+    );
+    let out = dig(s.dns, &["+short", "CH", "TXT", "id.server"]);
+    assert_eq!(out.trim(), "\"ns-test-1\"");
+    let out = dig(s.dns, &["+short", "CH", "TXT", "hostname.bind"]);
+    assert_eq!(out.trim(), "\"ns-test-1\"");
+    let out = dig(s.dns, &["+short", "CH", "TXT", "version.bind"]);
+    assert_eq!(out.trim(), "\"zonegate-e2e\"");
+    let out = dig(s.dns, &["CH", "TXT", "authors.bind"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    // a server without --nsid: no NSID option, id.server refused
+    let plain = Server::start(zones.path());
+    let out = dig(plain.dns, &["+nsid", "www.acme.example.com", "A"]);
+    assert!(
+        out.contains("status: NOERROR") && !out.contains("NSID"),
+        "{out}"
+    );
+    let out = dig(plain.dns, &["CH", "TXT", "id.server"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+}
+
+/// dig sends a client cookie and gets a server cookie back; sent back, it is "good".
+#[test]
+fn cookies_with_dig() {
+    let zones = quickstart();
+    let s = Server::start(zones.path());
+    let out = dig(s.dns, &["+cookie", "www.acme.example.com", "A"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("; COOKIE:"))
+        .unwrap_or_else(|| panic!("no COOKIE in the answer:\n{out}"));
+    // "; COOKIE: <16 hex client><32 hex server> (good)"
+    let hex: String = line["; COOKIE: ".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(hex.len(), 48, "client and server cookie: {line}");
+    assert!(line.contains("(good)"), "{line}");
+    let again = dig(
+        s.dns,
+        &[&format!("+cookie={hex}"), "www.acme.example.com", "A"],
+    );
+    assert!(again.contains("status: NOERROR"), "{again}");
+    assert!(again.contains(&hex[..16]), "{again}");
+}
+
+/// Outside --allow-query: REFUSED over UDP and TCP (AXFR too); inside: answered.
+#[test]
+fn query_acl_on_udp_and_tcp() {
+    let zones = quickstart();
+    let outside = Server::start_with(zones.path(), &["--allow-query", "192.0.2.0/24"]);
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(outside.dns, &[transport, "www.acme.example.com", "A"]);
+        assert!(out.contains("status: REFUSED"), "{transport}: {out}");
+        assert!(out.contains("ANSWER: 0"), "{transport}: {out}");
+    }
+    let out = dig(outside.dns, &["AXFR", "acme.example.com"]);
+    assert!(!out.contains("IN\tSOA"), "{out}");
+    let inside = Server::start_with(
+        zones.path(),
+        &[
+            "--allow-query",
+            "192.0.2.0/24",
+            "--allow-query",
+            "127.0.0.0/8",
+        ],
+    );
+    let out = dig(inside.dns, &["+short", "www.acme.example.com", "A"]);
+    assert!(!out.trim().is_empty(), "{out}");
+}
+
+/// A flood of one question from one client at 20 times the rate: most responses dropped,
+/// every second limited one sent truncated; TCP and another question's client unaffected.
+#[test]
+fn rate_limiting_a_udp_flood() {
+    let zones = quickstart();
+    let s = Server::start_with(
+        zones.path(),
+        &["--rrl-responses-per-second", "10", "--rrl-slip", "2"],
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let (mut full, mut truncated) = (0usize, 0usize);
+    let n = 400;
+    let started = Instant::now();
+    let mut buf = [0u8; 2048];
+    for i in 0..n {
+        let mut m = query_msg("www.acme.example.com.", RecordType::A, Some(1232));
+        m.metadata.id = i as u16;
+        sock.send_to(&m.to_vec().unwrap(), s.dns).unwrap();
+        // 200 queries a second: read what came back meanwhile
+        let until = Instant::now() + Duration::from_millis(5);
+        while Instant::now() < until {
+            if let Ok((len, _)) = sock.recv_from(&mut buf) {
+                let r = Message::from_vec(&buf[..len]).expect("every response parses");
+                if r.metadata.truncation {
+                    assert!(r.answers.is_empty());
+                    truncated += 1;
+                } else {
+                    assert!(!r.answers.is_empty());
+                    full += 1;
+                }
+            }
+        }
+    }
+    while let Ok((len, _)) = sock.recv_from(&mut buf) {
+        let r = Message::from_vec(&buf[..len]).unwrap();
+        if r.metadata.truncation {
+            truncated += 1
+        } else {
+            full += 1
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("{n} queries in {secs:.1} s: {full} full, {truncated} truncated");
+    // at most the rate a second plus the first second's burst (generous for a slow machine)
+    assert!(
+        (full as f64) <= 10.0 * (secs + 2.0),
+        "{full} full answers in {secs:.1} s"
+    );
+    assert!(full >= 10, "{full}: the first responses are sent");
+    let limited = n - full;
+    assert!(
+        truncated as f64 >= limited as f64 * 0.4 && truncated as f64 <= limited as f64 * 0.6,
+        "{truncated} of {limited} limited responses slipped (slip 2)"
+    );
+    let dropped = metric(&s, "zonegate_rrl_actions_total{action=\"dropped\"} ");
+    let slipped = metric(&s, "zonegate_rrl_actions_total{action=\"slipped\"} ");
+    assert_eq!(slipped as usize, truncated);
+    assert_eq!((dropped + slipped) as usize, limited);
+    // over TCP the same client is answered in full (no rate limit on TCP)
+    let m = tcp(
+        s.dns,
+        &query_msg("www.acme.example.com.", RecordType::A, None),
+    );
+    assert!(!m.answers.is_empty());
+    // a different question is its own account
+    let m = udp(
+        s.dns,
+        &query_msg("acme.example.com.", RecordType::SOA, Some(1232)),
+    );
+    assert!(!m.metadata.truncation && !m.answers.is_empty());
+}
