@@ -1233,6 +1233,11 @@ fn alerts_and_dashboard_use_only_exported_metrics() {
                 namespace: "n".into(),
             }),
     );
+    drop(
+        server
+            .rrl_actions
+            .get_or_create(&sm::RrlLabels { action: "dropped" }),
+    );
     let operator = om::OperatorMetrics::new();
     drop(
         operator
