@@ -18,6 +18,7 @@ pub mod operator;
 pub mod parallel;
 pub mod process;
 pub mod publish;
+pub mod random;
 pub mod render;
 pub mod serial;
 pub mod webhook;

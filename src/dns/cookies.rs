@@ -72,7 +72,7 @@ impl CookieSecrets {
     /// A fresh random secret (a server whose cookies no other server needs to accept).
     pub fn random() -> Self {
         let mut k = [0u8; 16];
-        getrandom::fill(&mut k).expect("the operating system's random source");
+        crate::random::fill(&mut k);
         Self { keys: vec![k] }
     }
 

@@ -94,7 +94,7 @@ pub struct Key {
 /// account with another's.
 static NAME_KEY: LazyLock<[u8; 16]> = LazyLock::new(|| {
     let mut k = [0u8; 16];
-    getrandom::fill(&mut k).expect("the operating system's random source");
+    crate::random::fill(&mut k);
     k
 });
 
@@ -161,7 +161,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(cfg: RrlConfig) -> Self {
         let mut s = [0u8; 16];
-        getrandom::fill(&mut s).expect("the operating system's random source");
+        crate::random::fill(&mut s);
         let seed = (
             u64::from_le_bytes(s[..8].try_into().expect("8 bytes")),
             u64::from_le_bytes(s[8..].try_into().expect("8 bytes")),

@@ -313,7 +313,7 @@ impl Checker {
 /// predict it (RFC 5452).
 pub(super) fn query_id() -> u16 {
     let mut b = [0u8; 2];
-    getrandom::fill(&mut b).expect("the operating system's random source");
+    crate::random::fill(&mut b);
     u16::from_be_bytes(b)
 }
 
