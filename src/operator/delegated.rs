@@ -22,8 +22,9 @@
 //!
 //! Only this module knows DNS wire format (hickory-proto messages over tokio sockets).
 
+use super::dns_query::{UdpExchange, UdpFailure, answers, new_query};
 use super::status::DelegationCheck;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -215,11 +216,7 @@ impl Checker {
     ) -> Result<Message, String> {
         let qname = Name::from_ascii(format!("{name}."))
             .map_err(|e| format!("invalid name {name}: {e}"))?;
-        let id = query_id();
-        let question = Query::query(qname, rtype);
-        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-        msg.metadata.recursion_desired = recursion;
-        msg.add_query(question.clone());
+        let (id, question, mut msg) = new_query(qname, rtype, recursion);
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
         msg.set_edns(edns);
@@ -249,32 +246,15 @@ impl Checker {
         id: u16,
         question: &Query,
     ) -> Result<Message, String> {
-        let bind: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().expect("address")
-        } else {
-            "[::]:0".parse().expect("address")
-        };
-        let sock = tokio::net::UdpSocket::bind(bind)
+        let ex = UdpExchange::connect(server)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
-        sock.connect(server)
+        ex.ask(bytes, id, question, self.timeout)
             .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        sock.send(bytes)
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        let mut buf = vec![0u8; 4096];
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-                .await
-                .map_err(|_| format!("{server}: no answer within {:?}", self.timeout))?
-                .map_err(|e| format!("{server}: {e}"))?;
-            match Message::from_vec(&buf[..n]) {
-                Ok(m) if answers(&m, id, question) => return Ok(m),
-                _ => continue, // not ours: keep waiting
-            }
-        }
+            .map_err(|e| match e {
+                UdpFailure::Send(e) | UdpFailure::Recv(e) => format!("{server}: {e}"),
+                UdpFailure::Timeout => format!("{server}: no answer within {:?}", self.timeout),
+            })
     }
 
     async fn tcp(
@@ -307,23 +287,6 @@ impl Checker {
         }
         Ok(m)
     }
-}
-
-/// A query id from the operating system's random source, so that an off-path attacker cannot
-/// predict it (RFC 5452).
-pub(super) fn query_id() -> u16 {
-    let mut b = [0u8; 2];
-    crate::random::fill(&mut b);
-    u16::from_be_bytes(b)
-}
-
-/// Whether `m` is the response to our query: the same id, and exactly our question (name
-/// compared without ASCII case, type and class), as RFC 5452 asks of a resolver.
-pub(super) fn answers(m: &Message, id: u16, question: &Query) -> bool {
-    m.metadata.id == id
-        && m.metadata.message_type == MessageType::Response
-        // Name's equality ignores ASCII case.
-        && matches!(m.queries.as_slice(), [q] if q == question)
 }
 
 fn check_rcode(server: SocketAddr, m: Message) -> Result<Message, String> {
@@ -464,6 +427,7 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::{MessageType, OpCode};
     use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::{A, NS, SOA};
 
@@ -750,18 +714,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("no answer within"), "{err}");
-    }
-
-    #[test]
-    fn query_ids_are_not_a_sequence() {
-        let ids: Vec<u16> = (0..64).map(|_| query_id()).collect();
-        let distinct: BTreeSet<u16> = ids.iter().copied().collect();
-        // 64 random 16-bit values: a repeat is possible, many are not (p < 1e-6 for > 3).
-        assert!(distinct.len() >= 61, "{ids:?}");
-        let steps: BTreeSet<u16> = ids.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-        assert!(
-            steps.len() > 32,
-            "ids advance by a few fixed steps: {ids:?}"
-        );
     }
 }

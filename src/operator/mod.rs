@@ -19,6 +19,7 @@ pub mod apply;
 pub mod cli;
 pub mod delegated;
 pub mod desired;
+mod dns_query;
 pub mod error;
 #[cfg(test)]
 mod fixtures;

@@ -5,8 +5,8 @@
 //! middle of the transfer a NOTIFY started. Bounded: a timeout per query, the targets of a zone
 //! asked one after another, a few zones at once; never on the DNS path.
 
-use super::delegated::{answers, query_id};
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use super::dns_query::{UdpExchange, UdpFailure, new_query};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,41 +52,19 @@ impl SecondaryChecker {
     pub async fn soa_serial(&self, server: SocketAddr, domain: &str) -> SecondaryAnswer {
         let qname = Name::from_ascii(format!("{domain}."))
             .map_err(|e| format!("invalid name {domain}: {e}"))?;
-        let id = query_id();
-        let question = Query::query(qname.clone(), RecordType::SOA);
-        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-        msg.metadata.recursion_desired = false;
-        msg.add_query(question.clone());
+        let (id, question, msg) = new_query(qname.clone(), RecordType::SOA, false);
         let bytes = msg.to_vec().map_err(|e| format!("encoding: {e}"))?;
-        let bind: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().expect("address")
-        } else {
-            "[::]:0".parse().expect("address")
-        };
-        let sock = tokio::net::UdpSocket::bind(bind)
+        let ex = UdpExchange::connect(server)
             .await
             .map_err(|e| e.to_string())?;
-        sock.connect(server).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 4096];
         let mut last = String::new();
         // one retransmission, each with the full timeout
         for _ in 0..2 {
-            sock.send(&bytes).await.map_err(|e| e.to_string())?;
-            let deadline = tokio::time::Instant::now() + self.timeout;
-            let resp = loop {
-                match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                    Err(_) => break None,
-                    Ok(Err(e)) => break Some(Err(e.to_string())),
-                    Ok(Ok(n)) => match Message::from_vec(&buf[..n]) {
-                        Ok(m) if answers(&m, id, &question) => break Some(Ok(m)),
-                        _ => continue, // not ours
-                    },
-                }
-            };
-            match resp {
-                None => last = format!("no answer within {:?}", self.timeout),
-                Some(Err(e)) => last = e,
-                Some(Ok(m)) => return serial_of(&m, &qname),
+            match ex.ask(&bytes, id, &question, self.timeout).await {
+                Err(UdpFailure::Timeout) => last = format!("no answer within {:?}", self.timeout),
+                Err(UdpFailure::Recv(e)) => last = e.to_string(),
+                Err(UdpFailure::Send(e)) => return Err(e.to_string()),
+                Ok(m) => return serial_of(&m, &qname),
             }
         }
         Err(last)
@@ -116,6 +94,7 @@ fn serial_of(m: &Message, apex: &Name) -> SecondaryAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::op::{MessageType, OpCode};
     use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::SOA;
 
