@@ -21,5 +21,7 @@ pub mod publish;
 pub mod random;
 pub mod render;
 pub mod serial;
+#[cfg(test)]
+mod test_rng;
 pub mod webhook;
 pub mod zone;

@@ -296,19 +296,7 @@ mod tests {
     use crate::serial::content_hash;
     use serde_json::{Value, json};
 
-    /// xorshift64*: deterministic, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 33) as usize % n
-        }
-        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-            &items[self.below(items.len())]
-        }
-    }
+    use crate::test_rng::Rng;
 
     const NAMES: &[&str] = &[
         "acme.example.com",
@@ -328,11 +316,11 @@ mod tests {
     const ADDRS: &[&str] = &["192.0.2.1", "192.0.2.2", "2001:db8::1", "lb.example.net"];
 
     fn hosts(r: &mut Rng) -> Vec<&'static str> {
-        (0..1 + r.below(2)).map(|_| *r.pick(NAMES)).collect()
+        (0..1 + r.index(2)).map(|_| *r.pick(NAMES)).collect()
     }
 
     fn dated(r: &mut Rng, v: Value) -> Value {
-        match r.below(3) {
+        match r.index(3) {
             0 => v,
             k => with_meta(
                 v,
@@ -343,23 +331,23 @@ mod tests {
     }
 
     fn random_object(r: &mut Rng) -> Value {
-        let id = r.below(6);
-        let v = match r.below(3) {
+        let id = r.index(6);
+        let v = match r.index(3) {
             0 => {
-                let addrs: Vec<&str> = (0..1 + r.below(2)).map(|_| *r.pick(ADDRS)).collect();
+                let addrs: Vec<&str> = (0..1 + r.index(2)).map(|_| *r.pick(ADDRS)).collect();
                 ingress(&format!("i{id}"), &hosts(r), &addrs)
             }
             1 => {
-                let eps: Vec<Value> = (0..1 + r.below(3))
+                let eps: Vec<Value> = (0..1 + r.index(3))
                     .map(|_| {
-                        let (t, target) = match r.below(8) {
+                        let (t, target) = match r.index(8) {
                             0..=2 => ("A", *r.pick(&["192.0.2.7", "192.0.2.8"])),
                             3..=4 => ("CNAME", *r.pick(&["t1.example.net", "t2.example.net"])),
                             5..=6 => ("TXT", *r.pick(&["v=1", "v=2"])),
                             _ => ("NS", "ns.example.net"),
                         };
                         json!({"dnsName": r.pick(NAMES), "recordType": t, "targets": [target],
-                            "recordTTL": 60 + r.below(3) * 60})
+                            "recordTTL": 60 + r.index(3) * 60})
                     })
                     .collect();
                 dns_endpoint(&format!("e{id}"), Value::Array(eps))
@@ -379,13 +367,13 @@ mod tests {
 
     fn random_zone(r: &mut Rng) -> crate::api::DNSZone {
         let mut records = vec![json!({"name": "www", "type": "A", "values": ["192.0.2.9"]})];
-        if r.below(2) == 0 {
+        if r.index(2) == 0 {
             records
                 .push(json!({"name": "a", "type": "CNAME", "values": ["www.acme.example.com."]}));
         }
         let mut delegations = vec![json!({"name": "deleg", "nameservers": [
             {"hostname": "ns.deleg.acme.example.com", "addresses": ["192.0.2.53"]}]})];
-        if r.below(2) == 0 {
+        if r.index(2) == 0 {
             delegations.push(json!({"name": "kid", "zoneRef": {"name": "child"}}));
         }
         let z = zone(json!({"records": records, "delegations": delegations}));
@@ -407,10 +395,10 @@ mod tests {
             let mut store = ObjectStore::default();
             let mut pipeline = ZonePipeline::default();
             for step in 0..60u32 {
-                match r.below(11) {
+                match r.index(11) {
                     0..=4 => store.insert_object(obj(random_object(&mut r))),
                     5..=6 if !store.objects.is_empty() => {
-                        let k = r.below(store.objects.len());
+                        let k = r.index(store.objects.len());
                         let key = store.objects.keys().nth(k).cloned().expect("key");
                         store.objects.remove(&key);
                     }
@@ -425,13 +413,13 @@ mod tests {
                     9 => {
                         // the child zone a delegation may reference comes, changes and goes
                         let key = ("acme".to_string(), "child".to_string());
-                        if r.below(3) == 0 {
+                        if r.index(3) == 0 {
                             store.zones.remove(&key);
                         } else {
                             let child = zone_json(json!({"apiVersion": "zonegate.dev/v1alpha1",
                                 "kind": "DNSZone", "metadata": {"name": "child", "namespace": "acme"},
                                 "spec": {"domain": "kid.acme.example.com"}}));
-                            let ip = format!("192.0.2.{}", 100 + r.below(3));
+                            let ip = format!("192.0.2.{}", 100 + r.index(3));
                             add_zone(
                                 &mut store,
                                 with_status(
@@ -455,7 +443,7 @@ mod tests {
                 );
                 assert_eq!(hash, content_hash(&fresh.data), "{ctx}: hash");
                 // publish after most compiles, so that changes also pile up between publishes
-                if r.below(4) != 0 {
+                if r.index(4) != 0 {
                     let serial = 1000 + step;
                     let published = pipeline.publish(serial);
                     assert!(

@@ -70,21 +70,7 @@ mod tests {
     use hickory_proto::rr::{Name, Record};
     use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-            xs[self.below(xs.len() as u64) as usize]
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn label(r: &mut Rng) -> String {
         let chars = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -119,9 +105,9 @@ mod tests {
             for _ in 0..len {
                 match r.below(12) {
                     0 => s.push_str(&format!("\\{:03}", r.below(256))),
-                    1 => s.push_str(r.pick(&["\\\"", "\\\\", "\\;", "\\ "])),
-                    2 if quoted => s.push_str(r.pick(&[" ", ";", "(", ")", "'"])),
-                    3 => s.push_str(r.pick(&["é", "ß", "日"])),
+                    1 => s.push_str(*r.pick(&["\\\"", "\\\\", "\\;", "\\ "])),
+                    2 if quoted => s.push_str(*r.pick(&[" ", ";", "(", ")", "'"])),
+                    3 => s.push_str(*r.pick(&["é", "ß", "日"])),
                     _ => s.push((b'a' + r.below(26) as u8) as char),
                 }
             }
@@ -134,7 +120,7 @@ mod tests {
         if parts.is_empty() {
             parts.push("\"\"".into());
         }
-        parts.join(r.pick(&[" ", "  ", "\t"]))
+        parts.join(*r.pick(&[" ", "  ", "\t"]))
     }
 
     fn value(r: &mut Rng, kind: RecordKind) -> String {

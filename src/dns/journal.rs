@@ -236,18 +236,7 @@ mod tests {
     use crate::zone::ZoneData;
     use std::collections::BTreeSet;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn n(s: &str) -> Name {
         Name::from_ascii(s).unwrap()

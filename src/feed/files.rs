@@ -841,18 +841,7 @@ mod fuzz {
     use crate::serial::SerialKeeper;
     use std::time::{Duration, Instant};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn seeds() -> Vec<String> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -871,45 +860,45 @@ mod fuzz {
     }
 
     fn mutate(r: &mut Rng, seeds: &[String]) -> String {
-        let mut lines: Vec<String> = seeds[r.below(seeds.len())]
+        let mut lines: Vec<String> = seeds[r.index(seeds.len())]
             .lines()
             .map(str::to_string)
             .collect();
-        for _ in 0..1 + r.below(4) {
+        for _ in 0..1 + r.index(4) {
             let n = lines.len().max(1);
-            match r.below(7) {
+            match r.index(7) {
                 0 => {
-                    let i = r.below(n);
+                    let i = r.index(n);
                     if i < lines.len() {
                         lines.remove(i);
                     }
                 }
                 1 => {
-                    let i = r.below(n);
+                    let i = r.index(n);
                     if let Some(l) = lines.get(i).cloned() {
                         lines.insert(i, l);
                     }
                 }
                 2 => {
                     // splice in part of another seed
-                    let other: Vec<&str> = seeds[r.below(seeds.len())].lines().collect();
-                    let from = r.below(other.len());
-                    let take = r.below(8);
+                    let other: Vec<&str> = seeds[r.index(seeds.len())].lines().collect();
+                    let from = r.index(other.len());
+                    let take = r.index(8);
                     for (k, l) in other.iter().skip(from).take(take).enumerate() {
-                        lines.insert((r.below(n) + k).min(lines.len()), l.to_string());
+                        lines.insert((r.index(n) + k).min(lines.len()), l.to_string());
                     }
                 }
                 3 => lines.push("---".into()),
                 _ => {
                     // a YAML indicator or an odd byte into a line
-                    let i = r.below(n);
+                    let i = r.index(n);
                     let pieces = [
                         "[", "]", "{", "}", "- ", ": ", "\"", "'", "#", "&a ", "*a", "!!str ", "|",
                         ">", "\t", "  ", "\\", ";", "é", "\u{0}", "---", ",",
                     ];
-                    let piece = pieces[r.below(pieces.len())];
+                    let piece = pieces[r.index(pieces.len())];
                     if let Some(l) = lines.get_mut(i) {
-                        let mut at = r.below(l.len() + 1);
+                        let mut at = r.index(l.len() + 1);
                         while !l.is_char_boundary(at) {
                             at -= 1;
                         }
@@ -937,7 +926,7 @@ mod fuzz {
         for round in 0..rounds {
             let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(&d).unwrap();
-            for k in 0..1 + r.below(3) {
+            for k in 0..1 + r.index(3) {
                 std::fs::write(d.join(format!("f{k}.yaml")), mutate(&mut r, &seeds)).unwrap();
             }
             if round % 2 == 0 {
