@@ -591,6 +591,150 @@ mod real_node {
         println!("serial {}; load balancers {:?}", serials[0], s.lb);
     }
 
+    /// `spec.nameservers.tls` on the real node: the kubelet mounts the cert-manager-style Secret
+    /// into the rolled pods (non-root, fsGroup), and both nameservers answer DoT (853/TCP),
+    /// DoH (443/TCP) and DoQ (853/UDP) at their load-balancer addresses with kdig; NSID names
+    /// the answering pod. The zone is put back as it was afterwards.
+    #[test]
+    #[ignore = "needs the e2e control plane with a node: make test"]
+    fn nameservers_serve_dot_doh_doq_with_the_zone_s_certificate() {
+        let _g = serial();
+        let s = setup();
+        let dir = std::env::temp_dir().join(format!("zg-node-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=ns1.acme.example.com"])
+            .args([
+                "-addext",
+                "subjectAltName=DNS:ns1.acme.example.com,DNS:ns2.acme.example.com",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs")
+            .success();
+        assert!(ok, "openssl made the certificate");
+        let _ = support::kubectl(&[
+            "-n",
+            ZONE_NS,
+            "delete",
+            "secret",
+            "ns-cert",
+            "--ignore-not-found",
+        ]);
+        support::kubectl_ok(&[
+            "-n",
+            ZONE_NS,
+            "create",
+            "secret",
+            "tls",
+            "ns-cert",
+            &format!("--cert={}", crt.display()),
+            &format!("--key={}", key.display()),
+        ]);
+        let patch = |v: &str| {
+            support::kubectl_ok(&[
+                "-n",
+                ZONE_NS,
+                "patch",
+                "dnszones.zonegate.dev",
+                ZONE,
+                "--type=merge",
+                "-p",
+                &format!("{{\"spec\":{{\"nameservers\":{{\"tls\":{v}}}}}}}"),
+            ])
+        };
+        patch("{\"secretName\":\"ns-cert\"}");
+        let t0 = Instant::now();
+        let kdig = |flag: &str, lb: SocketAddr, port: u16, extra: &[&str]| {
+            let mut args = vec![
+                flag.to_string(),
+                format!("@{}", lb.ip()),
+                "-p".into(),
+                port.to_string(),
+                format!("mail.{DOMAIN}"),
+                "A".into(),
+                "+timeout=2".into(),
+                "+retry=0".into(),
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            let out = Command::new("kdig")
+                .args(&args)
+                .output()
+                .expect("kdig runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for lb in s.lb {
+            wait(
+                &format!("{lb}: DoT on 853 after the rollout"),
+                Duration::from_secs(180),
+                || {
+                    kdig("+tls", lb, 853, &[])
+                        .contains("192.0.2.25")
+                        .then_some(())
+                },
+            );
+        }
+        println!(
+            "DoT answered on both load balancers {:?} after the patch",
+            t0.elapsed()
+        );
+        for lb in s.lb {
+            let out = kdig("+https", lb, 443, &[]);
+            assert!(out.contains("192.0.2.25"), "{lb} DoH:\n{out}");
+            let out = kdig("+quic", lb, 853, &[]);
+            assert!(out.contains("192.0.2.25"), "{lb} DoQ:\n{out}");
+            let out = kdig("+tls", lb, 853, &["+nsid"]);
+            assert!(out.contains("acme-ns"), "{lb} NSID names the pod:\n{out}");
+        }
+        // the pods of both nameservers mount the Secret read-only and run non-root
+        for i in 1..=2 {
+            let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
+            let pod = &d["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+            assert_eq!(pod["volumes"][1]["secret"]["secretName"], "ns-cert");
+        }
+        patch("null");
+        for i in 1..=2 {
+            wait(
+                &format!("acme-ns{i} without the encrypted ports"),
+                Duration::from_secs(60),
+                || {
+                    let svc = kj(&["-n", ZONE_NS, "get", "service", &format!("acme-ns{i}")]);
+                    (svc["spec"]["ports"].as_array()?.len() == 2).then_some(())
+                },
+            );
+            // the rollback finished: the next test finds two ready pods per nameserver
+            wait(
+                &format!("acme-ns{i} rolled back"),
+                Duration::from_secs(180),
+                || {
+                    let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
+                    let st = &d["status"];
+                    let done = d["metadata"]["generation"] == st["observedGeneration"]
+                        && d["spec"]["template"]["spec"]["volumes"].as_array()?.len() == 1
+                        && st["updatedReplicas"] == 2
+                        && st["readyReplicas"] == 2
+                        && st["replicas"] == 2;
+                    (done && nameserver_pods(i).len() == 2).then_some(())
+                },
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// SIGKILL of one nameserver container while a resolver-style client queries both
     /// nameservers: no query lost, the pod comes back ready and answers the current serial.
     #[test]

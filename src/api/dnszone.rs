@@ -221,6 +221,60 @@ pub struct NameserversSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
     pub placement: Option<String>,
+
+    /// UDP response rate limiting on the server pods (RRL, as BIND's `rate-limit`). Off unless
+    /// set. It needs the clients' real addresses: set `service.externalTrafficPolicy: Local` (or
+    /// use a load balancer that preserves them); behind SNAT every client shares a node's
+    /// address and would share its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+
+    /// Encrypted transports on every nameserver: DNS over TLS (853/TCP), over QUIC (853/UDP)
+    /// and over HTTPS (443/TCP, path /dns-query), with the certificate of a
+    /// `kubernetes.io/tls` Secret in the zone's namespace (cert-manager's, typically). Its
+    /// names should be the nameserver hostnames. A renewed certificate is served without a
+    /// restart. Without it, only plain DNS on port 53.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<NameserverTls>,
+}
+
+/// `spec.nameservers.rateLimit`: the server's `--rrl-*` flags.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Responses per second to one client prefix (/24, /56) for one answer (name and type;
+    /// NXDOMAINs of the zone count as one answer).
+    #[schemars(range(min = 1, max = 1000000))]
+    pub responses_per_second: u32,
+    /// Every Nth limited response is sent truncated so a real client retries over TCP; the
+    /// others are dropped. 0 drops all, 1 truncates all.
+    #[serde(default = "default_slip")]
+    #[schemars(range(min = 0, max = 10))]
+    pub slip: u32,
+    /// Seconds over which a client's rate is averaged.
+    #[serde(default = "default_window")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub window: u32,
+}
+
+fn default_slip() -> u32 {
+    2
+}
+fn default_window() -> u32 {
+    15
+}
+
+/// `spec.nameservers.tls`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NameserverTls {
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) in the zone's namespace. The server
+    /// pods mount it; nothing else reads it.
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+        length(min = 1, max = 253)
+    )]
+    pub secret_name: String,
 }
 
 impl Default for NameserversSpec {
@@ -231,6 +285,8 @@ impl Default for NameserversSpec {
             replicas: default_replicas(),
             service: NameserverService::default(),
             placement: None,
+            rate_limit: None,
+            tls: None,
         }
     }
 }

@@ -32,6 +32,14 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const DNS_PORT: u16 = 5353;
 pub const HTTP_PORT: u16 = 8080;
 pub const SERVICE_PORT: u16 = 53;
+/// With `spec.nameservers.tls`: the pods' DoT (TCP) and DoQ (UDP) port, and the Services' 853.
+pub const DOT_PORT: u16 = 8853;
+pub const DOT_SERVICE_PORT: u16 = 853;
+/// With `spec.nameservers.tls`: the pods' DoH port, and the Services' 443.
+pub const DOH_PORT: u16 = 8443;
+pub const DOH_SERVICE_PORT: u16 = 443;
+/// Where the server pods mount the `spec.nameservers.tls` Secret.
+const TLS_DIR: &str = "/etc/zonegate/tls";
 /// Most nameservers a zone can have (`spec.nameservers.count`, CRD maximum).
 pub const MAX_NAMESERVERS: usize = 4;
 /// UID/GID the server runs as (the distroless `nonroot` user).
@@ -581,6 +589,7 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
     if let Some(p) = &settings.image_pull_policy {
         container["imagePullPolicy"] = json!(p);
     }
+    server_protections(&mut container, &zone.spec.nameservers);
     let mut pod_labels = nameserver_labels(&key, i);
     pod_labels.insert("app.kubernetes.io/component".into(), json!("nameserver"));
     let mut pod = json!({
@@ -595,6 +604,14 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
         "containers": [container],
         "volumes": [{ "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } }],
     });
+    if let Some(tls) = &zone.spec.nameservers.tls {
+        // the Secret's files are 0440 root:fsGroup: readable by the server's group, no one else
+        pod["securityContext"]["fsGroup"] = json!(RUN_AS);
+        pod["volumes"]
+            .as_array_mut()
+            .expect("volumes")
+            .push(json!({ "name": "tls", "secret": { "secretName": tls.secret_name, "defaultMode": 0o440 } }));
+    }
     // an unknown profile keeps the default placement (the reconciler reports it)
     let placement = settings
         .placements
@@ -618,7 +635,48 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
     )
 }
 
-/// The Service of nameserver `i`: port 53 UDP and TCP to the pods' 5353.
+/// What the server container gets beyond plain DNS: its NSID (the pod's name, so a client can
+/// tell which pod answered), `rateLimit`'s flags, and with `tls` the encrypted listeners, their
+/// ports and the certificate's mount.
+fn server_protections(container: &mut Value, ns: &crate::api::NameserversSpec) {
+    container["env"] = json!([
+        { "name": "ZONEGATE_NSID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+    ]);
+    let args = container["args"].as_array_mut().expect("args");
+    if let Some(rl) = &ns.rate_limit {
+        for (flag, v) in [
+            ("--rrl-responses-per-second", rl.responses_per_second),
+            ("--rrl-slip", rl.slip),
+            ("--rrl-window", rl.window),
+        ] {
+            args.push(json!(flag));
+            args.push(json!(v.to_string()));
+        }
+    }
+    if ns.tls.is_some() {
+        for (flag, v) in [
+            ("--tls-listen", format!("0.0.0.0:{DOT_PORT}")),
+            ("--quic-listen", format!("0.0.0.0:{DOT_PORT}")),
+            ("--https-listen", format!("0.0.0.0:{DOH_PORT}")),
+            ("--tls-cert", format!("{TLS_DIR}/tls.crt")),
+            ("--tls-key", format!("{TLS_DIR}/tls.key")),
+        ] {
+            args.push(json!(flag));
+            args.push(json!(v));
+        }
+        let ports = container["ports"].as_array_mut().expect("ports");
+        ports.push(json!({ "name": "dot", "containerPort": DOT_PORT, "protocol": "TCP" }));
+        ports.push(json!({ "name": "doq", "containerPort": DOT_PORT, "protocol": "UDP" }));
+        ports.push(json!({ "name": "doh", "containerPort": DOH_PORT, "protocol": "TCP" }));
+        container["volumeMounts"]
+            .as_array_mut()
+            .expect("volumeMounts")
+            .push(json!({ "name": "tls", "mountPath": TLS_DIR, "readOnly": true }));
+    }
+}
+
+/// The Service of nameserver `i`: port 53 UDP and TCP to the pods' 5353 (and with
+/// `spec.nameservers.tls` 853 TCP and UDP and 443 TCP to the encrypted listeners).
 pub fn desired_service(zone: &DNSZone, i: usize) -> DesiredObject {
     let key = key_of(zone);
     let svc = &zone.spec.nameservers.service;
@@ -643,6 +701,12 @@ pub fn desired_service(zone: &DNSZone, i: usize) -> DesiredObject {
             { "name": "dns-tcp", "port": SERVICE_PORT, "targetPort": "dns-tcp", "protocol": "TCP" },
         ],
     });
+    if zone.spec.nameservers.tls.is_some() {
+        let ports = spec["ports"].as_array_mut().expect("ports");
+        ports.push(json!({ "name": "dot", "port": DOT_SERVICE_PORT, "targetPort": "dot", "protocol": "TCP" }));
+        ports.push(json!({ "name": "doq", "port": DOT_SERVICE_PORT, "targetPort": "doq", "protocol": "UDP" }));
+        ports.push(json!({ "name": "doh", "port": DOH_SERVICE_PORT, "targetPort": "doh", "protocol": "TCP" }));
+    }
     if svc.type_ == ServiceType::LoadBalancer
         && let Some(class) = &svc.load_balancer_class
     {
@@ -786,6 +850,119 @@ mod tests {
                 ),
                 OwnedKind::ClusterRole => unreachable!(),
             }
+        }
+    }
+
+    /// Every server pod gets its name as NSID; `rateLimit` becomes the --rrl flags; `tls`
+    /// adds the encrypted listeners, their ports, the Secret's read-only mount and the
+    /// Services' 853/TCP, 853/UDP and 443/TCP. Without them, none of it.
+    #[test]
+    fn nsid_rate_limit_and_tls_reach_the_pods_and_services() {
+        let s = ServerSettings::default();
+        let plain = zone(json!({"domain": "acme.example.com"}));
+        let d: Deployment = serde_json::from_value(desired_deployment(&plain, &s, 1).body).unwrap();
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let env = c.env.clone().unwrap();
+        assert_eq!(env[0].name, "ZONEGATE_NSID");
+        let field = env[0].value_from.clone().unwrap().field_ref.unwrap();
+        assert_eq!(field.field_path, "metadata.name");
+        let args = c.args.clone().unwrap();
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.starts_with("--rrl") || a.starts_with("--tls")),
+            "{args:?}"
+        );
+        assert_eq!(c.ports.as_ref().unwrap().len(), 3);
+        assert_eq!(pod.volumes.as_ref().unwrap().len(), 1);
+        let svc: Service = serde_json::from_value(desired_service(&plain, 1).body).unwrap();
+        assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 2);
+
+        let z = zone(json!({"domain": "acme.example.com", "nameservers": {
+            "rateLimit": {"responsesPerSecond": 20},
+            "tls": {"secretName": "ns-cert"}}}));
+        let d: Deployment = serde_json::from_value(desired_deployment(&z, &s, 1).body).unwrap();
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        let after = |flag: &str| {
+            let i = args
+                .iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("{flag}: {args:?}"));
+            args[i + 1].clone()
+        };
+        assert_eq!(after("--rrl-responses-per-second"), "20");
+        assert_eq!(after("--rrl-slip"), "2");
+        assert_eq!(after("--rrl-window"), "15");
+        assert_eq!(after("--tls-listen"), "0.0.0.0:8853");
+        assert_eq!(after("--quic-listen"), "0.0.0.0:8853");
+        assert_eq!(after("--https-listen"), "0.0.0.0:8443");
+        assert_eq!(after("--tls-cert"), "/etc/zonegate/tls/tls.crt");
+        assert_eq!(after("--tls-key"), "/etc/zonegate/tls/tls.key");
+        let ports: Vec<(String, i32, String)> = c
+            .ports
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name.unwrap(), p.container_port, p.protocol.unwrap()))
+            .collect();
+        for want in [
+            ("dot", 8853, "TCP"),
+            ("doq", 8853, "UDP"),
+            ("doh", 8443, "TCP"),
+        ] {
+            assert!(
+                ports.contains(&(want.0.into(), want.1, want.2.into())),
+                "{want:?} in {ports:?}"
+            );
+        }
+        let mount = c
+            .volume_mounts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "tls")
+            .unwrap();
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            ("/etc/zonegate/tls", Some(true))
+        );
+        let vol = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "tls")
+            .unwrap();
+        let secret = vol.secret.unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("ns-cert"));
+        assert_eq!(secret.default_mode, Some(0o440));
+        assert_eq!(pod.security_context.unwrap().fs_group, Some(RUN_AS));
+        let svc: Service = serde_json::from_value(desired_service(&z, 1).body).unwrap();
+        let ports: Vec<(String, i32, String, String)> = svc
+            .spec
+            .unwrap()
+            .ports
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let target = match p.target_port.unwrap() {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s,
+                    other => panic!("{other:?}"),
+                };
+                (p.name.unwrap(), p.port, p.protocol.unwrap(), target)
+            })
+            .collect();
+        for want in [
+            ("dot", 853, "TCP"),
+            ("doq", 853, "UDP"),
+            ("doh", 443, "TCP"),
+        ] {
+            assert!(
+                ports.contains(&(want.0.into(), want.1, want.2.into(), want.0.into())),
+                "{want:?} in {ports:?}"
+            );
         }
     }
 
