@@ -222,10 +222,10 @@ pub struct NameserversSpec {
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
     pub placement: Option<String>,
 
-    /// UDP response rate limiting on the server pods (RRL, as BIND's `rate-limit`). Off unless
-    /// set. It needs the clients' real addresses: set `service.externalTrafficPolicy: Local` (or
-    /// use a load balancer that preserves them); behind SNAT every client shares a node's
-    /// address and would share its limit.
+    /// UDP response rate limiting on the server pods (RRL, as BIND's `rate-limit`). On by
+    /// default at 100 responses a second; `responsesPerSecond: 0` turns it off. It sees the
+    /// clients' real addresses only with `service.externalTrafficPolicy: Local` (or a load
+    /// balancer that preserves them); behind SNAT the clients of one node share its limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
 
@@ -243,8 +243,9 @@ pub struct NameserversSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitSpec {
     /// Responses per second to one client prefix (/24, /56) for one answer (name and type;
-    /// NXDOMAINs of the zone count as one answer).
-    #[schemars(range(min = 1, max = 1000000))]
+    /// NXDOMAINs of the zone count as one answer); 0 turns rate limiting off.
+    #[serde(default = "default_rps")]
+    #[schemars(range(min = 0, max = 1000000))]
     pub responses_per_second: u32,
     /// Every Nth limited response is sent truncated so a real client retries over TCP; the
     /// others are dropped. 0 drops all, 1 truncates all.
@@ -257,6 +258,19 @@ pub struct RateLimitSpec {
     pub window: u32,
 }
 
+impl Default for RateLimitSpec {
+    fn default() -> Self {
+        Self {
+            responses_per_second: default_rps(),
+            slip: default_slip(),
+            window: default_window(),
+        }
+    }
+}
+
+fn default_rps() -> u32 {
+    100
+}
 fn default_slip() -> u32 {
     2
 }

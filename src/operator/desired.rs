@@ -636,14 +636,15 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
 }
 
 /// What the server container gets beyond plain DNS: its NSID (the pod's name, so a client can
-/// tell which pod answered), `rateLimit`'s flags, and with `tls` the encrypted listeners, their
-/// ports and the certificate's mount.
+/// tell which pod answered), response rate limiting (`rateLimit`, 100 a second by default, 0 =
+/// off), and with `tls` the encrypted listeners, their ports and the certificate's mount.
 fn server_protections(container: &mut Value, ns: &crate::api::NameserversSpec) {
     container["env"] = json!([
         { "name": "ZONEGATE_NSID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
     ]);
     let args = container["args"].as_array_mut().expect("args");
-    if let Some(rl) = &ns.rate_limit {
+    let rl = ns.rate_limit.clone().unwrap_or_default();
+    if rl.responses_per_second > 0 {
         for (flag, v) in [
             ("--rrl-responses-per-second", rl.responses_per_second),
             ("--rrl-slip", rl.slip),
@@ -868,11 +869,23 @@ mod tests {
         let field = env[0].value_from.clone().unwrap().field_ref.unwrap();
         assert_eq!(field.field_path, "metadata.name");
         let args = c.args.clone().unwrap();
+        assert!(!args.iter().any(|a| a.starts_with("--tls")), "{args:?}");
+        // rate limiting is on by default, 100 a second; 0 turns it off
+        let i = args
+            .iter()
+            .position(|a| a == "--rrl-responses-per-second")
+            .unwrap();
+        assert_eq!(args[i + 1], "100");
+        let off = zone(json!({"domain": "acme.example.com",
+            "nameservers": {"rateLimit": {"responsesPerSecond": 0}}}));
+        let d: Deployment = serde_json::from_value(desired_deployment(&off, &s, 1).body).unwrap();
+        let off_args = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
         assert!(
-            !args
-                .iter()
-                .any(|a| a.starts_with("--rrl") || a.starts_with("--tls")),
-            "{args:?}"
+            !off_args.iter().any(|a| a.starts_with("--rrl")),
+            "{off_args:?}"
         );
         assert_eq!(c.ports.as_ref().unwrap().len(), 3);
         assert_eq!(pod.volumes.as_ref().unwrap().len(), 1);
@@ -1008,7 +1021,13 @@ mod tests {
                 "--http",
                 "0.0.0.0:8080",
                 "--log-format",
-                "text"
+                "text",
+                "--rrl-responses-per-second",
+                "100",
+                "--rrl-slip",
+                "2",
+                "--rrl-window",
+                "15"
             ]
         );
         let json_logs = ServerSettings {
@@ -1018,7 +1037,7 @@ mod tests {
         let args = &desired_deployment(&z, &json_logs, 2).body["spec"]["template"]["spec"]["containers"]
             [0]["args"];
         assert_eq!(
-            args.as_array().unwrap()[7..],
+            args.as_array().unwrap()[7..9],
             [json!("--log-format"), json!("json")]
         );
         let ports: Vec<(String, i32, String)> = c
