@@ -1,11 +1,12 @@
 //! The server's protections and identity over real sockets with real clients: NSID and the
 //! CHAOS names (dig, kdig), DNS cookies (dig +cookie), the query ACL on UDP and TCP, and UDP
 //! response rate limiting under a flood from one client (dropped and slipped responses counted,
-//! TCP untouched, another client answered in full).
+//! TCP untouched, another client answered in full, a client with a valid cookie not limited).
 
 mod support;
-use hickory_proto::op::Message;
+use hickory_proto::op::{Edns, Message};
 use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -196,4 +197,50 @@ fn rate_limiting_a_udp_flood() {
         &query_msg("acme.example.com.", RecordType::SOA, Some(1232)),
     );
     assert!(!m.metadata.truncation && !m.answers.is_empty());
+}
+
+/// The same flood with a valid server cookie is not rate limited (the cookie proves the
+/// address, as in BIND): every query answered in full.
+#[test]
+fn a_valid_cookie_lifts_the_rate_limit() {
+    let zones = quickstart();
+    let s = Server::start_with(zones.path(), &["--rrl-responses-per-second", "10"]);
+    let with_cookie = |id: u16, cookie: &[u8]| {
+        let mut m = query_msg("www.acme.example.com.", RecordType::A, None);
+        m.metadata.id = id;
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        e.options_mut()
+            .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+        m.set_edns(e);
+        m.to_vec().unwrap()
+    };
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    sock.send_to(&with_cookie(1, &[9, 8, 7, 6, 5, 4, 3, 2]), s.dns)
+        .unwrap();
+    let (len, _) = sock.recv_from(&mut buf).unwrap();
+    let first = Message::from_vec(&buf[..len]).unwrap();
+    let cookie = match first.edns.unwrap().option(EdnsCode::Cookie) {
+        Some(EdnsOption::Unknown(_, v)) => v.clone(),
+        other => panic!("no cookie: {other:?}"),
+    };
+    assert_eq!(cookie.len(), 24);
+    let n = 200;
+    let mut full = 0;
+    for i in 0..n {
+        sock.send_to(&with_cookie(i as u16 + 2, &cookie), s.dns)
+            .unwrap();
+        let (len, _) = sock.recv_from(&mut buf).expect("answered");
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        if !m.metadata.truncation && !m.answers.is_empty() {
+            full += 1;
+        }
+    }
+    assert_eq!(full, n, "with a valid cookie every answer is sent in full");
+    assert_eq!(
+        metric(&s, "zonegate_rrl_actions_total{action=\"dropped\"} "),
+        0.0
+    );
 }
