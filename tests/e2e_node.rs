@@ -594,10 +594,12 @@ mod real_node {
     /// `spec.nameservers.tls` on the real node: the kubelet mounts the cert-manager-style Secret
     /// into the rolled pods (non-root, fsGroup), and both nameservers answer DoT (853/TCP),
     /// DoH (443/TCP) and DoQ (853/UDP) at their load-balancer addresses with kdig; NSID names
-    /// the answering pod. The zone is put back as it was afterwards.
+    /// the answering pod. The zone is put back as it was afterwards. (Named to run before
+    /// `an_apiserver_outage_loses_no_query`: after that outage the operator leader stops seeing
+    /// changes, a defect not yet fixed: docs/operator.md, Known defects.)
     #[test]
     #[ignore = "needs the e2e control plane with a node: make test"]
-    fn nameservers_serve_dot_doh_doq_with_the_zone_s_certificate() {
+    fn a_nameserver_with_tls_serves_dot_doh_doq_and_nsid() {
         let _g = serial();
         let s = setup();
         let dir = std::env::temp_dir().join(format!("zg-node-tls-{}", std::process::id()));
