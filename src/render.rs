@@ -92,6 +92,12 @@ mod tests {
         format!("{}{dot}", s.join("."))
     }
 
+    /// One of `items`, as a `&str` (the generic `Rng::pick` gives `&&str`).
+    fn pick(r: &mut Rng, items: &[&'static str]) -> &'static str {
+        let chosen: &&'static str = r.pick(items);
+        chosen
+    }
+
     fn txt(r: &mut Rng) -> String {
         let mut parts = Vec::new();
         for _ in 0..1 + r.below(3) {
@@ -105,9 +111,9 @@ mod tests {
             for _ in 0..len {
                 match r.below(12) {
                     0 => s.push_str(&format!("\\{:03}", r.below(256))),
-                    1 => s.push_str(*r.pick(&["\\\"", "\\\\", "\\;", "\\ "])),
-                    2 if quoted => s.push_str(*r.pick(&[" ", ";", "(", ")", "'"])),
-                    3 => s.push_str(*r.pick(&["é", "ß", "日"])),
+                    1 => s.push_str(pick(r, &["\\\"", "\\\\", "\\;", "\\ "])),
+                    2 if quoted => s.push_str(pick(r, &[" ", ";", "(", ")", "'"])),
+                    3 => s.push_str(pick(r, &["é", "ß", "日"])),
                     _ => s.push((b'a' + r.below(26) as u8) as char),
                 }
             }
