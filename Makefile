@@ -67,6 +67,7 @@ test: lint
 	phase "Helm chart on the control plane (e2e/helm.sh)" e2e/helm.sh || rc=$$?
 	phase "DNS end to end with dig, kdig, named-checkzone, Zonemaster (e2e/dns_e2e.sh)" e2e/dns_e2e.sh || rc=$$?
 	phase "hostile input with dig, kdig, named-checkzone and a packet flood (e2e/hostile.sh)" e2e/hostile.sh || rc=$$?
+	phase "fuzz targets (e2e/fuzz.sh)" e2e/fuzz.sh || rc=$$?
 	phase "e2e cluster down" e2e/cluster down "$$run" || true
 	trap - EXIT
 	[ "$(NODE)" = 1 ] || exit $$rc
