@@ -8,9 +8,12 @@ same machine in turn, and are measured with the same dnsperf runs:
   * latency: p50/p99 at a fixed offered load (dnsperf -Q, per-query latencies with -v);
   * RSS after loading (VmRSS) at each zone size;
   * start-up: spawn to first correct answer;
-  * zonegate only (Knot has no file watch): time from a manifest change to the changed answer.
+  * zonegate only (Knot has no file watch): time from a manifest change to the changed answer;
+  * with --rrl: a third server, zonegate with response rate limiting on at a rate no query
+    reaches (every response is charged to its account, none is limited), to measure what the
+    accounting costs next to zonegate without it.
 
-Usage: e2e/bench/dns_vs_knot.py [--names 10000,100000] [--seconds 10] [--rate 20000]
+Usage: e2e/bench/dns_vs_knot.py [--names 10000,100000] [--seconds 10] [--rate 20000] [--rrl]
 Prints a Markdown report on stdout. Needs: cargo, knotd, dnsperf (e2e/deps.sh installs them).
 """
 import argparse, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
@@ -174,8 +177,8 @@ class Proc:
             self.p.wait()
 
 
-def start_zonegate(binary, manifests, port):
-    p = Proc([binary, "serve", "--manifests", manifests, "--listen", f"127.0.0.1:{port}"], env={**os.environ, "RUST_LOG": "error"})
+def start_zonegate(binary, manifests, port, extra=()):
+    p = Proc([binary, "serve", "--manifests", manifests, "--listen", f"127.0.0.1:{port}", *extra], env={**os.environ, "RUST_LOG": "error"})
     startup = wait_answer(port, f"host0.{ZONE}", ip_for(0))
     return p, startup
 
@@ -214,7 +217,9 @@ def main():
     ap.add_argument("--rate", type=int, default=20000, help="offered load for the latency run")
     ap.add_argument("--changes", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3, help="alternating dnsperf rounds per server")
+    ap.add_argument("--rrl", action="store_true", help="also zonegate with RRL on at a rate never reached")
     args = ap.parse_args()
+    servers = ("zonegate", "knot", "zonegate-rrl") if args.rrl else ("zonegate", "knot")
     for tool in ("knotd", "dnsperf"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             sys.exit(f"{tool} not found: run e2e/deps.sh")
@@ -238,18 +243,20 @@ def main():
             # medians are reported.
             procs = {}
             try:
-                for name in ("zonegate", "knot"):
+                for name in servers:
                     port = free_port()
                     log(f"{n} names: starting {name}")
                     if name == "zonegate":
                         proc, startup = start_zonegate(binary, d, port)
+                    elif name == "zonegate-rrl":
+                        proc, startup = start_zonegate(binary, d, port, ["--rrl-responses-per-second", "1000000000"])
                     else:
                         proc, startup = start_knot(work, zonefile, port)
                     procs[name] = (proc, port)
                     time.sleep(0.5)
                     r[name] = {"startup_s": startup, "rss_kib": rss_kib(proc.p.pid), "rounds": []}
                 for rnd in range(args.rounds):
-                    for name in ("zonegate", "knot"):
+                    for name in servers:
                         proc, port = procs[name]
                         cpu0 = cpu_seconds(proc.p.pid)
                         peak = dnsperf(port, queries, args.seconds)
@@ -258,7 +265,7 @@ def main():
                         r[name].setdefault("cpu_us_per_query", []).append(cpu * 1e6 / max(1, peak["completed"]))
                         r[name]["max_lost"] = peak["lost"]
                         log(f"round {rnd + 1}: {name} {peak['qps']:.0f} qps")
-                for name in ("zonegate", "knot"):
+                for name in servers:
                     proc, port = procs[name]
                     r[name]["max_qps"] = statistics.median(r[name]["rounds"])
                     r[name]["cpu_us"] = statistics.median(r[name]["cpu_us_per_query"])
@@ -289,12 +296,18 @@ def main():
     print("| names | server | max QPS | ratio vs Knot | CPU µs per query | Knot's CPU / ours | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in results.items():
-        for name in ("zonegate", "knot"):
+        for name in servers:
             x = r[name]
             ratio = x["max_qps"] / r["knot"]["max_qps"] if r["knot"]["max_qps"] else 0
             ch = f"{x['change_ms_median']:.1f} / {x['change_ms_max']:.1f}" if "change_ms_median" in x else "n/a (no watch)"
             eff = r["knot"]["cpu_us"] / x["cpu_us"] if x["cpu_us"] else 0
             print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {x['cpu_us']:.2f} | {eff:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
+    if args.rrl:
+        print("\n| names | zonegate with RRL on (never limiting) / without: max QPS | CPU µs per query, with / without |")
+        print("|---|---|---|")
+        for n, r in results.items():
+            a, b = r["zonegate-rrl"], r["zonegate"]
+            print(f"| {n} | {a['max_qps'] / b['max_qps']:.2f}x | {a['cpu_us']:.2f} / {b['cpu_us']:.2f} |")
     print("\n```json\n" + json.dumps(results, indent=1) + "\n```")
 
 
