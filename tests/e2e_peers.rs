@@ -23,18 +23,7 @@ async fn coredns_forwards_the_zone_to_serve_zone() {
     let ns = ns.name().to_string();
     let d = format!("{ns}.example.com");
     apply(&ns, &zone_yaml("z", &d, ""));
-    apply(
-        &ns,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web}}\nspec:\n  rules: [{{host: web.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &ns,
-        "ingress",
-        "web",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.50"}]}}),
-    );
+    ingress_with_ip(&ns, "web", &format!("web.{d}"), "192.0.2.50");
     let s = ClusterServer::start(&ns, "z");
     let dir = TempDir::new("coredns");
     let core = peers::free_addr();

@@ -24,18 +24,7 @@ async fn every_source_kind_create_update_delete() {
     let s = ClusterServer::start(&ns, "z");
 
     // Ingress
-    apply(
-        &ns,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web}}\nspec:\n  rules: [{{host: web.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &ns,
-        "ingress",
-        "web",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}),
-    );
+    ingress_with_ip(&ns, "web", &format!("web.{d}"), "192.0.2.1");
     wait_answer(
         s.dns,
         &format!("web.{d}."),
@@ -243,18 +232,7 @@ async fn every_source_kind_create_update_delete() {
     );
 
     // the ignore label removes an object
-    apply(
-        &ns,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: ign}}\nspec:\n  rules: [{{host: ign.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &ns,
-        "ingress",
-        "ign",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.60"}]}}),
-    );
+    ingress_with_ip(&ns, "ign", &format!("ign.{d}"), "192.0.2.60");
     wait_answer(
         s.dns,
         &format!("ign.{d}."),
@@ -285,18 +263,7 @@ async fn another_namespace_is_read_only_with_its_consent() {
         &t,
         &zone_yaml("z", &d, &format!("  sources: {{namespaces: [{t}, {o}]}}\n")),
     );
-    apply(
-        &o,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web}}\nspec:\n  rules: [{{host: shop.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &o,
-        "ingress",
-        "web",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.70"}]}}),
-    );
+    ingress_with_ip(&o, "web", &format!("shop.{d}"), "192.0.2.70");
     let s = ClusterServer::start(&t, "z");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(

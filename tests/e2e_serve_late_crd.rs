@@ -73,18 +73,7 @@ async fn missing_gateway_api_crds_do_not_block_and_are_picked_up_later() {
         support::kubectl_ok(&["delete", "crd", crd, "--wait=true"]);
     }
     apply(&n, &zone_yaml("z", &d, ""));
-    apply(
-        &n,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web}}\nspec:\n  rules: [{{host: web.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &n,
-        "ingress",
-        "web",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.5"}]}}),
-    );
+    ingress_with_ip(&n, "web", &format!("web.{d}"), "192.0.2.5");
     let s = ClusterServer::start(&n, "z");
     wait_answer(
         s.dns,

@@ -39,18 +39,7 @@ async fn apiserver_outage_changes_nothing_and_changes_after_return_are_served() 
             "  records: [{name: static, type: A, values: [192.0.2.1]}]\n",
         ),
     );
-    apply(
-        &ns_name,
-        &format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web}}\nspec:\n  rules: [{{host: web.{d}}}]\n"
-        ),
-    );
-    patch_status(
-        &ns_name,
-        "ingress",
-        "web",
-        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.2"}]}}),
-    );
+    ingress_with_ip(&ns_name, "web", &format!("web.{d}"), "192.0.2.2");
     let s = ClusterServer::start(&ns_name, "z");
     let web = format!("web.{d}.");
     wait_answer(

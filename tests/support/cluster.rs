@@ -177,6 +177,23 @@ pub fn patch_status(ns: &str, resource: &str, name: &str, status: serde_json::Va
     ]);
 }
 
+/// An Ingress `name` for `host` in `ns`, with `ip` as its load balancer's address in its status
+/// (what an ingress controller would write).
+pub fn ingress_with_ip(ns: &str, name: &str, host: &str, ip: &str) {
+    apply(
+        ns,
+        &format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  rules: [{{host: {host}}}]\n"
+        ),
+    );
+    patch_status(
+        ns,
+        "ingress",
+        name,
+        serde_json::json!({"loadBalancer": {"ingress": [{"ip": ip}]}}),
+    );
+}
+
 pub fn delete(ns: &str, resource: &str, name: &str) {
     support::kubectl_ok(&["delete", "-n", ns, resource, name, "--wait=false"]);
 }
