@@ -126,6 +126,11 @@ pub fn encode(answer: Answer) -> Option<(Vec<u8>, Summary)> {
         resp.metadata.truncation = true;
         truncated = true;
         bytes = resp.to_vec().ok()?;
+        // still too large: the echoed question section itself (a FORMERR to many questions)
+        if bytes.len() > limit {
+            resp.queries.clear();
+            bytes = resp.to_vec().ok()?;
+        }
     }
     let summary = Summary {
         zone,
@@ -477,6 +482,26 @@ fn finish_limited(
         rrl: None,
         cacheable: true,
     })
+}
+
+#[cfg(test)]
+mod udp_limit {
+    use super::*;
+
+    /// Found by the cargo-fuzz target `responder`: a query with 17 questions got an answer
+    /// echoing them all, 1264 bytes over UDP with TC set, over the 512 a client without EDNS
+    /// accepts. The questions go too when the TC response alone does not fit.
+    #[test]
+    fn formerr_to_many_questions_fits_the_udp_limit() {
+        // 1361 bytes, QDCOUNT 17, no EDNS: the fuzzer's input, kept as a seed
+        let bytes = include_bytes!("../../e2e/fuzz/corpus/responder/udp-over-limit-qdcount-17");
+        let zones = ZoneSet::new([]);
+        let (resp, summary) = respond(&zones, bytes, Transport::Udp).expect("an answer");
+        assert!(resp.len() <= PLAIN_UDP_LIMIT, "{} bytes", resp.len());
+        let m = Message::from_vec(&resp).unwrap();
+        assert_eq!(m.metadata.id, 0x1234);
+        assert!(m.metadata.truncation && summary.truncated);
+    }
 }
 
 #[cfg(test)]
