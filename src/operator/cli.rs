@@ -231,6 +231,7 @@ impl OperatorArgs {
             lease,
             http: Some(self.http),
             identity,
+            ..OperatorConfig::default()
         })
     }
 }

@@ -43,6 +43,10 @@ pub enum Error {
     /// The watch caches have not listed everything yet.
     #[error("the watch caches are not synced yet: {0}")]
     NotSynced(String),
+    /// The reconcile did not finish in time (an API call that never answered) and was
+    /// abandoned, to be retried.
+    #[error("the reconcile took longer than {0:?} and was abandoned")]
+    Timeout(std::time::Duration),
 }
 
 impl Error {
@@ -54,6 +58,7 @@ impl Error {
             Error::Status { .. } => "status",
             Error::Api { .. } => "api",
             Error::NotSynced(_) => "cache",
+            Error::Timeout(_) => "timeout",
         }
     }
 

@@ -140,6 +140,24 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Reconciles `zone` against an apiserver that takes every request and never answers.
+    /// Returns the reconcile's result and how many requests it sent.
+    pub async fn reconcile_unanswered(&mut self, zone: &DNSZone) -> (Result<Action, Error>, usize) {
+        let mut task = tokio::spawn(reconcile(Arc::new(zone.clone()), self.ctx.clone()));
+        // the requests' reply handles are kept, unanswered, until the reconcile is over
+        let mut pending = Vec::new();
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = &mut task => break r.expect("the reconcile panicked"),
+                next = self.handle.next_request() => pending.push(next.expect("the client is gone")),
+            }
+        };
+        (result, pending.len())
+    }
+}
+
 /// The apiserver's usual answer: an applied object comes back as sent with a resourceVersion, a
 /// status patch returns `zone` with that status, an Event comes back as created.
 pub fn echo(zone: &DNSZone) -> impl FnMut(&Call) -> (u16, Value) + use<> {

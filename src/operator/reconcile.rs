@@ -300,12 +300,16 @@ pub fn zone_key(zone: &DNSZone) -> ZoneKey {
     ZoneKey::new(zone.namespace().unwrap_or_default(), zone.name_any())
 }
 
-/// The controller's reconcile function: [`reconcile_zone`] with its metrics, in a span that
-/// names the zone.
+/// The controller's reconcile function: [`reconcile_zone`] with its metrics and the
+/// configured timeout (`OperatorConfig::reconcile_timeout`), in a span that names the zone.
 #[tracing::instrument(name = "reconcile", skip_all, fields(zone = %zone_key(&zone)))]
 pub async fn reconcile(zone: Arc<DNSZone>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let start = Instant::now();
-    let result = reconcile_zone(&zone, &ctx).await;
+    let limit = ctx.config.reconcile_timeout;
+    let result = match tokio::time::timeout(limit, reconcile_zone(&zone, &ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(limit)),
+    };
     ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
     ctx.metrics
         .reconciles
@@ -740,6 +744,34 @@ mod tests {
             assert!(
                 metrics.contains("zonegate_operator_reconciles_total{result=\"error\"} 1"),
                 "{metrics}"
+            );
+        }
+
+        /// An apiserver that takes requests and never answers (kube's client has no read
+        /// timeout) ends the reconcile with a Timeout error, to be retried, instead of holding
+        /// the zone for ever.
+        #[tokio::test]
+        async fn an_apiserver_that_never_answers_times_the_reconcile_out() {
+            let mut f = Fixture::new(OperatorConfig {
+                reconcile_timeout: Duration::from_millis(300),
+                ..config()
+            });
+            let z = zone("acme", "web", json!({"domain": "acme.example.com"}));
+            f.add_zone(&z);
+            let started = Instant::now();
+            let (result, requests) = f.reconcile_unanswered(&z).await;
+            let err = result.unwrap_err();
+            assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+            assert_eq!(err.metric_label(), "timeout");
+            assert_eq!(
+                requests, 1,
+                "the first write waits, nothing after it is sent"
+            );
+            assert!(started.elapsed() >= Duration::from_millis(300));
+            let text = f.metrics.encode();
+            assert!(
+                text.contains("zonegate_operator_reconcile_errors_total{kind=\"timeout\"} 1"),
+                "{text}"
             );
         }
 

@@ -60,6 +60,10 @@ pub struct OperatorConfig {
     pub http: Option<SocketAddr>,
     /// Name of this replica in Events and the Lease.
     pub identity: String,
+    /// A reconcile that takes longer is abandoned and retried: kube's client has no read
+    /// timeout, so an API call that is never answered (a connection that died with the
+    /// apiserver) would otherwise hold the zone for ever.
+    pub reconcile_timeout: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -76,6 +80,7 @@ impl Default for OperatorConfig {
             lease: None,
             http: None,
             identity: "zonegate-operator".into(),
+            reconcile_timeout: Duration::from_secs(90),
         }
     }
 }
