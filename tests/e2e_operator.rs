@@ -659,8 +659,28 @@ async fn owned_objects_follow_the_zone_spec() {
                 "0.0.0.0:8080".into(),
                 // the operator runs with --log-format json: its nameservers log the same
                 "--log-format".into(),
-                "json".into()
+                "json".into(),
+                // response rate limiting is on by default (spec.nameservers.rateLimit)
+                "--rrl-responses-per-second".into(),
+                "100".into(),
+                "--rrl-slip".into(),
+                "2".into(),
+                "--rrl-window".into(),
+                "15".into(),
             ]
+        );
+        // NSID is the pod's name, from the downward API, as the apiserver stored it
+        let env = c.env.clone().unwrap();
+        assert_eq!(env[0].name, "ZONEGATE_NSID");
+        assert_eq!(
+            env[0]
+                .value_from
+                .clone()
+                .unwrap()
+                .field_ref
+                .unwrap()
+                .field_path,
+            "metadata.name"
         );
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
