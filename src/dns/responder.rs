@@ -161,7 +161,9 @@ pub fn decide_for(
     if !policy.acl.allows(client.ip) {
         return refused_by_acl(request, transport);
     }
-    let mut answer = decide_plain(zones, request, transport, client)?;
+    // the query's OPT, kept by decide_plain when the policy adds options (no second parse)
+    let mut request_edns = None;
+    let mut answer = decide_plain(zones, request, transport, client, &mut request_edns)?;
     if let Answer::Message {
         message,
         rrl,
@@ -169,7 +171,7 @@ pub fn decide_for(
         ..
     } = &mut answer
     {
-        let cookie = add_options(message, request, client);
+        let cookie = add_options(message, request_edns.as_ref(), client);
         *cacheable = cookie == CookieSeen::None;
         *rrl = match (&policy.rrl, cookie) {
             (None, _) | (_, CookieSeen::Valid) => None,
@@ -220,17 +222,11 @@ enum CookieSeen {
 
 /// Adds NSID (RFC 5001) and COOKIE (RFC 7873) to the response's OPT when the query asked and
 /// the policy has them; a malformed COOKIE makes the response FORMERR (RFC 7873 §5.2.2).
-fn add_options(resp: &mut Message, request: &[u8], client: &Client<'_>) -> CookieSeen {
+fn add_options(resp: &mut Message, req_edns: Option<&Edns>, client: &Client<'_>) -> CookieSeen {
     let policy = client.policy;
-    // only requests with an OPT record can carry options; re-reading the OPT is cheap next
-    // to the lookup, and only done when the response has an OPT of its own
-    if resp.edns.is_none() || (policy.identity.nsid().is_none() && policy.cookies.is_none()) {
-        return CookieSeen::None;
-    }
-    let Ok(req) = Message::read(&mut BinDecoder::new(request)) else {
-        return CookieSeen::None;
-    };
-    let Some(req_edns) = req.edns.as_ref() else {
+    // only requests with an OPT record can carry options, and only responses with an OPT of
+    // their own answer them
+    let Some(req_edns) = req_edns.filter(|_| resp.edns.is_some()) else {
         return CookieSeen::None;
     };
     let mut seen = CookieSeen::None;
@@ -306,6 +302,7 @@ fn decide_plain(
     request: &[u8],
     transport: Transport,
     client: &Client<'_>,
+    request_edns: &mut Option<Edns>,
 ) -> Option<Answer> {
     if request.len() < 12 {
         return None;
@@ -348,6 +345,9 @@ fn decide_plain(
 
     // EDNS (RFC 6891): echo an OPT when the client sent one; refuse versions above 0. The DO
     // bit is copied from the query (RFC 3225 §3).
+    if client.policy.identity.nsid().is_some() || client.policy.cookies.is_some() {
+        request_edns.clone_from(&msg.edns);
+    }
     let client_edns = msg.edns.as_ref();
     let mut edns = client_edns.map(|ce| {
         let mut e = Edns::new();
