@@ -605,29 +605,12 @@ mod real_node {
         let dir = std::env::temp_dir().join(format!("zg-node-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-        let ok = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=ns1.acme.example.com"])
-            .args([
-                "-addext",
-                "subjectAltName=DNS:ns1.acme.example.com,DNS:ns2.acme.example.com",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl runs")
-            .success();
-        assert!(ok, "openssl made the certificate");
+        crate::sockets::self_signed_cert(
+            "ns1.acme.example.com",
+            "DNS:ns1.acme.example.com,DNS:ns2.acme.example.com",
+            &key,
+            &crt,
+        );
         let _ = support::kubectl(&[
             "-n",
             ZONE_NS,

@@ -16,29 +16,7 @@ use support::sockets::*;
 fn make_cert(dir: &Path, cn: &str) {
     let tmp_c = dir.join("cert.tmp");
     let tmp_k = dir.join("key.tmp");
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:ns1.acme.example.com,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&tmp_k)
-        .arg("-out")
-        .arg(&tmp_c)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs")
-        .success();
-    assert!(ok);
+    self_signed_cert(cn, "DNS:ns1.acme.example.com,IP:127.0.0.1", &tmp_k, &tmp_c);
     std::fs::rename(&tmp_k, dir.join("key.pem")).unwrap();
     std::fs::rename(&tmp_c, dir.join("cert.pem")).unwrap();
 }

@@ -231,3 +231,28 @@ pub fn quickstart() -> TempDir {
     }
     dir
 }
+
+/// A self-signed P-256 certificate for `cn` with subjectAltName `san` (e.g.
+/// `DNS:ns1.example.com,IP:127.0.0.1`), valid two days, made with the openssl CLI.
+pub fn self_signed_cert(cn: &str, san: &str, key_out: &Path, cert_out: &Path) {
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .arg("-keyout")
+        .arg(key_out)
+        .arg("-out")
+        .arg(cert_out)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs")
+        .success();
+    assert!(ok, "openssl made the certificate for {cn}");
+}
