@@ -3,7 +3,7 @@
 //! for, hands it what they see, re-runs discovery while a kind is missing, and publishes.
 
 use crate::dns::ZoneSet;
-use crate::dns::server::{self, SharedZones};
+use crate::dns::server::SharedZones;
 use crate::error::{Error, Result};
 use crate::feed::index::{FeedMsg, Published, WatchKey, ZoneIndex};
 use crate::feed::kube::{ConfigMapSerials, discover, spawn_watch};
@@ -116,27 +116,14 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
             notifier.published(&zones.load());
         }
         if !listening && index.synced_once() {
-            for addr in &opts.listen {
-                let bound =
-                    server::serve(*addr, zones.clone(), metrics.clone(), opts.policy.clone())
-                        .await
-                        .map_err(|source| Error::Bind {
-                            flag: "--listen",
-                            addr: *addr,
-                            source,
-                        })?;
-                tracing::info!(%bound, "serving DNS over UDP and TCP");
-            }
-            for (transport, bound) in crate::dns::hickory::start(
+            super::listeners::start(
+                &opts.listen,
                 &opts.encrypted,
-                zones.clone(),
-                metrics.clone(),
-                opts.policy.clone(),
+                &zones,
+                &metrics,
+                &opts.policy,
             )
-            .await?
-            {
-                tracing::info!(%bound, transport, "serving encrypted DNS");
-            }
+            .await?;
             listening = true;
             notifier.published(&zones.load());
             health.ready.store(true, Ordering::Release);

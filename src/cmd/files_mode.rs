@@ -4,7 +4,7 @@ use super::check_report::{
     CheckFormat, Diagnostic, Report, document_line, leading_field, split_location,
 };
 use crate::dns::ZoneSet;
-use crate::dns::server::{self, SharedZones};
+use crate::dns::server::SharedZones;
 use crate::error::{Error, Result};
 use crate::feed::files::{LoadProblem, ManifestLoader};
 use crate::http::{self, Health};
@@ -430,26 +430,14 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
             "no zone is served: /readyz answers 503 until one is (pass --allow-empty to serve an empty tree)"
         );
     }
-    for addr in &opts.listen {
-        let bound = server::serve(*addr, zones.clone(), metrics.clone(), opts.policy.clone())
-            .await
-            .map_err(|source| Error::Bind {
-                flag: "--listen",
-                addr: *addr,
-                source,
-            })?;
-        tracing::info!(%bound, "serving DNS over UDP and TCP");
-    }
-    for (transport, bound) in crate::dns::hickory::start(
+    super::listeners::start(
+        &opts.listen,
         &opts.encrypted,
-        zones.clone(),
-        metrics.clone(),
-        opts.policy.clone(),
+        &zones,
+        &metrics,
+        &opts.policy,
     )
-    .await?
-    {
-        tracing::info!(%bound, transport, "serving encrypted DNS");
-    }
+    .await?;
     // NOTIFY once the listeners answer the secondaries' transfers
     let notifier = crate::notifier::Notifier::spawn(metrics.clone());
     notifier.published(&zones.load());

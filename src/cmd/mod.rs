@@ -2,3 +2,4 @@
 pub mod check_report;
 pub mod cluster_mode;
 pub mod files_mode;
+pub mod listeners;
