@@ -15,7 +15,7 @@
 mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
@@ -434,6 +434,7 @@ async fn resource_versions(client: &Client, ns: &str, zone: &str) -> BTreeMap<St
     collect!(Deployment, Api::all(client.clone()));
     collect!(Service, Api::all(client.clone()));
     collect!(PodDisruptionBudget, Api::all(client.clone()));
+    collect!(Secret, Api::all(client.clone()));
     let zones: Api<DNSZone> = Api::namespaced(client.clone(), ns);
     let z = zones.get(zone).await.unwrap();
     out.insert(
@@ -571,6 +572,64 @@ async fn owned_objects_follow_the_zone_spec() {
     let cm = ns.api::<ConfigMap>().get("acme-serial").await.unwrap();
     owned(&cm.metadata, "ConfigMap");
 
+    // The cookie Secret every nameserver of the zone shares: created (not applied) with a
+    // 128-bit secret as 32 hex digits, owned by the zone. The servers' ServiceAccount cannot
+    // read it (the kubelet mounts it).
+    let secret = ns.api::<Secret>().get("acme-cookie").await.unwrap();
+    {
+        let refs = secret.metadata.owner_references.clone().unwrap_or_default();
+        assert_eq!(
+            refs.iter()
+                .map(|r| (r.kind.as_str(), r.uid.as_str(), r.controller))
+                .collect::<Vec<_>>(),
+            vec![("DNSZone", uid.as_str(), Some(true))]
+        );
+        let managers: Vec<String> = secret
+            .metadata
+            .managed_fields
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m.manager.unwrap_or_default(),
+                    m.operation.unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            managers,
+            vec!["zonegate-operator Update"],
+            "created once, never applied"
+        );
+    }
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let cookie = secret.data.clone().unwrap()["cookie-secrets"].0.clone();
+    let cookie = String::from_utf8(cookie).unwrap();
+    assert!(
+        cookie.len() == 33 && cookie.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+        "{cookie:?}"
+    );
+    let sa_user = format!("system:serviceaccount:{}:acme-dns", ns.name());
+    for verb in ["get", "list", "watch"] {
+        let out = kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            "secrets/acme-cookie",
+            "-n",
+            ns.name(),
+            "--as",
+            &sa_user,
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "no",
+            "the servers cannot {verb} their cookie Secret"
+        );
+    }
+
     // RBAC in the zone's namespace: its kinds, its DNSZones, its serial ConfigMap.
     let role = ns.api::<Role>().get("acme-dns").await.unwrap();
     owned(&role.metadata, "Role");
@@ -640,7 +699,7 @@ async fn owned_objects_follow_the_zone_spec() {
         );
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("acme-dns"));
-        let psc = pod.security_context.unwrap();
+        let psc = pod.security_context.clone().unwrap();
         assert_eq!(
             (psc.run_as_non_root, psc.run_as_user),
             (Some(true), Some(65532))
@@ -660,6 +719,9 @@ async fn owned_objects_follow_the_zone_spec() {
                 // the operator runs with --log-format json: its nameservers log the same
                 "--log-format".into(),
                 "json".into(),
+                // the zone's cookie secret, shared by every nameserver (mounted below)
+                "--cookie-secret-file".into(),
+                "/etc/zonegate/cookie/cookie-secrets".into(),
                 // response rate limiting is on by default (spec.nameservers.rateLimit)
                 "--rrl-responses-per-second".into(),
                 "100".into(),
@@ -682,6 +744,30 @@ async fn owned_objects_follow_the_zone_spec() {
                 .field_path,
             "metadata.name"
         );
+        let cookie_volume = pod
+            .volumes
+            .clone()
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "cookie")
+            .expect("the cookie volume");
+        let sv = cookie_volume.secret.unwrap();
+        assert_eq!(
+            (sv.secret_name.as_deref(), sv.default_mode),
+            (Some("acme-cookie"), Some(0o440))
+        );
+        let mount = c
+            .volume_mounts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "cookie")
+            .expect("the cookie mount");
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            ("/etc/zonegate/cookie", Some(true))
+        );
+        assert_eq!(psc.fs_group, Some(65532));
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
@@ -1312,8 +1398,9 @@ async fn deleting_a_zone_removes_everything_it_had() {
     .await;
     wait_for("every object of the zone", WAIT, || async {
         let v = resource_versions(&client, &ns, "gone").await;
-        // SA, CM, 2 Roles, 2 RoleBindings, CRB, 2 Deployments, 2 Services, PDB, the zone
-        if v.len() == 13 {
+        // SA, CM, cookie Secret, 2 Roles, 2 RoleBindings, CRB, 2 Deployments, 2 Services, PDB,
+        // the zone
+        if v.len() == 14 {
             Ok(())
         } else {
             Err(format!("{v:?}"))
@@ -1353,6 +1440,7 @@ async fn deleting_a_zone_removes_everything_it_had() {
         check!(Deployment);
         check!(Service);
         check!(PodDisruptionBudget);
+        check!(Secret);
         if left.is_empty() {
             Ok(())
         } else {

@@ -13,6 +13,7 @@
 //! | Service (port 53 UDP+TCP) | `Z-ns<i>` | N | the DNSZone |
 //! | PodDisruptionBudget (all of the zone's pods, maxUnavailable 1) | `Z-dns` | N | the DNSZone |
 //! | ConfigMap the servers share the SOA serial through (they get and update only it) | `Z-serial` | N | the DNSZone |
+//! | Secret: the DNS cookie secret every server of the zone signs with (created once, never rewritten) | `Z-cookie` | N | the DNSZone |
 //!
 //! Namespaced objects can only be owned by objects of their own namespace, and cluster-scoped
 //! ones only by cluster-scoped owners, hence the two kinds without owner.
@@ -40,6 +41,9 @@ pub const DOH_PORT: u16 = 8443;
 pub const DOH_SERVICE_PORT: u16 = 443;
 /// Where the server pods mount the `spec.nameservers.tls` Secret.
 const TLS_DIR: &str = "/etc/zonegate/tls";
+/// Where the server pods mount the zone's cookie Secret, and the key (file) of its secrets.
+const COOKIE_DIR: &str = "/etc/zonegate/cookie";
+pub const COOKIE_SECRET_KEY: &str = "cookie-secrets";
 /// Most nameservers a zone can have (`spec.nameservers.count`, CRD maximum).
 pub const MAX_NAMESERVERS: usize = 4;
 /// UID/GID the server runs as (the distroless `nonroot` user).
@@ -100,10 +104,11 @@ pub enum OwnedKind {
     Service,
     PodDisruptionBudget,
     ConfigMap,
+    Secret,
 }
 
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 9] = [
+    pub const ALL: [OwnedKind; 10] = [
         OwnedKind::ServiceAccount,
         OwnedKind::Role,
         OwnedKind::RoleBinding,
@@ -113,11 +118,15 @@ impl OwnedKind {
         OwnedKind::Service,
         OwnedKind::PodDisruptionBudget,
         OwnedKind::ConfigMap,
+        OwnedKind::Secret,
     ];
 
     pub fn api_version(self) -> &'static str {
         match self {
-            OwnedKind::ServiceAccount | OwnedKind::Service | OwnedKind::ConfigMap => "v1",
+            OwnedKind::ServiceAccount
+            | OwnedKind::Service
+            | OwnedKind::ConfigMap
+            | OwnedKind::Secret => "v1",
             OwnedKind::Role
             | OwnedKind::RoleBinding
             | OwnedKind::ClusterRole
@@ -138,6 +147,7 @@ impl OwnedKind {
             OwnedKind::Service => "Service",
             OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
             OwnedKind::ConfigMap => "ConfigMap",
+            OwnedKind::Secret => "Secret",
         }
     }
 
@@ -152,11 +162,41 @@ impl OwnedKind {
             OwnedKind::Service => "services",
             OwnedKind::PodDisruptionBudget => "poddisruptionbudgets",
             OwnedKind::ConfigMap => "configmaps",
+            OwnedKind::Secret => "secrets",
         }
     }
 
     pub fn namespaced(self) -> bool {
         !matches!(self, OwnedKind::ClusterRole | OwnedKind::ClusterRoleBinding)
+    }
+}
+
+/// What a created-once Secret is filled with when the operator creates it. Such a Secret is
+/// never applied: it is created when missing (with fresh random contents) and then left alone,
+/// so no reconcile, restart or second operator can rotate it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretSeed {
+    /// 128 random bits, as one line of 32 hex digits (`serve --cookie-secret-file`).
+    Cookie,
+}
+
+impl SecretSeed {
+    /// The Secret's `data` (base64 values), made now.
+    pub fn data(self) -> Map<String, Value> {
+        use base64::Engine;
+        match self {
+            SecretSeed::Cookie => {
+                let mut k = [0u8; 16];
+                crate::random::fill(&mut k);
+                let line: String = k.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n";
+                let mut m = Map::new();
+                m.insert(
+                    COOKIE_SECRET_KEY.into(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(line)),
+                );
+                m
+            }
+        }
     }
 }
 
@@ -169,6 +209,8 @@ pub struct DesiredObject {
     pub body: Value,
     /// Hash of the body without the annotation.
     pub hash: String,
+    /// Set for Secrets that are created once (with these contents) and never applied.
+    pub seed: Option<SecretSeed>,
 }
 
 impl DesiredObject {
@@ -193,6 +235,7 @@ impl DesiredObject {
             name,
             body,
             hash,
+            seed: None,
         }
     }
 
@@ -220,6 +263,10 @@ pub fn foreign_object_name(zone_ns: &str, zone: &str) -> String {
 /// The ConfigMap through which a zone's servers share the SOA serial (`serve --zone`).
 pub fn serial_configmap_name(zone: &str) -> String {
     format!("{zone}-serial")
+}
+/// The Secret holding the DNS cookie secret all the zone's servers share (RFC 9018).
+pub fn cookie_secret_name(zone: &str) -> String {
+    format!("{zone}-cookie")
 }
 pub fn gateway_binding_name(zone_ns: &str, zone: &str) -> String {
     format!("zonegate.{zone_ns}.{zone}.gateways")
@@ -357,6 +404,7 @@ pub fn desired_objects(
     let mut out = vec![
         desired_service_account(zone),
         desired_serial_configmap(zone),
+        desired_cookie_secret(zone),
     ];
     out.extend(desired_rbac(zone, grants));
     for i in 1..=zone.spec.nameservers.count.max(1) as usize {
@@ -388,6 +436,21 @@ pub fn desired_serial_configmap(zone: &DNSZone) -> DesiredObject {
         OwnedKind::ConfigMap,
         json!({ "metadata": owned_meta(zone, serial_configmap_name(&key.name), zone_labels(&key)) }),
     )
+}
+
+/// The cookie Secret: created once with a random secret, then never written again (so a
+/// reconcile cannot rotate it); only the kubelet reads it, to mount it into the zone's pods.
+pub fn desired_cookie_secret(zone: &DNSZone) -> DesiredObject {
+    let key = key_of(zone);
+    let mut o = DesiredObject::new(
+        OwnedKind::Secret,
+        json!({
+            "metadata": owned_meta(zone, cookie_secret_name(&key.name), zone_labels(&key)),
+            "type": "Opaque",
+        }),
+    );
+    o.seed = Some(SecretSeed::Cookie);
+    o
 }
 
 /// Roles and bindings of the zone's ServiceAccount: in its namespace, in each other namespace it
@@ -584,7 +647,10 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
             "runAsNonRoot": true,
             "capabilities": { "drop": ["ALL"] },
         },
-        "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }],
+        "volumeMounts": [
+            { "name": "tmp", "mountPath": "/tmp" },
+            { "name": "cookie", "mountPath": COOKIE_DIR, "readOnly": true },
+        ],
     });
     if let Some(p) = &settings.image_pull_policy {
         container["imagePullPolicy"] = json!(p);
@@ -594,19 +660,22 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
     pod_labels.insert("app.kubernetes.io/component".into(), json!("nameserver"));
     let mut pod = json!({
         "serviceAccountName": dns_object_name(&key.name),
+        // the Secrets' files are 0440 root:fsGroup: readable by the server's group, no one else
         "securityContext": {
             "runAsNonRoot": true,
             "runAsUser": RUN_AS,
             "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
             "seccompProfile": { "type": "RuntimeDefault" },
         },
         "affinity": { "podAntiAffinity": anti },
         "containers": [container],
-        "volumes": [{ "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } }],
+        "volumes": [
+            { "name": "tmp", "emptyDir": { "sizeLimit": "16Mi" } },
+            { "name": "cookie", "secret": { "secretName": cookie_secret_name(&key.name), "defaultMode": 0o440 } },
+        ],
     });
     if let Some(tls) = &zone.spec.nameservers.tls {
-        // the Secret's files are 0440 root:fsGroup: readable by the server's group, no one else
-        pod["securityContext"]["fsGroup"] = json!(RUN_AS);
         pod["volumes"]
             .as_array_mut()
             .expect("volumes")
@@ -636,13 +705,16 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
 }
 
 /// What the server container gets beyond plain DNS: its NSID (the pod's name, so a client can
-/// tell which pod answered), response rate limiting (`rateLimit`, 100 a second by default, 0 =
+/// tell which pod answered), the zone's shared cookie secret, response rate limiting (`rateLimit`, 100 a second by default, 0 =
 /// off), and with `tls` the encrypted listeners, their ports and the certificate's mount.
 fn server_protections(container: &mut Value, ns: &crate::api::NameserversSpec) {
     container["env"] = json!([
         { "name": "ZONEGATE_NSID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
     ]);
     let args = container["args"].as_array_mut().expect("args");
+    // the zone's shared cookie secret: a client moving between its servers keeps its cookie
+    args.push(json!("--cookie-secret-file"));
+    args.push(json!(format!("{COOKIE_DIR}/{COOKIE_SECRET_KEY}")));
     let rl = ns.rate_limit.clone().unwrap_or_default();
     if rl.responses_per_second > 0 {
         for (flag, v) in [
@@ -802,6 +874,7 @@ mod tests {
             vec![
                 "ServiceAccount acme/web-dns",
                 "ConfigMap acme/web-serial",
+                "Secret acme/web-cookie",
                 "Role acme/web-dns",
                 "RoleBinding acme/web-dns",
                 "ClusterRoleBinding zonegate.acme.web.gateways",
@@ -849,9 +922,77 @@ mod tests {
                 OwnedKind::ConfigMap => drop(
                     serde_json::from_value::<k8s_openapi::api::core::v1::ConfigMap>(b).unwrap(),
                 ),
+                OwnedKind::Secret => {
+                    drop(serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(b).unwrap())
+                }
                 OwnedKind::ClusterRole => unreachable!(),
             }
         }
+    }
+
+    /// The cookie Secret: owned, created once with 16 random bytes as 32 hex digits (what
+    /// `serve --cookie-secret-file` reads), fresh bytes each time it is made; its body (what
+    /// the hash covers) holds no secret. Every nameserver pod mounts it read-only (0440, group
+    /// 65532) and passes the file; the pods' Role never names it.
+    #[test]
+    fn every_nameserver_shares_the_zone_s_cookie_secret() {
+        use base64::Engine;
+        let z = zone(json!({"domain": "acme.example.com", "nameservers": {"count": 3}}));
+        let objs = desired_objects(&z, &ServerSettings::default(), &[]);
+        let secret = find(&objs, OwnedKind::Secret, Some("acme"), "web-cookie");
+        assert_eq!(secret.seed, Some(SecretSeed::Cookie));
+        assert_eq!(secret.body["type"], "Opaque");
+        assert!(secret.body.get("data").is_none(), "no secret in the body");
+        let parsed =
+            serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(secret.body.clone());
+        assert!(parsed.is_ok());
+        let file = |d: &Map<String, Value>| {
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(d[COOKIE_SECRET_KEY].as_str().unwrap())
+                .unwrap();
+            String::from_utf8(b).unwrap()
+        };
+        let (a, b) = (
+            file(&SecretSeed::Cookie.data()),
+            file(&SecretSeed::Cookie.data()),
+        );
+        assert_eq!(a.len(), 33, "{a:?}");
+        assert!(a.ends_with('\n') && a.trim().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b, "fresh random bytes each time");
+        assert!(crate::dns::cookies::CookieSecrets::parse(&a).is_ok());
+
+        for i in 1..=3 {
+            let d = find(
+                &objs,
+                OwnedKind::Deployment,
+                Some("acme"),
+                &format!("web-ns{i}"),
+            );
+            let pod = &d.body["spec"]["template"]["spec"];
+            assert_eq!(
+                pod["volumes"][1],
+                json!({"name": "cookie", "secret": {"secretName": "web-cookie", "defaultMode": 0o440}})
+            );
+            assert_eq!(pod["securityContext"]["fsGroup"], RUN_AS);
+            let c = &pod["containers"][0];
+            assert_eq!(
+                c["volumeMounts"][1],
+                json!({"name": "cookie", "mountPath": "/etc/zonegate/cookie", "readOnly": true})
+            );
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            let at = args
+                .iter()
+                .position(|a| *a == "--cookie-secret-file")
+                .unwrap();
+            assert_eq!(args[at + 1], "/etc/zonegate/cookie/cookie-secrets");
+        }
+        let role = find(&objs, OwnedKind::Role, Some("acme"), "web-dns");
+        assert!(!role.body["rules"].to_string().contains("secrets"));
     }
 
     /// Every server pod gets its name as NSID; `rateLimit` becomes the --rrl flags; `tls`
@@ -888,7 +1029,11 @@ mod tests {
             "{off_args:?}"
         );
         assert_eq!(c.ports.as_ref().unwrap().len(), 3);
-        assert_eq!(pod.volumes.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            pod.volumes.as_ref().unwrap().len(),
+            2,
+            "/tmp and the cookie secret"
+        );
         let svc: Service = serde_json::from_value(desired_service(&plain, 1).body).unwrap();
         assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 2);
 
@@ -1022,6 +1167,8 @@ mod tests {
                 "0.0.0.0:8080",
                 "--log-format",
                 "text",
+                "--cookie-secret-file",
+                "/etc/zonegate/cookie/cookie-secrets",
                 "--rrl-responses-per-second",
                 "100",
                 "--rrl-slip",

@@ -372,7 +372,11 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     let owned = &ctx.stores.owned;
     for obj in &desired {
         let live = owned.live(obj.kind, obj.namespace.as_deref(), &obj.name);
-        ctx.writer.ensure(obj, live).await?;
+        if obj.seed.is_some() {
+            ctx.writer.create_once(obj, live).await?;
+        } else {
+            ctx.writer.ensure(obj, live).await?;
+        }
     }
     let wanted: HashSet<ObjectId> = desired.iter().map(desired::identity).collect();
     for (kind, ns, name) in owned.zone_objects(&key) {
@@ -576,11 +580,13 @@ mod tests {
             calls.iter().map(Call::line).collect()
         }
 
-        /// The SSA paths of the objects a default zone `acme/web` wants.
+        /// The requests that make the objects a default zone `acme/web` wants: server-side
+        /// applies, and the cookie Secret's create.
         fn owned_paths() -> Vec<String> {
             [
                 "/api/v1/namespaces/acme/serviceaccounts/web-dns",
                 "/api/v1/namespaces/acme/configmaps/web-serial",
+                "POST /api/v1/namespaces/acme/secrets",
                 "/apis/rbac.authorization.k8s.io/v1/namespaces/acme/roles/web-dns",
                 "/apis/rbac.authorization.k8s.io/v1/namespaces/acme/rolebindings/web-dns",
                 "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/zonegate.acme.web.gateways",
@@ -591,7 +597,13 @@ mod tests {
                 "/apis/policy/v1/namespaces/acme/poddisruptionbudgets/web-dns",
             ]
             .iter()
-            .map(|p| format!("PATCH {p}"))
+            .map(|p| {
+                if p.starts_with('/') {
+                    format!("PATCH {p}")
+                } else {
+                    p.to_string()
+                }
+            })
             .collect()
         }
 
@@ -619,6 +631,15 @@ mod tests {
             assert_eq!(lines(&calls), expected);
 
             for (call, obj) in calls.iter().zip(&desired) {
+                if obj.seed.is_some() {
+                    // created once: the body and the secret, no server-side apply
+                    let mut body = call.body.clone();
+                    let data = body.as_object_mut().unwrap().remove("data").unwrap();
+                    assert_eq!(body, obj.body, "{}", call.line());
+                    assert!(data[desired::COOKIE_SECRET_KEY].is_string(), "{data}");
+                    assert_eq!(call.query, "&fieldManager=zonegate-operator");
+                    continue;
+                }
                 assert_eq!(call.body, obj.body, "{}", call.line());
                 assert_eq!(
                     call.query,
@@ -663,6 +684,88 @@ mod tests {
         async fn a_new_zone_gets_its_objects_then_its_status_and_events() {
             let mut f = Fixture::new(config());
             new_zone(&mut f).await;
+        }
+
+        /// The cookie Secret is created once with fresh random bytes and never written again:
+        /// not when the cache has it (whatever it holds now: an admin's rotation stays), not
+        /// by a fresh operator whose cache has not seen it yet (the apiserver's
+        /// `AlreadyExists` is the end of it, no apply follows).
+        #[tokio::test]
+        async fn the_cookie_secret_is_created_once_and_never_rewritten() {
+            let secrets = |calls: &[Call]| -> Vec<Call> {
+                calls
+                    .iter()
+                    .filter(|c| c.path.contains("/secrets"))
+                    .cloned()
+                    .collect()
+            };
+            let mut f = Fixture::new(config());
+            let z = zone("acme", "web", json!({"domain": "acme.example.com"}));
+            f.add_zone(&z);
+            let (result, calls) = f.reconcile(&z, echo(&z)).await;
+            result.expect("reconcile");
+            let created = secrets(&calls);
+            assert_eq!(
+                lines(&created),
+                vec!["POST /api/v1/namespaces/acme/secrets"]
+            );
+            let first = created[0].body["data"][desired::COOKIE_SECRET_KEY].clone();
+            assert_eq!(created[0].body["metadata"]["name"], "web-cookie");
+            assert_eq!(
+                created[0].body["metadata"]["ownerReferences"][0]["uid"],
+                "uid-acme-web"
+            );
+
+            // the Secret in the cache, rotated by an admin, its labels and annotation kept
+            let mut live = created[0].body.clone();
+            live["metadata"]["resourceVersion"] = json!("5");
+            live["data"][desired::COOKIE_SECRET_KEY] = json!("cm90YXRlZAo=");
+            f.owned.apply_json(OwnedKind::Secret, live);
+            for i in 0..2 {
+                let (result, calls) = f.reconcile(&z, echo(&z)).await;
+                result.expect("reconcile");
+                assert!(
+                    secrets(&calls).is_empty(),
+                    "reconcile {i}: {:?}",
+                    lines(&calls)
+                );
+            }
+
+            // a fresh operator, its cache without the Secret: one create, refused, and no more
+            let mut fresh = Fixture::new(config());
+            fresh.add_zone(&z);
+            let mut ok = echo(&z);
+            let (result, calls) = fresh
+                .reconcile(&z, |c| {
+                    if c.path.contains("/secrets") {
+                        (
+                            409,
+                            api_error(
+                                409,
+                                "AlreadyExists",
+                                "secrets \"web-cookie\" already exists",
+                            ),
+                        )
+                    } else {
+                        ok(c)
+                    }
+                })
+                .await;
+            result.expect("AlreadyExists is not an error");
+            let tried = secrets(&calls);
+            assert_eq!(lines(&tried), vec!["POST /api/v1/namespaces/acme/secrets"]);
+            let second = tried[0].body["data"][desired::COOKIE_SECRET_KEY].clone();
+            assert_ne!(first, second, "each create has new random bytes");
+            let metrics = fresh.metrics.encode();
+            assert!(
+                !metrics.contains("kind=\"Secret\",verb=\"create\"} 1"),
+                "a refused create is no write: {metrics}"
+            );
+            assert!(
+                f.metrics.encode().contains(
+                    "zonegate_operator_api_writes_total{kind=\"Secret\",verb=\"create\"} 1"
+                )
+            );
         }
 
         #[tokio::test]
@@ -731,7 +834,7 @@ mod tests {
             );
             assert_eq!(err.metric_label(), "apply");
             // nothing after the refused apply: no second nameserver, no status
-            assert_eq!(lines(&calls), owned_paths()[..7].to_vec());
+            assert_eq!(lines(&calls), owned_paths()[..8].to_vec());
             let metrics = f.metrics.encode();
             let errors: Vec<&str> = metrics
                 .lines()
@@ -825,7 +928,10 @@ mod tests {
                 .collect();
             let mut expected: Vec<String> = owned_paths()
                 .iter()
-                .map(|l| l.replacen("PATCH", "DELETE", 1))
+                .map(|l| match l.strip_prefix("POST ") {
+                    Some(p) => format!("DELETE {p}/web-cookie"),
+                    None => l.replacen("PATCH", "DELETE", 1),
+                })
                 .collect();
             expected.sort();
             let mut got = deletes.clone();

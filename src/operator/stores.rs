@@ -1,5 +1,5 @@
 //! The watch caches the reconciler reads: DNSZones, DNSZoneGrants, Nodes, and one cache per owned
-//! kind. The owned kinds are listed once, in the table at [`owned_kinds!`]: the cache, its watch,
+//! kind (Secrets included: only those labelled `managed-by=zonegate`, the zones' own). The owned kinds are listed once, in the table at [`owned_kinds!`]: the cache, its watch,
 //! the readiness wait, the live-object lookup, the look-up of a zone's objects and the orphan scan
 //! are all generated from that table. Adding an owned kind means a variant of
 //! [`OwnedKind`](super::desired::OwnedKind) (what it is, in `desired.rs`), the objects
@@ -10,7 +10,7 @@ use super::{LABEL_MANAGED_BY, LABEL_ZONE, LABEL_ZONE_NAMESPACE, MANAGED_BY, Zone
 use crate::api::{DNSZone, DNSZoneGrant};
 use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -187,6 +187,9 @@ owned_kinds! {
         elsewhere: Elsewhere::No;
     ClusterRoleBinding => cluster_role_bindings,
         names: |z| vec![desired::gateway_binding_name(&z.namespace, &z.name)],
+        elsewhere: Elsewhere::No;
+    Secret => secrets,
+        names: |z| vec![desired::cookie_secret_name(&z.name)],
         elsewhere: Elsewhere::No;
 }
 

@@ -1,5 +1,6 @@
 //! The writer: the only place the operator changes owned objects. `ensure` applies an object with
-//! server-side apply unless it is converged, `delete` removes one. Converged objects cost no
+//! server-side apply unless it is converged, `create_once` creates a Secret whose contents are made
+//! once and never rewritten, `delete` removes one. Converged objects cost no
 //! request: the memo remembers (hash, resourceVersion) of what this process last applied, so an
 //! object still at that version is not even compared, and [`apply_reason`] decides for the rest.
 
@@ -9,7 +10,7 @@ use super::desired::{DesiredObject, OwnedKind};
 use super::error::Error;
 use super::metrics::OperatorMetrics;
 use super::stores::ObjectId;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
@@ -97,6 +98,50 @@ impl Writer {
             ),
         );
         Ok(true)
+    }
+
+    /// Creates a created-once Secret (`obj.seed` set) when it is missing, with fresh contents;
+    /// an existing one is never written, whatever it holds (so its secret is never rotated by
+    /// the operator). `AlreadyExists` (a cache that has not seen the Secret yet) is fine.
+    /// Returns whether it created.
+    pub async fn create_once(
+        &self,
+        obj: &DesiredObject,
+        live: Option<(Value, String)>,
+    ) -> Result<bool, Error> {
+        let Some(seed) = obj.seed else {
+            return self.ensure(obj, live).await;
+        };
+        if live.is_some() {
+            return Ok(false);
+        }
+        let mut body = obj.body.clone();
+        body["data"] = Value::Object(seed.data());
+        let body: DynamicObject = serde_json::from_value(body).expect("a Kubernetes object");
+        let api = self.api(obj.kind, obj.namespace.as_deref());
+        match api
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                },
+                &body,
+            )
+            .await
+        {
+            Ok(_) => {
+                self.metrics.write(obj.kind.kind(), "create");
+                tracing::info!(object = %obj.describe(), "created");
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) if namespace_terminating(&e) => Ok(false),
+            Err(source) => Err(Error::Apply {
+                kind: obj.kind,
+                object: obj.describe(),
+                source,
+            }),
+        }
     }
 
     /// Deletes an object (gone already is fine) and forgets it.
