@@ -100,6 +100,56 @@ fn cookies_with_dig() {
     assert!(again.contains(&hex[..16]), "{again}");
 }
 
+/// The cookie (client + server part, hex) of a dig answer.
+fn cookie_of(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("; COOKIE:"))
+        .unwrap_or_else(|| panic!("no COOKIE in the answer:\n{out}"));
+    line["; COOKIE: ".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
+}
+
+/// Two servers given the same `--cookie-secret-file` (as the operator gives every nameserver
+/// of a zone its `<zone>-cookie` Secret) accept each other's server cookies: the cookie ns1
+/// made is sent to ns2, which keeps it (the same bytes back, dig says good). A server with a
+/// secret of its own replaces it with a fresh one.
+#[test]
+fn servers_sharing_the_cookie_file_accept_each_other_s_cookies() {
+    let zones = quickstart();
+    let dir = TempDir::new("cookie");
+    let file = dir.path().join("cookie-secrets");
+    std::fs::write(&file, "00112233445566778899aabbccddeeff\n").unwrap();
+    let args = ["--cookie-secret-file", file.to_str().unwrap()];
+    let ns1 = Server::start_with(zones.path(), &args);
+    let ns2 = Server::start_with(zones.path(), &args);
+    let own = Server::start(zones.path());
+    let first = cookie_of(&dig(ns1.dns, &["+cookie", "www.acme.example.com", "A"]));
+    assert_eq!(first.len(), 48, "{first}");
+    let at_ns2 = dig(
+        ns2.dns,
+        &[&format!("+cookie={first}"), "www.acme.example.com", "A"],
+    );
+    assert!(at_ns2.contains("status: NOERROR"), "{at_ns2}");
+    assert_eq!(
+        cookie_of(&at_ns2),
+        first,
+        "ns2 keeps ns1's server cookie:\n{at_ns2}"
+    );
+    let at_own = dig(
+        own.dns,
+        &[&format!("+cookie={first}"), "www.acme.example.com", "A"],
+    );
+    let replaced = cookie_of(&at_own);
+    assert_eq!(replaced[..16], first[..16], "the same client cookie");
+    assert_ne!(
+        replaced, first,
+        "another secret does not accept it:\n{at_own}"
+    );
+}
+
 /// Outside --allow-query: REFUSED over UDP and TCP (AXFR too); inside: answered.
 #[test]
 fn query_acl_on_udp_and_tcp() {
