@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod compile;
 pub mod crdgen;
 pub mod dns;
+pub mod dnssec;
 pub mod domain;
 pub mod error;
 pub mod feed;
