@@ -233,7 +233,8 @@ pub fn quickstart() -> TempDir {
 }
 
 /// A self-signed P-256 certificate for `cn` with subjectAltName `san` (e.g.
-/// `DNS:ns1.example.com,IP:127.0.0.1`), valid two days, made with the openssl CLI.
+/// `DNS:ns1.example.com,IP:127.0.0.1`), valid two days, made with the openssl CLI. It is an
+/// end-entity certificate (`CA:FALSE`): rustls clients refuse a CA certificate as a server's.
 pub fn self_signed_cert(cn: &str, san: &str, key_out: &Path, cert_out: &Path) {
     let ok = Command::new("openssl")
         .args([
@@ -246,6 +247,7 @@ pub fn self_signed_cert(cn: &str, san: &str, key_out: &Path, cert_out: &Path) {
         ])
         .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}")])
         .args(["-addext", &format!("subjectAltName={san}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(key_out)
         .arg("-out")
