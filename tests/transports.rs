@@ -93,7 +93,8 @@ fn client(tool: &str, flag: &str, addr: SocketAddr, name: &str, qtype: &str) -> 
     )
 }
 
-/// kdig over TLS and QUIC, dig and kdig over HTTPS get the same answers as UDP.
+/// kdig over TLS and QUIC, dig and kdig over HTTPS (POST, and GET with `dig +https-get`, both
+/// of which RFC 8484 servers must take) get the same answers as UDP.
 #[test]
 fn dot_doh_doq_answer_like_udp() {
     let e = start();
@@ -102,6 +103,7 @@ fn dot_doh_doq_answer_like_udp() {
     for (tool, flag, addr) in [
         ("kdig", "+tls", e.tls),
         ("dig", "+https", e.https),
+        ("dig", "+https-get", e.https),
         ("kdig", "+https", e.https),
         ("kdig", "+quic", e.quic),
     ] {

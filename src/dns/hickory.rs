@@ -1,9 +1,10 @@
-//! The encrypted transports: DNS over TLS (RFC 7858), over HTTPS (RFC 8484, HTTP/2,
-//! `/dns-query`, GET and POST) and over QUIC (RFC 9250), served by `hickory_server::Server`
-//! with our own `RequestHandler`. The handler gives the request bytes to the same responder
-//! the UDP and TCP paths use (`responder::decide`) and sends the decided message through
-//! hickory's encoder; nothing about answering differs by transport but the size limit (none
-//! below 65 535 on these stream transports).
+//! The encrypted transports: DNS over TLS (RFC 7858) and over QUIC (RFC 9250), served by
+//! `hickory_server::Server` with our own `RequestHandler`, and DNS over HTTPS (RFC 8484), which
+//! is ours (`doh.rs`: hickory-server 0.26.3 refuses GET) but started here with the same
+//! certificate. The handler gives the request bytes to the same responder the UDP and TCP
+//! paths use (`responder::decide`) and sends the decided message through hickory's encoder;
+//! nothing about answering differs by transport but the size limit (none below 65 535 on
+//! these stream transports).
 
 use super::conncap;
 use super::policy::Policy;
@@ -90,6 +91,11 @@ pub async fn start(
         },
     );
 
+    let doh = Arc::new(super::doh::DohContext {
+        zones: zones.clone(),
+        metrics: metrics.clone(),
+        policy: policy.clone(),
+    });
     let mut server = hickory_server::Server::new(Handler {
         zones,
         metrics: metrics.clone(),
@@ -119,15 +125,12 @@ pub async fn start(
         let local = listener
             .local_addr()
             .map_err(bind_err("--https-listen", *addr))?;
-        server
-            .register_https_listener_with_tls_config(
-                listener,
-                TIMEOUT,
-                tls_config(b"h2", resolver.clone()),
-                None,
-                "/dns-query".into(),
-            )
-            .map_err(bind_err("--https-listen", *addr))?;
+        tokio::spawn(super::doh::serve(
+            listener,
+            tls_config(b"h2", resolver.clone()),
+            TIMEOUT,
+            doh.clone(),
+        ));
         conncap::spawn(local, MAX_CONNECTIONS, metrics.tls_evicted.clone());
         bound.push(("https", local));
     }
@@ -162,9 +165,13 @@ fn tls_config(alpn: &[u8], resolver: Arc<CertResolver>) -> Arc<rustls::ServerCon
     Arc::new(config)
 }
 
+/// A listening TCP socket for hickory-server. TCP_NODELAY is set on it because Linux copies it
+/// to every accepted connection and hickory-server sets nothing: without it an HTTP/2 answer
+/// written as two segments waits for the client's delayed ACK (40 ms a DoH query).
 fn tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     sock.set_reuse_address(true)?;
+    sock.set_tcp_nodelay(true)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
@@ -194,7 +201,6 @@ pub struct Handler {
 fn transport_label(p: Protocol) -> &'static str {
     match p {
         Protocol::Tls => "tls",
-        Protocol::Https => "https",
         Protocol::Quic => "quic",
         Protocol::Udp => "udp",
         _ => "tcp",

@@ -4,6 +4,7 @@ pub mod acl;
 pub mod compiled;
 pub mod conncap;
 pub mod cookies;
+pub mod doh;
 pub mod hickory;
 pub mod identity;
 pub mod journal;
