@@ -17,6 +17,9 @@ TOOLS=(
   nsd:nsd
   dnsmasq:dnsmasq-base
   dnsperf:dnsperf
+  # DoH load in e2e/bench/transports.py (dnsperf 2.10's DoH waits 40 ms a query)
+  h2load:nghttp2-client
+  curl:curl
   zonemaster-cli:zonemaster-cli
   ip:iproute2
   flock:util-linux
