@@ -2162,3 +2162,267 @@ async fn describe_dz_events_name_the_field_to_fix_and_the_records_to_create() {
     }
     eprintln!("kubectl describe dz:\n{described}");
 }
+
+// SecondariesInSync: a real Knot secondary of a real `serve --zone`
+
+/// `knotd` as a secondary of `primary` for `domain` on 127.0.0.1:`port`, keeping the zone it
+/// transferred in a zone file under `dir` (so a restart serves what it had); stopped on drop.
+struct KnotSecondary {
+    child: Option<Child>,
+    dir: PathBuf,
+    domain: String,
+    port: u16,
+}
+
+impl KnotSecondary {
+    fn new(domain: &str, port: u16) -> KnotSecondary {
+        let dir = std::env::temp_dir().join(unique_name("zg-knot2"));
+        for sub in ["run", "db", "zones"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        KnotSecondary {
+            child: None,
+            dir,
+            domain: domain.to_string(),
+            port,
+        }
+    }
+
+    /// (Re)starts Knot with `primary` as its master (refresh timer an hour: NOTIFY and its
+    /// start-up refresh are what make it transfer).
+    fn start(&mut self, primary: std::net::SocketAddr) {
+        self.stop();
+        let d = self.dir.display();
+        let conf = format!(
+            "server:\n  rundir: {d}/run\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\ndatabase:\n  storage: {d}/db\nlog:\n  - target: {d}/knot.log\n    any: info\nremote:\n  - id: primary\n    address: {ip}@{pport}\nacl:\n  - id: notify-in\n    address: 127.0.0.0/8\n    action: notify\ntemplate:\n  - id: default\n    storage: {d}/zones\n    zonefile-sync: 0\n    refresh-min-interval: 3600\nzone:\n  - domain: {domain}.\n    master: primary\n    acl: [notify-in]\n",
+            port = self.port,
+            ip = primary.ip(),
+            pport = primary.port(),
+            domain = self.domain,
+        );
+        std::fs::write(self.dir.join("knot.conf"), conf).unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(self.dir.join("knot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting knotd (installed by e2e/deps.sh)");
+        self.child = Some(child);
+    }
+
+    /// The serial Knot serves for the zone, if it answers with one.
+    fn serial(&self) -> Option<u32> {
+        let out = Command::new("kdig")
+            .args(["@127.0.0.1", "-p", &self.port.to_string()])
+            .args([&format!("{}.", self.domain), "SOA", "+short", "+timeout=1"])
+            .args(["+retry=0"])
+            .output()
+            .expect("kdig");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("knot.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            for _ in 0..50 {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for KnotSecondary {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `spec.transfer` reaches a nameserver (`serve --zone` with the zone's own ServiceAccount
+/// token, as a pod runs it), which sends NOTIFY to a real Knot secondary that transfers the
+/// zone; the operator's `SecondariesInSync` and `status.secondaries` follow that secondary
+/// while it is current (True), behind after a change it could not transfer (False, Behind,
+/// a SecondaryBehind Event) and down (False, Unreachable).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the e2e control plane: make test"]
+async fn secondaries_in_sync_follows_a_knot_secondary() {
+    use support::cluster::{ClusterServer, soa_serial};
+    let (_turn, client) = begin().await;
+    let ns = TestNamespace::create(&client).await;
+    let id = operator_identity(&client, &ns).await;
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--secondary-check-interval",
+            "1",
+            "--secondary-timeout",
+            "1",
+        ],
+    );
+    let domain = domain_of(&ns);
+    let knot_port = free_port();
+    let target = format!("127.0.0.1:{knot_port}");
+    let spec = |ips: Value| {
+        json!({
+            "domain": domain,
+            "records": [{"name": "www", "type": "A", "values": ips}],
+            "transfer": {"allowFrom": ["127.0.0.0/8"], "notify": [target]},
+        })
+    };
+    apply_zone(&ns, "web", spec(json!(["192.0.2.80"]))).await;
+    wait_condition(&ns, "web", "Accepted", "True").await;
+    wait_for(
+        "the serial ConfigMap and the ServiceAccount",
+        WAIT,
+        || async {
+            ns.api::<ConfigMap>().get("web-serial").await?;
+            ns.api::<ServiceAccount>().get("web-dns").await
+        },
+    )
+    .await;
+    let kubeconfig = token_kubeconfig(ns.name(), "web-dns");
+    let server = ClusterServer::start_as(ns.name(), "web", &kubeconfig);
+    let apex = format!("{domain}.");
+    let serial = soa_serial(server.dns, &apex);
+    let secondaries = || async {
+        ns.api::<DNSZone>()
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default()
+            .secondaries
+    };
+
+    // Current: Knot transfers the zone from the server and the operator sees it in sync.
+    let mut knot = KnotSecondary::new(&domain, knot_port);
+    knot.start(server.dns);
+    wait_for("Knot serving the zone", WAIT, || async {
+        match knot.serial() {
+            Some(s) if s == serial => Ok(()),
+            other => Err(format!(
+                "Knot serves {other:?}, want {serial}\n{}",
+                knot.log()
+            )),
+        }
+    })
+    .await;
+    let (reason, message) = wait_condition(&ns, "web", "SecondariesInSync", "True").await;
+    assert_eq!(reason, "InSync");
+    assert_eq!(
+        message,
+        format!("every secondary serves serial {serial}: {target}")
+    );
+    let list = secondaries().await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        (list[0].address.as_str(), list[0].serial, list[0].in_sync),
+        (target.as_str(), Some(serial), true)
+    );
+
+    // A change reaches Knot through NOTIFY (its refresh timer is an hour).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_zone(&ns, "web", spec(json!(["192.0.2.81"]))).await;
+    let second = wait_for("a new serial and Knot following it", WAIT, || async {
+        let s = soa_serial(server.dns, &apex);
+        if s != serial && knot.serial() == Some(s) {
+            Ok(s)
+        } else {
+            Err(format!("server {s}, Knot {:?}", knot.serial()))
+        }
+    })
+    .await;
+    wait_for("SecondariesInSync at the new serial", WAIT, || async {
+        let list = secondaries().await;
+        if list.first().map(|s| (s.serial, s.in_sync)) == Some((Some(second), true)) {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+
+    // Behind: Knot restarts with a primary it cannot reach, keeping what it had; the zone
+    // changes again, so Knot serves an old serial.
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    knot.start(dead);
+    wait_for("Knot serving its copy again", WAIT, || async {
+        knot.serial().filter(|s| *s == second).ok_or(format!(
+            "Knot serves {:?}\n{}",
+            knot.serial(),
+            knot.log()
+        ))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    apply_zone(&ns, "web", spec(json!(["192.0.2.82"]))).await;
+    let third = wait_for("a third serial", WAIT, || async {
+        let s = soa_serial(server.dns, &apex);
+        if s != second { Ok(s) } else { Err(s) }
+    })
+    .await;
+    let (reason, message) = wait_condition(&ns, "web", "SecondariesInSync", "False").await;
+    assert_eq!(reason, "Behind", "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "the zone's serial is {third}; {target} serves serial {second}"
+        )),
+        "{message}"
+    );
+    let list = secondaries().await;
+    assert_eq!(
+        list.first().map(|s| (s.serial, s.in_sync)),
+        Some((Some(second), false)),
+        "{list:?}"
+    );
+    wait_for("the SecondaryBehind event", WAIT, || async {
+        let events = events_of(&client, &ns, "web").await;
+        if events
+            .iter()
+            .any(|e| e.0 == "Warning" && e.1 == "SecondaryBehind" && e.2.contains(&target))
+        {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
+
+    // Down: nothing answers at the notify target.
+    knot.stop();
+    let message = wait_for("SecondariesInSync False/Unreachable", WAIT, || async {
+        let z = ns
+            .api::<DNSZone>()
+            .get("web")
+            .await
+            .map_err(|e| e.to_string())?;
+        match condition(&z, "SecondariesInSync") {
+            Some((s, r, m)) if s == "False" && r == "Unreachable" => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(message.contains(&target), "{message}");
+    let list = secondaries().await;
+    assert_eq!(
+        list.first().map(|s| (s.serial, s.in_sync)),
+        Some((None, false)),
+        "{list:?}"
+    );
+}
