@@ -4,7 +4,9 @@
 Both servers get the same zone (Knot loads exactly what `zonegate render` prints), run on the
 same machine in turn, and are measured with the same dnsperf runs:
 
-  * max QPS: dnsperf, 90% existing names / 10% NXDOMAIN, fixed duration;
+  * max QPS: dnsperf, 90% existing names / 10% NXDOMAIN, fixed duration; the ratio of the
+    medians and the "paired ratio", the median of each round's ratio to the Knot round next to
+    it (less sensitive to load that drifts between rounds);
   * latency: p50/p99 at a fixed offered load (dnsperf -Q, per-query latencies with -v);
   * RSS after loading (VmRSS) at each zone size;
   * start-up: spawn to first correct answer;
@@ -293,15 +295,18 @@ def main():
 
     cpu = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo"], capture_output=True, text=True).stdout.split("\n")
     print(f"Machine: {cpu[0]} cores, {cpu[1].split(':')[-1].strip() if len(cpu) > 1 else '?'}; dnsperf 8 clients, 500 outstanding, {args.rounds} alternating rounds of {args.seconds}s per server (median shown, all rounds in the JSON); latency at {args.rate} qps offered.\n")
-    print("| names | server | max QPS | ratio vs Knot | CPU µs per query | Knot's CPU / ours | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| names | server | max QPS | ratio vs Knot | paired ratio | CPU µs per query | Knot's CPU / ours | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in results.items():
         for name in servers:
             x = r[name]
             ratio = x["max_qps"] / r["knot"]["max_qps"] if r["knot"]["max_qps"] else 0
             ch = f"{x['change_ms_median']:.1f} / {x['change_ms_max']:.1f}" if "change_ms_median" in x else "n/a (no watch)"
             eff = r["knot"]["cpu_us"] / x["cpu_us"] if x["cpu_us"] else 0
-            print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {x['cpu_us']:.2f} | {eff:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
+            # the median of each round's ratio to the Knot round right after it: background load
+            # that drifts between rounds hits both servers of a pair alike
+            paired = statistics.median(a / b for a, b in zip(x["rounds"], r["knot"]["rounds"]) if b)
+            print(f"| {n} | {name} | {x['max_qps']:.0f} | {ratio:.2f}x | {paired:.2f}x | {x['cpu_us']:.2f} | {eff:.2f}x | {x['max_lost']} | {x.get('lat_p50_ms', 0):.3f} | {x.get('lat_p99_ms', 0):.3f} | {x['rss_kib'] / 1024:.1f} | {x['startup_s']:.3f} | {ch} |")
     if args.rrl:
         print("\n| names | zonegate with RRL on (never limiting) / without: max QPS | CPU µs per query, with / without |")
         print("|---|---|---|")
