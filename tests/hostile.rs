@@ -64,9 +64,24 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(Command::new(bin()), dir, extra)
+    }
+
+    /// As `start`, with the server's uid and gid 65534 (`setpriv`): root reads anything, so a
+    /// mode-000 directory is unreadable only to another user. The tree must be readable by it.
+    fn start_as_nobody(dir: &Path, extra: &[&str]) -> Self {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin());
+        Self::start_with(setpriv, dir, extra)
+    }
+
+    /// `cmd serve --manifests dir …`: `cmd` is the binary, or a wrapper that runs it.
+    fn start_with(mut cmd: Command, dir: &Path, extra: &[&str]) -> Self {
         let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = Command::new(bin())
+        let mut child = cmd
             .args(["serve", "--manifests"])
             .arg(dir)
             .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
@@ -765,21 +780,10 @@ fn log_lines_and_metrics_agree() {
 /// named; deep YAML fails fast and names the file; a broken file keeps its content.
 #[test]
 fn broken_manifest_trees_keep_last_good_content() {
-    let d = zone_dir();
-    write_nested(
-        &d,
-        "team/apps/web.yaml",
-        "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: team, namespace: team}\nspec:\n  domain: team.example.com\n  records: [{name: www, type: A, values: [\"192.0.2.77\"]}]\n",
-    );
+    let d = team_tree("192.0.2.77");
     let s = Served::start(d.path(), &[]);
     s.wait_ready();
-    let www = |s: &Served| {
-        ask(s, "www.team.example.com.", RecordType::A, false)
-            .answers
-            .first()
-            .map(|r| r.data.to_string())
-    };
-    assert_eq!(www(&s).as_deref(), Some("192.0.2.77"));
+    assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"));
     // an unreadable subdirectory (as root, mode 000 does not stop reading: that case runs in
     // unreadable_subdirectory_keeps_last_good_content_as_nobody)
     let sub = d.path().join("team");
@@ -795,7 +799,7 @@ fn broken_manifest_trees_keep_last_good_content() {
             l.contains("keeping the last good content of its 1 file"),
             "{l}"
         );
-        assert_eq!(www(&s).as_deref(), Some("192.0.2.77"));
+        assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"));
         set_mode(&sub, 0o755);
     }
     // a 120 KB file of nested lists: refused at once, named, nothing else delayed
@@ -816,7 +820,7 @@ fn broken_manifest_trees_keep_last_good_content() {
     write_nested(&d, "team/apps/web.yaml", "kind: [unclosed\n");
     let l = s.wait_log(n, "web.yaml");
     assert!(l.contains("keeping this file's last good content"), "{l}");
-    assert_eq!(www(&s).as_deref(), Some("192.0.2.77"));
+    assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"));
     answers_correctly(&s);
 }
 
@@ -839,49 +843,13 @@ fn set_mode(p: &Path, mode: u32) {
 /// root's override does not cover (`setpriv`), so mode 000 means unreadable.
 #[test]
 fn unreadable_subdirectory_keeps_last_good_content_as_nobody() {
-    if unsafe { libc::geteuid() } != 0 || Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!(
-            "skipped: needs root and setpriv (the case runs as the current user in broken_manifest_trees_keep_last_good_content)"
-        );
+    if !can_run_as_nobody() {
         return;
     }
-    let d = zone_dir();
-    write_nested(
-        &d,
-        "team/apps/web.yaml",
-        "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: team, namespace: team}\nspec:\n  domain: team.example.com\n  records: [{name: www, type: A, values: [\"192.0.2.77\"]}]\n",
-    );
-    set_mode(d.path(), 0o755);
-    // the binary and the tree must be readable by nobody
-    let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(bin())
-        .args(["serve", "--manifests"])
-        .arg(d.path())
-        .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    collect(child.stderr.take().unwrap(), log.clone());
-    let s = Served {
-        child,
-        dns,
-        http,
-        log,
-    };
+    let d = team_tree("192.0.2.77");
+    let s = Served::start_as_nobody(d.path(), &[]);
     s.wait_ready();
-    let www = |s: &Served| {
-        ask(s, "www.team.example.com.", RecordType::A, false)
-            .answers
-            .first()
-            .map(|r| r.data.to_string())
-    };
-    assert_eq!(www(&s).as_deref(), Some("192.0.2.77"));
+    assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"));
     set_mode(&d.path().join("team"), 0o000);
     let n = s.log_lines().len();
     d.write(
@@ -895,7 +863,88 @@ fn unreadable_subdirectory_keeps_last_good_content_as_nobody() {
         l.contains("keeping the last good content of its 1 file"),
         "{l}"
     );
-    assert_eq!(www(&s).as_deref(), Some("192.0.2.77"), "records kept");
+    assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"), "records kept");
+}
+
+/// A subdirectory already unreadable when the server starts is treated like an unreadable
+/// file: the server starts and serves the rest, the problem names the subdirectory, and once
+/// it is readable its files are served and watched. Before, `serve` exited 1 with `cannot
+/// watch …: Permission denied`.
+#[test]
+fn subdirectory_unreadable_at_start_is_served_around_as_nobody() {
+    if !can_run_as_nobody() {
+        return;
+    }
+    let d = team_tree("192.0.2.77");
+    let team = d.path().join("team");
+    set_mode(&team, 0o000);
+    let mut s = Served::start_as_nobody(d.path(), &[]);
+    s.wait_ready();
+    let l = s.wait_log(0, "cannot read directory");
+    assert!(
+        l.contains("team/: cannot read directory") && l.contains("nothing from it is served"),
+        "{l}"
+    );
+    answers_correctly(&s);
+    assert_eq!(team_www(&s), None, "nothing from team/ yet");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.alive(), "the server runs; log:\n{}", s.log_text());
+    // readable again: picked up without touching any file, then watched
+    set_mode(&team, 0o755);
+    wait_for(
+        || team_www(&s).as_deref() == Some("192.0.2.77"),
+        || s.log_text(),
+    );
+    write_nested(&d, "team/apps/web.yaml", &team_zone("192.0.2.78"));
+    wait_for(
+        || team_www(&s).as_deref() == Some("192.0.2.78"),
+        || s.log_text(),
+    );
+    assert!(!s.log_text().contains("cannot watch"), "{}", s.log_text());
+}
+
+/// Whether the `_as_nobody` cases can run: they need root (to give the tree away) and setpriv.
+fn can_run_as_nobody() -> bool {
+    let ok =
+        unsafe { libc::geteuid() } == 0 && Command::new("setpriv").arg("--help").output().is_ok();
+    if !ok {
+        eprintln!(
+            "skipped: needs root and setpriv (the unreadable-directory case runs as the current user in broken_manifest_trees_keep_last_good_content)"
+        );
+    }
+    ok
+}
+
+/// The DNSZone of `team/apps/web.yaml`: team.example.com with `www` at `ip`.
+fn team_zone(ip: &str) -> String {
+    format!(
+        "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: team, namespace: team}}\nspec:\n  domain: team.example.com\n  records: [{{name: www, type: A, values: [\"{ip}\"]}}]\n"
+    )
+}
+
+/// The zone tree plus `team/apps/web.yaml`, readable by any user.
+fn team_tree(ip: &str) -> TempDir {
+    let d = zone_dir();
+    write_nested(&d, "team/apps/web.yaml", &team_zone(ip));
+    set_mode(d.path(), 0o755);
+    d
+}
+
+/// The address served for www.team.example.com, if any.
+fn team_www(s: &Served) -> Option<String> {
+    ask(s, "www.team.example.com.", RecordType::A, false)
+        .answers
+        .first()
+        .map(|r| r.data.to_string())
+}
+
+/// Waits up to 10 s for `cond`; panics with `log()` otherwise.
+fn wait_for(cond: impl Fn() -> bool, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out; log:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// TCP: 1 100 clients that each send a query every 2 s, then 1 100 that send queries and

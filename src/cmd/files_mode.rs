@@ -3,6 +3,7 @@
 use super::check_report::{
     CheckFormat, Diagnostic, Report, document_line, leading_field, split_location,
 };
+use super::tree_watch::TreeWatch;
 use crate::dns::ZoneSet;
 use crate::dns::server::SharedZones;
 use crate::error::{Error, Result};
@@ -236,6 +237,8 @@ struct Reloader {
     notifier: Option<crate::notifier::Notifier>,
     /// Zones served after the last reload.
     zone_count: usize,
+    /// The watch of the tree's directories, brought in step before each load (`serve` only).
+    watch: Option<TreeWatch>,
 }
 
 /// `1 zone`, `2 zones`.
@@ -249,6 +252,8 @@ impl Reloader {
     /// `manifest_problems` (files, objects, zones not served) + `zone_problems` (the sum of
     /// `zonegate_zone_problems`).
     fn reload(&mut self) -> usize {
+        // first the watch, then the load: a file written in between is both read and seen
+        let unwatched = self.watch.as_mut().map(TreeWatch::sync).unwrap_or_default();
         let Compiled {
             load_problems,
             mut reports,
@@ -377,6 +382,14 @@ impl Reloader {
                 plural(count, "zone", "zones")
             );
         }
+        // (after the summary line, which counts the problems of the tree itself)
+        for (dir, e) in unwatched {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot watch a directory of the tree; its changes are read when another change reloads the tree"
+            );
+        }
         self.served = served;
         self.loads += 1;
         let set = Arc::new(set);
@@ -411,6 +424,43 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
     let metrics = Arc::new(ServerMetrics::new());
     let health = Arc::new(Health::default());
     let zones: SharedZones = Arc::new(ArcSwap::from_pointee(ZoneSet::default()));
+    // Watch the tree before the first load (a change during it is one more reload); the
+    // debouncer turns a burst of events into one batch once the tree has been quiet for
+    // DEBOUNCE, and batches queued during a reload become one more reload.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch_error = |source| Error::WatchDir {
+        path: opts.dir.clone(),
+        source,
+    };
+    let debouncer = notify_debouncer_full::new_debouncer(
+        DEBOUNCE,
+        None,
+        move |res: notify_debouncer_full::DebounceEventResult| {
+            let changed = match res {
+                // only changes count: our own reads raise access events, which must not loop
+                Ok(events) => events.iter().any(|ev| {
+                    matches!(
+                        ev.kind,
+                        notify::EventKind::Create(_)
+                            | notify::EventKind::Modify(_)
+                            | notify::EventKind::Remove(_)
+                    )
+                }),
+                // lost events (queue overflow) are a change of unknown extent: reload
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::warn!(error = %e, "file watch error; reloading everything");
+                    }
+                    true
+                }
+            };
+            if changed {
+                let _ = tx.send(());
+            }
+        },
+    )
+    .map_err(watch_error)?;
+    let watch = TreeWatch::new(debouncer, opts.dir.clone()).map_err(watch_error)?;
     let mut reloader = Reloader {
         loader: ManifestLoader::new(&opts.dir),
         publisher: Publisher::default(),
@@ -422,6 +472,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         loads: 0,
         notifier: None,
         zone_count: 0,
+        watch: Some(watch),
     };
     reloader = reload_off_workers(reloader).await?;
     if reloader.zone_count == 0 && !opts.allow_empty {
@@ -455,44 +506,6 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
     }
     set_ready(&health, true, reloader.zone_count, opts.allow_empty);
 
-    // Watch the directory; the debouncer turns a burst of events into one batch once the tree
-    // has been quiet for DEBOUNCE, and batches queued during a reload become one more reload.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let watch_error = |source| Error::WatchDir {
-        path: opts.dir.clone(),
-        source,
-    };
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        DEBOUNCE,
-        None,
-        move |res: notify_debouncer_full::DebounceEventResult| {
-            let changed = match res {
-                // only changes count: our own reads raise access events, which must not loop
-                Ok(events) => events.iter().any(|ev| {
-                    matches!(
-                        ev.kind,
-                        notify::EventKind::Create(_)
-                            | notify::EventKind::Modify(_)
-                            | notify::EventKind::Remove(_)
-                    )
-                }),
-                // lost events (queue overflow) are a change of unknown extent: reload
-                Err(errors) => {
-                    for e in &errors {
-                        tracing::warn!(error = %e, "file watch error; reloading everything");
-                    }
-                    true
-                }
-            };
-            if changed {
-                let _ = tx.send(());
-            }
-        },
-    )
-    .map_err(watch_error)?;
-    debouncer
-        .watch(&opts.dir, notify::RecursiveMode::Recursive)
-        .map_err(watch_error)?;
     let shutdown = process::shutdown();
     tokio::pin!(shutdown);
     loop {
