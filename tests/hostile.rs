@@ -637,6 +637,180 @@ fn txt(s: &Served, name: &str, tcp: bool) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `zonegate check --manifests dir`: the exit code and the report (stdout).
+fn check(dir: &Path) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(["check", "--manifests"])
+        .arg(dir)
+        .output()
+        .expect("zonegate check runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A DNSZone of `domain` named `namespace/name`, with `spec.records` written inline.
+fn zone_doc(namespace: &str, name: &str, domain: &str, records: &str) -> String {
+    format!(
+        "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  domain: {domain}\n  records:\n{records}"
+    )
+}
+
+/// `check` reports a CNAME loop among static records once, naming the file, document, field
+/// and the loop, and fails (before: `ok: 1 files, 1 zones, no problems`, exit 0).
+#[test]
+fn check_reports_a_cname_loop() {
+    let d = TempDir::new("hostile-loop");
+    d.write(
+        "zone.yaml",
+        &zone_doc(
+            "acme",
+            "acme",
+            "acme.example.com",
+            "    - {name: www, type: A, values: [\"192.0.2.10\"]}\n    - {name: loop-a, type: CNAME, values: [\"loop-b.acme.example.com\"]}\n    - {name: loop-b, type: CNAME, values: [\"loop-a.acme.example.com\"]}\n",
+        ),
+    );
+    let (code, report) = check(d.path());
+    let loops: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("CNAME loop"))
+        .collect();
+    assert_eq!(loops.len(), 1, "the loop is reported once:\n{report}");
+    assert!(
+        loops[0].starts_with(
+            "error: zone.yaml#1: DNSZone acme/acme: spec.records[1]: CNAME loop: loop-a.acme.example.com. -> loop-b.acme.example.com. -> loop-a.acme.example.com."
+        ),
+        "{report}"
+    );
+    assert_eq!(code, Some(1), "{report}");
+}
+
+/// An unquoted TXT value with blanks is served as written (separate strings, as RFC 1035 says)
+/// but `check` and the server's log say so and show the quoted form to use (before: `check`
+/// said nothing and the log neither).
+#[test]
+fn unquoted_txt_with_blanks_is_reported_with_the_quoted_form() {
+    let d = TempDir::new("hostile-blanks");
+    d.write(
+        "zone.yaml",
+        &zone_doc(
+            "acme",
+            "acme",
+            "acme.example.com",
+            "    - {name: www, type: A, values: [\"192.0.2.10\"]}\n    - {name: spf, type: TXT, values: [\"v=spf1 include:_spf.example.net -all\"]}\n",
+        ),
+    );
+    let quoted = "quote the value: '\"v=spf1 include:_spf.example.net -all\"'";
+    let (_, report) = check(d.path());
+    let line = report
+        .lines()
+        .find(|l| l.contains("spec.records[1].values[0]"))
+        .unwrap_or_else(|| panic!("check names the value:\n{report}"));
+    assert!(
+        line.contains("zone.yaml#1: DNSZone acme/acme:")
+            && line.contains("unquoted blanks make 3 separate strings")
+            && line.contains(quoted),
+        "{line}"
+    );
+    let s = Served::start(d.path(), &[]);
+    s.wait_ready();
+    assert_eq!(
+        txt(&s, "spf.acme.example.com.", false),
+        vec![vec![
+            "v=spf1".to_string(),
+            "include:_spf.example.net".to_string(),
+            "-all".to_string()
+        ]],
+        "served as written"
+    );
+    let logged = s.wait_log(0, "spec.records[1].values[0]");
+    assert!(logged.contains(quoted), "{logged}");
+}
+
+/// A document over the 32 MiB limit is refused before it is parsed, at once, naming the file
+/// and document; the rest of the tree is still checked (before: accepted after seconds of
+/// parsing, exit 0).
+#[test]
+fn an_oversized_document_is_refused_naming_the_file() {
+    let d = TempDir::new("hostile-big");
+    d.write(
+        "zone.yaml",
+        &zone_doc(
+            "acme",
+            "acme",
+            "acme.example.com",
+            "    - {name: www, type: A, values: [\"192.0.2.10\"]}\n",
+        ),
+    );
+    d.write(
+        "big.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: small}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n  k: \"{}\"\n",
+            "x".repeat(33 << 20)
+        ),
+    );
+    let t = Instant::now();
+    let (code, report) = check(d.path());
+    let took = t.elapsed();
+    eprintln!("check of a 33 MiB document took {took:?}");
+    assert!(
+        report.lines().any(|l| l.starts_with(
+            "error: big.yaml: invalid YAML: document 2 is 33 MiB, more than the 32 MiB a document may have"
+        )),
+        "{}",
+        &report[..report.len().min(2000)]
+    );
+    assert!(report.contains("1 zone compiled"), "{report}");
+    assert_eq!(code, Some(1));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// Files mode: a DNSZone added later for a domain already served (no `creationTimestamp`, as
+/// GitOps manifests have) does not take the domain, even though its name sorts first; it is
+/// reported, and it takes over once the first zone goes away. Before, the newcomer won the
+/// name tie-break and the domain's answers changed under the served zone.
+#[test]
+fn a_zone_added_later_does_not_take_a_served_domain() {
+    let d = TempDir::new("hostile-newcomer");
+    let www = "    - {name: www, type: A, values: [\"IP\"]}\n";
+    let shop =
+        |name: &str, ip: &str| zone_doc("team", name, "shop.example.com", &www.replace("IP", ip));
+    d.write("a.yaml", &shop("zz-shop", "192.0.2.1"));
+    let s = Served::start(d.path(), &[]);
+    s.wait_ready();
+    let addr = |s: &Served| {
+        ask(s, "www.shop.example.com.", RecordType::A, false)
+            .answers
+            .first()
+            .map(|r| r.data.to_string())
+    };
+    assert_eq!(addr(&s).as_deref(), Some("192.0.2.1"));
+    let n = s.log_lines().len();
+    d.write("b.yaml", &shop("aa-shop", "192.0.2.2"));
+    let l = s.wait_log(n, "DomainConflict");
+    assert!(
+        l.contains("zone=team/aa-shop") && l.contains("claimed by DNSZone team/zz-shop"),
+        "the newcomer is the one reported: {l}"
+    );
+    assert_eq!(
+        addr(&s).as_deref(),
+        Some("192.0.2.1"),
+        "the served zone keeps it"
+    );
+    // another reload changes nothing
+    let n = s.log_lines().len();
+    d.write(
+        "touch.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: t}\n",
+    );
+    s.wait_log(n, "zones reloaded");
+    assert_eq!(addr(&s).as_deref(), Some("192.0.2.1"));
+    // once the first zone goes away, the newcomer serves the domain
+    std::fs::remove_file(d.path().join("a.yaml")).unwrap();
+    wait_for(|| addr(&s).as_deref() == Some("192.0.2.2"), || s.log_text());
+}
+
 /// A flood of malformed EDNS options, each with a new option code, once wrote one WARN line
 /// per packet (from hickory-proto); now they are counted and summarised.
 #[test]
