@@ -8,6 +8,7 @@
 //! addresses inside the zone, with those addresses (flattened); a CNAME leaving the zone, and
 //! wildcard names, as comments (a hosts file cannot say either).
 
+use crate::cmd::tree_watch::TreeWatch;
 use crate::error::{Error, Result};
 use crate::feed::files::ManifestLoader;
 use crate::publish::Publisher;
@@ -316,9 +317,12 @@ pub async fn run(args: HostsArgs) -> Result<()> {
     if !args.watch {
         return Ok(());
     }
-    use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+    let watch_error = |source| Error::WatchDir {
+        path: dir.clone(),
+        source,
+    };
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev
             && matches!(
                 ev.kind,
@@ -330,16 +334,10 @@ pub async fn run(args: HostsArgs) -> Result<()> {
             let _ = tx.send(());
         }
     })
-    .map_err(|source| Error::WatchDir {
-        path: dir.clone(),
-        source,
-    })?;
-    watcher
-        .watch(&dir, notify::RecursiveMode::Recursive)
-        .map_err(|source| Error::WatchDir {
-            path: dir.clone(),
-            source,
-        })?;
+    .map_err(watch_error)?;
+    // one watch per directory: a subdirectory unreadable now is read and watched once it is
+    // readable, as in `serve --manifests`
+    let mut watch = TreeWatch::new(watcher, dir.clone()).map_err(watch_error)?;
     let shutdown = crate::process::shutdown();
     tokio::pin!(shutdown);
     loop {
@@ -350,6 +348,9 @@ pub async fn run(args: HostsArgs) -> Result<()> {
                     return Err(Error::Stopped("the file watcher"));
                 }
                 while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {}
+                for (d, e) in watch.sync() {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch a directory of the tree; its changes are read when another change reloads the tree");
+                }
                 // a bad moment (a zone briefly missing, a hosts file being edited) is logged, and
                 // the next change tries again
                 if let Err(e) = write(&mut loader, &mut publisher) {

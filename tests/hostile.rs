@@ -1077,6 +1077,56 @@ fn subdirectory_unreadable_at_start_is_served_around_as_nobody() {
     assert!(!s.log_text().contains("cannot watch"), "{}", s.log_text());
 }
 
+/// The same for `zonegate hosts --manifests DIR --watch`: it keeps running, writes what it can
+/// read, and adds the subdirectory's names once it is readable (before: exit 1, `cannot watch`).
+#[test]
+fn hosts_watch_reads_a_subdirectory_unreadable_at_start_as_nobody() {
+    if !can_run_as_nobody() {
+        return;
+    }
+    let d = team_tree("192.0.2.77");
+    // nobody writes the hosts file, and its temporary file next to it
+    let out = TempDir::new("hostile-hosts");
+    let hosts = out.path().join("hosts");
+    std::fs::write(&hosts, "").unwrap();
+    for p in [out.path(), hosts.as_path()] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let team = d.path().join("team");
+    set_mode(&team, 0o000);
+    /// Kills the watcher however the test ends.
+    struct Running(Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin())
+        .args(["hosts", "--watch", "--manifests"])
+        .arg(d.path())
+        .arg("--hosts-file")
+        .arg(&hosts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Running)
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    collect(child.0.stderr.take().unwrap(), log.clone());
+    let log_text = || log.lock().unwrap().join("\n");
+    let has = |name: &str| std::fs::read_to_string(&hosts).unwrap().contains(name);
+    wait_for(|| has("www.acme.example.com"), log_text);
+    std::thread::sleep(Duration::from_millis(300));
+    let running = child.0.try_wait().unwrap().is_none();
+    assert!(running, "hosts --watch runs; log:\n{}", log_text());
+    assert!(!has("www.team.example.com"));
+    set_mode(&team, 0o755);
+    wait_for(|| has("www.team.example.com"), log_text);
+}
+
 /// Whether the `_as_nobody` cases can run: they need root (to give the tree away) and setpriv.
 fn can_run_as_nobody() -> bool {
     let ok =

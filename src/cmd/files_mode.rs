@@ -3,7 +3,7 @@
 use super::check_report::{
     CheckFormat, Diagnostic, Report, document_line, leading_field, split_location,
 };
-use super::tree_watch::TreeWatch;
+use super::tree_watch::{Debounced, TreeWatch};
 use crate::dns::ZoneSet;
 use crate::dns::server::SharedZones;
 use crate::error::{Error, Result};
@@ -238,7 +238,7 @@ struct Reloader {
     /// Zones served after the last reload.
     zone_count: usize,
     /// The watch of the tree's directories, brought in step before each load (`serve` only).
-    watch: Option<TreeWatch>,
+    watch: Option<TreeWatch<Debounced>>,
 }
 
 /// `1 zone`, `2 zones`.

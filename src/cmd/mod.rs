@@ -3,4 +3,4 @@ pub mod check_report;
 pub mod cluster_mode;
 pub mod files_mode;
 pub mod listeners;
-mod tree_watch;
+pub(crate) mod tree_watch;

@@ -4,6 +4,7 @@
 //! left out and tried again at the next load instead of stopping the server, while the loader
 //! reports it and serves around it. The change that makes it readable again (its mode, seen by
 //! the watch of the directory above) causes that load. Only the root must be watchable.
+//! `hosts --manifests DIR --watch` watches its tree the same way.
 
 use notify::RecursiveMode;
 use notify_debouncer_full::{Debouncer, RecommendedCache};
@@ -11,25 +12,51 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-type Inner = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+/// The debouncer of `serve --manifests`.
+pub type Debounced = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
+/// What a [`TreeWatch`] needs of the watcher under it: the debouncer of `serve`, or the
+/// plain watcher of `hosts --watch`.
+pub trait DirWatcher {
+    fn watch_dir(&mut self, dir: &Path) -> notify::Result<()>;
+    fn unwatch_dir(&mut self, dir: &Path) -> notify::Result<()>;
+}
+
+impl DirWatcher for Debounced {
+    fn watch_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        self.watch(dir, RecursiveMode::NonRecursive)
+    }
+    fn unwatch_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        self.unwatch(dir)
+    }
+}
+
+impl DirWatcher for notify::RecommendedWatcher {
+    fn watch_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        notify::Watcher::watch(self, dir, RecursiveMode::NonRecursive)
+    }
+    fn unwatch_dir(&mut self, dir: &Path) -> notify::Result<()> {
+        notify::Watcher::unwatch(self, dir)
+    }
+}
 
 /// A directory's identity: (device, inode). A directory replaced at the same path is watched
 /// again, as the old watch went with the old directory.
 type DirId = (u64, u64);
 
-pub struct TreeWatch {
-    debouncer: Inner,
+pub struct TreeWatch<W: DirWatcher> {
+    watcher: W,
     root: PathBuf,
     watched: BTreeMap<PathBuf, DirId>,
     /// Readable directories whose watch failed (the inotify limit), warned about once.
     warned: BTreeSet<PathBuf>,
 }
 
-impl TreeWatch {
+impl<W: DirWatcher> TreeWatch<W> {
     /// Watches every directory under `root`; fails only when the root cannot be watched.
-    pub fn new(debouncer: Inner, root: PathBuf) -> notify::Result<Self> {
+    pub fn new(watcher: W, root: PathBuf) -> notify::Result<Self> {
         let mut w = Self {
-            debouncer,
+            watcher,
             root,
             watched: BTreeMap::new(),
             warned: BTreeSet::new(),
@@ -55,7 +82,7 @@ impl TreeWatch {
             .collect();
         for dir in stale {
             // (the watch of a deleted directory is already gone: nothing to undo)
-            let _ = self.debouncer.unwatch(&dir);
+            let _ = self.watcher.unwatch_dir(&dir);
             self.watched.remove(&dir);
         }
         self.warned
@@ -63,9 +90,7 @@ impl TreeWatch {
         let mut failed = Vec::new();
         if !dirs.contains_key(&self.root) {
             // the root itself is gone: watching it says why
-            if let Err(e) = self
-                .debouncer
-                .watch(&self.root, RecursiveMode::NonRecursive)
+            if let Err(e) = self.watcher.watch_dir(&self.root)
                 && self.warned.insert(self.root.clone())
             {
                 failed.push((self.root.clone(), e));
@@ -76,7 +101,7 @@ impl TreeWatch {
             if self.watched.contains_key(&dir) {
                 continue;
             }
-            match self.debouncer.watch(&dir, RecursiveMode::NonRecursive) {
+            match self.watcher.watch_dir(&dir) {
                 Ok(()) => {
                     self.watched.insert(dir.clone(), id);
                     self.warned.remove(&dir);
@@ -139,7 +164,7 @@ mod tests {
         d
     }
 
-    fn watch(root: &Path) -> (TreeWatch, mpsc::Receiver<()>) {
+    fn watch(root: &Path) -> (TreeWatch<Debounced>, mpsc::Receiver<()>) {
         let (tx, rx) = mpsc::channel();
         let debouncer = notify_debouncer_full::new_debouncer(
             Duration::from_millis(10),
