@@ -1,7 +1,7 @@
 //! The standing hostile battery: what a hostile tester sends to `zonegate serve --manifests`
 //! (the real binary, on free loopback ports, over UDP and TCP) and the broken manifest trees
-//! it is given, each with the behaviour expected; after the whole battery the server still
-//! answers correctly and its memory stays bounded.
+//! it is given (to `serve`, `check` and `hosts --watch`), each with the behaviour expected;
+//! after the whole battery the server still answers correctly and its memory stays bounded.
 //!
 //! `ZONEGATE_TEST_BIN` runs the battery against another build of the binary (to see which
 //! cases an older build fails).
