@@ -992,6 +992,23 @@ fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// A directory at mode 000 until dropped, then 0755 again (also when a test fails, so that a
+/// user who is not root can remove the tree).
+struct Unreadable(PathBuf);
+
+impl Unreadable {
+    fn new(dir: PathBuf) -> Self {
+        set_mode(&dir, 0o000);
+        Self(dir)
+    }
+}
+
+impl Drop for Unreadable {
+    fn drop(&mut self) {
+        set_mode(&self.0, 0o755);
+    }
+}
+
 /// A subdirectory that turns unreadable keeps its last good content and is named (the server
 /// runs as a user that mode 000 keeps out: `as_nobody`).
 #[test]
@@ -1003,14 +1020,14 @@ fn unreadable_subdirectory_keeps_last_good_content_as_nobody() {
     let s = Served::start_as_nobody(d.path(), &[]);
     s.wait_ready();
     assert_eq!(team_www(&s).as_deref(), Some("192.0.2.77"));
-    set_mode(&d.path().join("team"), 0o000);
+    let team = Unreadable::new(d.path().join("team"));
     let n = s.log_lines().len();
     d.write(
         "touch.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: t}\n",
     );
     let l = s.wait_log(n, "cannot read directory");
-    set_mode(&d.path().join("team"), 0o755);
+    drop(team);
     assert!(l.contains("team/: cannot read directory"), "{l}");
     assert!(
         l.contains("keeping the last good content of its 1 file"),
@@ -1029,8 +1046,7 @@ fn subdirectory_unreadable_at_start_is_served_around_as_nobody() {
         return;
     }
     let d = team_tree("192.0.2.77");
-    let team = d.path().join("team");
-    set_mode(&team, 0o000);
+    let team = Unreadable::new(d.path().join("team"));
     let mut s = Served::start_as_nobody(d.path(), &[]);
     s.wait_ready();
     let l = s.wait_log(0, "cannot read directory");
@@ -1043,7 +1059,7 @@ fn subdirectory_unreadable_at_start_is_served_around_as_nobody() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.alive(), "the server runs; log:\n{}", s.log_text());
     // readable again: picked up without touching any file, then watched
-    set_mode(&team, 0o755);
+    drop(team);
     wait_for(
         || team_www(&s).as_deref() == Some("192.0.2.77"),
         || s.log_text(),
@@ -1073,8 +1089,7 @@ fn hosts_watch_reads_a_subdirectory_unreadable_at_start_as_nobody() {
             std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
         }
     }
-    let team = d.path().join("team");
-    set_mode(&team, 0o000);
+    let team = Unreadable::new(d.path().join("team"));
     /// Kills the watcher however the test ends.
     struct Running(Child);
     impl Drop for Running {
@@ -1102,7 +1117,7 @@ fn hosts_watch_reads_a_subdirectory_unreadable_at_start_as_nobody() {
     let running = child.0.try_wait().unwrap().is_none();
     assert!(running, "hosts --watch runs; log:\n{}", log_text());
     assert!(!has("www.team.example.com"));
-    set_mode(&team, 0o755);
+    drop(team);
     wait_for(|| has("www.team.example.com"), log_text);
 }
 
