@@ -1516,3 +1516,61 @@ fn wire_cases_over_dot_and_doh() {
     let (_, _, doh) = doh_raw(https, &cert, &query, certs.path());
     assert_eq!(doh.as_deref().map(rcode_of), Some(0));
 }
+
+/// 1 100 connections that never start their TLS handshake, on the DoT and on the DoH port,
+/// do not keep a new client out: at 1 024 the one idle longest is closed (counted in
+/// `zonegate_dns_tls_evicted_total`) and a new DoT and DoH client are answered at once.
+#[test]
+fn tls_floods_do_not_keep_new_clients_out() {
+    let d = zone_dir();
+    let certs = TempDir::new("certs");
+    let (key, cert) = (certs.path().join("key.pem"), certs.path().join("cert.pem"));
+    sockets::self_signed_cert("127.0.0.1", "IP:127.0.0.1", &key, &cert);
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let s = Served::start(
+        d.path(),
+        &[
+            "--tls-listen",
+            &tls.to_string(),
+            "--https-listen",
+            &https.to_string(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    s.wait_ready();
+    let query = raw_query(9, "www.acme.example.com", 1, &[]);
+    let mut idle = Vec::new();
+    for addr in [tls, https] {
+        for _ in 0..1100 {
+            if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                idle.push(c);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let dot = dot_raw(tls, &cert, &query).as_deref().map(rcode_of);
+    let dot_took = t.elapsed();
+    let t = Instant::now();
+    let (_, _, doh) = doh_raw(https, &cert, &query, certs.path());
+    let doh_took = t.elapsed();
+    let evicted = s.metric("zonegate_dns_tls_evicted_total");
+    eprintln!(
+        "{} idle connections: DoT answered in {dot_took:?}, DoH in {doh_took:?}; {evicted} evicted",
+        idle.len()
+    );
+    assert_eq!(dot, Some(0), "a new DoT client is answered");
+    assert_eq!(
+        doh.as_deref().map(rcode_of),
+        Some(0),
+        "a new DoH client is answered"
+    );
+    assert!(dot_took < Duration::from_secs(2) && doh_took < Duration::from_secs(2));
+    assert!(evicted >= 2.0 * (1100.0 - 1024.0), "{evicted} evicted");
+    drop(idle);
+    answers_correctly(&s);
+}

@@ -223,6 +223,105 @@ fn axfr_tsig_chain_verified_by_kdig_and_dnspython() {
     assert!(ok, "{out}");
 }
 
+/// The `;; Received N B (M messages, R records)` line of a kdig transfer: (messages, records).
+fn kdig_received(out: &str) -> (usize, usize) {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(";; Received "))
+        .unwrap_or_else(|| panic!("no summary in: {}", &out[out.len().saturating_sub(400)..]));
+    let nums: Vec<usize> = line
+        .split(['(', ' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[1], nums[2])
+}
+
+/// Zone transfer over TLS (XoT, RFC 9103) on the DoT listener: `kdig +tls` gets the whole
+/// TSIG-signed AXFR of a zone far larger than the 32 messages (about 2 MiB) hickory-server's
+/// DoT path could queue, every message signed, the same messages and records as over TCP;
+/// IXFR from the current serial is the SOA alone; a client outside `allowFrom` is refused.
+#[test]
+fn xot_axfr_and_ixfr_over_tls_with_kdig() {
+    let dir = TempDir::new("xfr-xot");
+    dir.write(
+        "zone.yaml",
+        &zone_yaml("127.0.0.1/32", &[], true, "192.0.2.25"),
+    );
+    dir.write("many.yaml", &many_names(60000));
+    let certs = TempDir::new("xot-certs");
+    let (key, cert) = (certs.path().join("key.pem"), certs.path().join("cert.pem"));
+    self_signed_cert("127.0.0.1", "IP:127.0.0.1", &key, &cert);
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            "--tls-listen",
+            &tls.to_string(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let (tcp_port, tls_port) = (s.dns.port().to_string(), tls.port().to_string());
+    let key = key_arg();
+    let plain = kdig(&["@127.0.0.1", "-p", &tcp_port, "-y", &key, "AXFR", ZONE]);
+    let over_tls = kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &tls_port,
+        "+tls",
+        "-y",
+        &key,
+        "AXFR",
+        ZONE,
+    ]);
+    let (plain, over_tls) = (text(&plain), text(&over_tls));
+    let (messages, records) = kdig_received(&over_tls);
+    assert!(
+        over_tls.len() > 2 * 1024 * 1024,
+        "the transfer is over 2 MiB of text: {}",
+        over_tls.len()
+    );
+    assert!(
+        messages > 33,
+        "{messages} messages: more than hickory's queue"
+    );
+    assert!(records > 66000, "{records} records");
+    assert_eq!((messages, records), kdig_received(&plain), "as over TCP");
+    let tsigs = over_tls.lines().filter(|l| l.contains("\tTSIG\t")).count();
+    assert_eq!(tsigs, messages, "a TSIG on every message");
+    assert!(!over_tls.contains("failed"), "{}", &over_tls[..400]);
+    // IXFR from the current serial: the SOA alone
+    let serial: String = kdig(&["@127.0.0.1", "-p", &tcp_port, "+short", ZONE, "SOA"])
+        .stdout
+        .split(|b| *b == b' ')
+        .nth(2)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .expect("a SOA");
+    let ixfr = text(&kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &tls_port,
+        "+tls",
+        "-y",
+        &key,
+        &format!("IXFR={serial}"),
+        ZONE,
+    ]));
+    assert_eq!(kdig_received(&ixfr), (1, 1), "the SOA alone: {ixfr}");
+    // no key: refused over TLS as over TCP
+    let nokey = text(&kdig(&[
+        "@127.0.0.1",
+        "-p",
+        &tls_port,
+        "+tls",
+        "AXFR",
+        ZONE,
+    ]));
+    assert!(nokey.contains("REFUSED"), "{nokey}");
+}
+
 #[test]
 fn refusals_wrong_key_no_key_foreign_address_udp() {
     let dir = TempDir::new("xfr-refuse");

@@ -6,7 +6,7 @@
 
 use super::policy::Policy;
 use super::responder::{Answer, Client, Transport, decide_for, encode};
-use super::server::SharedZones;
+use super::server::{ConnSlot, MAX_TCP_CONNECTIONS, SharedZones, TcpConnections};
 use crate::metrics::{QueryLabels, ServerMetrics};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -200,7 +200,8 @@ async fn handle(
 /// Accepts DoH connections on `listener` until the process exits: the TLS handshake within
 /// `timeout`, then HTTP/2 (ALPN `h2`), many streams at once; a connection with no request for
 /// `timeout` is closed (HTTP/2 GOAWAY). Handshake and HTTP/2 failures are network log events
-/// (counted, summarised). The number of connections is capped by `conncap`, as on DoT.
+/// (counted, summarised). At most 1 024 connections: a new one closes the one idle longest
+/// (the same table as plain TCP and DoT).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -208,6 +209,7 @@ pub async fn serve(
     ctx: Arc<DohContext>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let conns = Arc::new(TcpConnections::new());
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -218,54 +220,79 @@ pub async fn serve(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
-        let ctx = ctx.clone();
+        let (id, slot, evicted) = conns.open(MAX_TCP_CONNECTIONS);
+        if evicted {
+            ctx.metrics.tls_evicted.inc();
+        }
+        let (acceptor, ctx, conns) = (acceptor.clone(), ctx.clone(), conns.clone());
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "DoH TLS handshake failed");
-                    return;
+            tokio::select! {
+                _ = connection(tcp, peer, acceptor, timeout, ctx, &conns, &slot) => {}
+                _ = slot.close.notified() => {}
+            }
+            conns.close(id);
+        });
+    }
+}
+
+/// One DoH connection: the TLS handshake, then HTTP/2 until it ends or is idle for `timeout`
+/// (its slot in the connection table is touched while requests come).
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    timeout: Duration,
+    ctx: Arc<DohContext>,
+    conns: &TcpConnections,
+    slot: &ConnSlot,
+) {
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "DoH TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "DoH TLS handshake timed out");
+            return;
+        }
+    };
+    // milliseconds since `t0` of the last request
+    let last = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let seen = last.clone();
+    let service = hyper::service::service_fn(move |req| {
+        seen.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+        handle(req, peer, ctx.clone())
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(Some(timeout))
+        .keep_alive_timeout(timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval(timeout / 4);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::warn!(%peer, error = %e, "DoH connection failed");
                 }
-                Err(_) => {
-                    tracing::warn!(%peer, "DoH TLS handshake timed out");
-                    return;
-                }
-            };
-            let last = Arc::new(AtomicU64::new(0));
-            let t0 = Instant::now();
-            let seen = last.clone();
-            let service = hyper::service::service_fn(move |req| {
-                seen.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
-                handle(req, peer, ctx.clone())
-            });
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(MAX_STREAMS)
-                .keep_alive_interval(Some(timeout))
-                .keep_alive_timeout(timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let mut tick = tokio::time::interval(timeout / 4);
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    done = conn.as_mut() => {
-                        if let Err(e) = done {
-                            tracing::warn!(%peer, error = %e, "DoH connection failed");
-                        }
-                        return;
-                    }
-                    _ = tick.tick(), if !closing => {
-                        let idle = t0.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-                        if idle >= timeout.as_millis() as u64 {
-                            conn.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
-                    }
+                return;
+            }
+            _ = tick.tick(), if !closing => {
+                let idle = (t0.elapsed().as_millis() as u64)
+                    .saturating_sub(last.load(Ordering::Relaxed));
+                if idle >= timeout.as_millis() as u64 {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                } else if idle < (timeout / 4).as_millis() as u64 {
+                    conns.touch(slot);
                 }
             }
-        });
+        }
     }
 }
 

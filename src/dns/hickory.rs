@@ -1,12 +1,12 @@
-//! The encrypted transports: DNS over TLS (RFC 7858) and over QUIC (RFC 9250), served by
-//! `hickory_server::Server` with our own `RequestHandler`, and DNS over HTTPS (RFC 8484), which
-//! is ours (`doh.rs`: hickory-server 0.26.3 refuses GET) but started here with the same
-//! certificate. The handler gives the request bytes to the same responder the UDP and TCP
-//! paths use (`responder::decide`) and sends the decided message through hickory's encoder;
-//! nothing about answering differs by transport but the size limit (none below 65 535 on
-//! these stream transports).
+//! The encrypted transports, started here with one certificate (reloaded when its files
+//! change): DNS over QUIC (RFC 9250) served by `hickory_server::Server` with our own
+//! `RequestHandler`, DNS over TLS with zone transfers (`dot.rs`) and DNS over HTTPS (`doh.rs`),
+//! which are ours because hickory-server 0.26.3's cannot stream a large or TSIG-signed
+//! transfer and refuses DoH GET. The handler gives the request bytes to the same responder the
+//! UDP and TCP paths use (`responder::decide`) and sends the decided message through hickory's
+//! encoder; nothing about answering differs by transport but the size limit (none below
+//! 65 535 on these stream transports).
 
-use super::conncap;
 use super::policy::Policy;
 use super::responder::{Answer, Client, Summary, Transport, decide_for};
 use super::server::SharedZones;
@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 /// A TLS handshake must finish within this, and a DoT/DoH/DoQ connection idle this long is
 /// closed (hickory uses one timeout for both on DoT).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
-/// Open DoT, and DoH, connections at most, each (hickory-server has no cap: `conncap`).
-pub const MAX_CONNECTIONS: usize = 1024;
 
 /// The `serve` flags of the encrypted listeners.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -110,14 +108,14 @@ pub async fn start(
         let local = listener
             .local_addr()
             .map_err(bind_err("--tls-listen", *addr))?;
-        server
-            .register_tls_listener_with_tls_config(
-                listener,
-                TIMEOUT,
-                tls_config(b"dot", resolver.clone()),
-            )
-            .map_err(bind_err("--tls-listen", *addr))?;
-        conncap::spawn(local, MAX_CONNECTIONS, metrics.tls_evicted.clone());
+        tokio::spawn(super::dot::serve(
+            listener,
+            tls_config(b"dot", resolver.clone()),
+            TIMEOUT,
+            doh.zones.clone(),
+            metrics.clone(),
+            doh.policy.clone(),
+        ));
         bound.push(("tls", local));
     }
     for addr in &args.https_listen {
@@ -131,7 +129,6 @@ pub async fn start(
             TIMEOUT,
             doh.clone(),
         ));
-        conncap::spawn(local, MAX_CONNECTIONS, metrics.tls_evicted.clone());
         bound.push(("https", local));
     }
     for addr in &args.quic_listen {
@@ -144,12 +141,15 @@ pub async fn start(
             .map_err(bind_err("--quic-listen", *addr))?;
         bound.push(("quic", local));
     }
-    // the Server owns the listeners' tasks: keep it for the life of the process
-    tokio::spawn(async move {
-        if let Err(e) = server.block_until_done().await {
-            tracing::error!(error = %e, "encrypted DNS listeners stopped");
-        }
-    });
+    // the Server owns the DoQ listeners' tasks: keep it for the life of the process (with
+    // none, it has nothing to wait for and would say so in a warning)
+    if !args.quic_listen.is_empty() {
+        tokio::spawn(async move {
+            if let Err(e) = server.block_until_done().await {
+                tracing::error!(error = %e, "encrypted DNS listeners stopped");
+            }
+        });
+    }
     Ok(bound)
 }
 

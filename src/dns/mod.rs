@@ -2,9 +2,9 @@
 //! (UDP and TCP in `server`, DoT, DoH and DoQ on hickory-server in `hickory`).
 pub mod acl;
 pub mod compiled;
-pub mod conncap;
 pub mod cookies;
 pub mod doh;
+pub mod dot;
 pub mod hickory;
 pub mod identity;
 pub mod journal;

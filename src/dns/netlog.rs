@@ -86,13 +86,14 @@ fn flush() -> Option<()> {
 /// Libraries (and our DoH listener) whose events are driven by network input (a malformed
 /// message, a failed handshake or stream): their events are counted and summarised, never
 /// written one by one.
-pub const NETWORK_LIBRARIES: [&str; 6] = [
+pub const NETWORK_LIBRARIES: [&str; 7] = [
     "hickory_proto",
     "hickory_server",
     "hickory_net",
     "quinn",
     "h2",
     "zonegate::dns::doh",
+    "zonegate::dns::dot",
 ];
 
 /// Whether `target` (a tracing target such as `hickory_proto::rr::rdata::opt`) is one of

@@ -25,13 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub type SharedZones = Arc<ArcSwap<ZoneSet>>;
 
 /// Open TCP connections at most; a new client past this closes the one idle longest.
-const MAX_TCP_CONNECTIONS: usize = 1024;
+pub(super) const MAX_TCP_CONNECTIONS: usize = 1024;
 /// A TCP connection idle this long is closed (RFC 7766 §6.2.3 suggests seconds, not minutes).
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// A write that makes no progress for this long closes the connection.
 const TCP_WRITE_STALL: Duration = Duration::from_secs(5);
 
-fn record(metrics: &ServerMetrics, s: &Summary, transport: Transport, started: Instant) {
+fn record(metrics: &ServerMetrics, s: &Summary, transport: &'static str, started: Instant) {
     metrics.latency.observe(started.elapsed().as_secs_f64());
     metrics
         .queries
@@ -39,20 +39,18 @@ fn record(metrics: &ServerMetrics, s: &Summary, transport: Transport, started: I
         .inc();
 }
 
+/// The query counter's labels; `transport` is `udp`, `tcp` or `tls`.
 fn labels(
     zone: Option<&Arc<str>>,
     qtype: RecordType,
     rcode: ResponseCode,
-    transport: Transport,
+    transport: &'static str,
 ) -> QueryLabels {
     QueryLabels {
         zone: zone.map(|z| z.to_string()).unwrap_or_else(|| "none".into()),
         qtype: qtype.to_string(),
         rcode: rcode.to_str().to_string(),
-        transport: match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        },
+        transport,
     }
 }
 
@@ -92,7 +90,7 @@ impl LocalStats {
         for ((zone, qtype, rcode), n) in self.counts.drain() {
             metrics
                 .queries
-                .get_or_create(&labels(zone.as_ref(), qtype, rcode, Transport::Udp))
+                .get_or_create(&labels(zone.as_ref(), qtype, rcode, "udp"))
                 .inc_by(n);
         }
         self.last_flush = Instant::now();
@@ -492,7 +490,7 @@ mod mmsg {
 /// The open TCP connections, each with the time it was last active, so that a new client can
 /// always get in: at the limit the connection idle longest is closed (as Knot does).
 #[derive(Default)]
-struct TcpConnections {
+pub(super) struct TcpConnections {
     inner: std::sync::Mutex<ConnTable>,
     started: Option<Instant>,
 }
@@ -504,16 +502,16 @@ struct ConnTable {
 }
 
 /// One connection's shared state.
-struct ConnSlot {
+pub(super) struct ConnSlot {
     /// Milliseconds since the table's start when the connection last read a request or
     /// finished a write.
     last_active: std::sync::atomic::AtomicU64,
     /// Signalled when the connection is to close (evicted for a new client).
-    close: tokio::sync::Notify,
+    pub(super) close: tokio::sync::Notify,
 }
 
 impl TcpConnections {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             inner: Default::default(),
             started: Some(Instant::now()),
@@ -528,7 +526,7 @@ impl TcpConnections {
 
     /// Registers a new connection, first closing the one idle longest when `limit` are open.
     /// Returns its id, its slot, and whether another was evicted for it.
-    fn open(&self, limit: usize) -> (u64, Arc<ConnSlot>, bool) {
+    pub(super) fn open(&self, limit: usize) -> (u64, Arc<ConnSlot>, bool) {
         let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut evicted = false;
         while t.open.len() >= limit {
@@ -558,12 +556,12 @@ impl TcpConnections {
         (id, slot, evicted)
     }
 
-    fn touch(&self, slot: &ConnSlot) {
+    pub(super) fn touch(&self, slot: &ConnSlot) {
         slot.last_active
             .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn close(&self, id: u64) {
+    pub(super) fn close(&self, id: u64) {
         let mut t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         t.open.remove(&id);
     }
@@ -600,8 +598,19 @@ async fn tcp_accept_loop(
         let conns = conns.clone();
         let policy = policy.clone();
         tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                peer,
+                transport: "tcp",
+                transfers: true,
+                zones: &zones,
+                metrics: &metrics,
+                policy: &policy,
+                conns: &conns,
+                slot: &slot,
+            };
             let result = tokio::select! {
-                r = tcp_connection(stream, peer, zones, metrics, &policy, &conns, &slot) => r,
+                r = conn.serve(stream) => r,
                 _ = slot.close.notified() => Ok(()),
             };
             conns.close(id);
@@ -614,8 +623,8 @@ async fn tcp_accept_loop(
 
 /// Writes all of `buf`, failing when one write makes no progress for `TCP_WRITE_STALL` (a
 /// client that does not read must not hold its connection forever).
-async fn write_all_progressing(
-    stream: &mut tokio::net::TcpStream,
+async fn write_all_progressing<S: AsyncWriteExt + Unpin>(
+    stream: &mut S,
     mut buf: &[u8],
 ) -> std::io::Result<()> {
     while !buf.is_empty() {
@@ -629,58 +638,76 @@ async fn write_all_progressing(
     Ok(())
 }
 
-async fn tcp_connection(
-    mut stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    zones: SharedZones,
-    metrics: Arc<ServerMetrics>,
-    policy: &Policy,
-    conns: &TcpConnections,
-    slot: &ConnSlot,
-) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()), // idle
+/// One stream connection (plain TCP, or DoT once its TLS handshake is done): RFC 7766 framing,
+/// one request at a time, zone transfers streamed when `transfers`, closed when idle.
+pub(super) struct Connection<'a> {
+    pub(super) peer: SocketAddr,
+    /// The query counter's transport label.
+    pub(super) transport: &'static str,
+    /// Whether AXFR/IXFR may be answered here (not over TLS below 1.3: RFC 9103 §9).
+    pub(super) transfers: bool,
+    pub(super) zones: &'a SharedZones,
+    pub(super) metrics: &'a Arc<ServerMetrics>,
+    pub(super) policy: &'a Policy,
+    pub(super) conns: &'a TcpConnections,
+    pub(super) slot: &'a ConnSlot,
+}
+
+impl Connection<'_> {
+    pub(super) async fn serve<S>(&self, mut stream: S) -> std::io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let peer = self.peer;
+        let mut buf = Vec::with_capacity(512);
+        loop {
+            let mut len = [0u8; 2];
+            match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()), // idle
+            }
+            let len = u16::from_be_bytes(len) as usize;
+            buf.resize(len, 0);
+            match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            };
+            self.conns.touch(self.slot);
+            let started = Instant::now();
+            let snapshot = self.zones.load();
+            // a client outside the ACL gets REFUSED from the responder, transfers included
+            let allowed = self.policy.acl.allows(Some(peer.ip()));
+            if allowed && self.transfers && super::xfr::is_transfer(&buf) {
+                let transfer = super::xfr::Transfer::start(
+                    &snapshot,
+                    &buf,
+                    peer.ip(),
+                    crate::publish::unix_now(),
+                );
+                drop(snapshot);
+                super::xfr_out::send(&mut stream, transfer, peer, self.metrics, TCP_IDLE).await?;
+                stream.flush().await?;
+                self.conns.touch(self.slot);
+                continue;
+            }
+            let client = Client {
+                ip: Some(peer.ip()),
+                policy: self.policy,
+                now: crate::publish::unix_now(),
+            };
+            let Some((resp, summary)) = respond_to(&snapshot, &buf, Transport::Tcp, &client) else {
+                return Ok(()); // nothing sensible to say: close
+            };
+            let mut out = Vec::with_capacity(resp.len() + 2);
+            out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
+            out.extend_from_slice(&resp);
+            write_all_progressing(&mut stream, &out).await?;
+            stream.flush().await?;
+            self.conns.touch(self.slot);
+            record(self.metrics, &summary, self.transport, started);
         }
-        let len = u16::from_be_bytes(len) as usize;
-        buf.resize(len, 0);
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()),
-        };
-        conns.touch(slot);
-        let started = Instant::now();
-        let snapshot = zones.load();
-        // a client outside the ACL gets REFUSED from the responder, transfers included
-        let allowed = policy.acl.allows(Some(peer.ip()));
-        if allowed && super::xfr::is_transfer(&buf) {
-            let transfer =
-                super::xfr::Transfer::start(&snapshot, &buf, peer.ip(), crate::publish::unix_now());
-            drop(snapshot);
-            super::xfr_out::send(&mut stream, transfer, peer, &metrics, TCP_IDLE).await?;
-            conns.touch(slot);
-            continue;
-        }
-        let client = Client {
-            ip: Some(peer.ip()),
-            policy,
-            now: crate::publish::unix_now(),
-        };
-        let Some((resp, summary)) = respond_to(&snapshot, &buf, Transport::Tcp, &client) else {
-            return Ok(()); // nothing sensible to say: close
-        };
-        let mut out = Vec::with_capacity(resp.len() + 2);
-        out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
-        out.extend_from_slice(&resp);
-        write_all_progressing(&mut stream, &out).await?;
-        conns.touch(slot);
-        record(&metrics, &summary, Transport::Tcp, started);
     }
 }
 
