@@ -689,7 +689,16 @@ mod real_node {
             let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
             let pod = &d["spec"]["template"]["spec"];
             assert_eq!(pod["securityContext"]["fsGroup"], 65532);
-            assert_eq!(pod["volumes"][1]["secret"]["secretName"], "ns-cert");
+            let secrets: Vec<&str> = pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["secret"]["secretName"].as_str())
+                .collect();
+            assert!(
+                secrets.contains(&"ns-cert") && secrets.contains(&"acme-cookie"),
+                "the certificate and the cookie Secret are mounted: {secrets:?}"
+            );
         }
         patch("null");
         for i in 1..=2 {

@@ -3,7 +3,7 @@
 
   * TCP (dnsperf -m tcp): `zonegate serve --manifests` next to Knot DNS (same zone: Knot loads
     exactly what `zonegate render` prints, 2 UDP and 2 TCP workers);
-  * DoT (dnsperf -m dot): zonegate's hickory-server listener next to CoreDNS 1.14 (`tls://`
+  * DoT (dnsperf -m dot): zonegate's DoT listener next to CoreDNS 1.14 (`tls://`
     server block, `file` plugin on the same zone file, the same ECDSA P-256 certificate);
   * DoH (h2load, HTTP/2 GET of /dns-query?dns=..., 8 connections x 64 streams): zonegate's own
     DoH listener next to CoreDNS's `https://` block. dnsperf 2.10's DoH is not used: it waits
