@@ -717,8 +717,12 @@ mod real_node {
                 || {
                     let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
                     let st = &d["status"];
+                    let tls_mounted = d["spec"]["template"]["spec"]["volumes"]
+                        .as_array()?
+                        .iter()
+                        .any(|v| v["secret"]["secretName"] == "ns-cert");
                     let done = d["metadata"]["generation"] == st["observedGeneration"]
-                        && d["spec"]["template"]["spec"]["volumes"].as_array()?.len() == 1
+                        && !tls_mounted
                         && st["updatedReplicas"] == 2
                         && st["readyReplicas"] == 2
                         && st["replicas"] == 2;
