@@ -676,6 +676,28 @@ mod real_node {
             "DoT answered on both load balancers {:?} after the patch",
             t0.elapsed()
         );
+        // the rollout is over before every transport is asserted: until then a load balancer
+        // may still send a connection to an old pod, which has no encrypted listener
+        for i in 1..=2 {
+            wait(
+                &format!("acme-ns{i} rolled out with the certificate"),
+                Duration::from_secs(180),
+                || {
+                    let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
+                    let st = &d["status"];
+                    let tls_mounted = d["spec"]["template"]["spec"]["volumes"]
+                        .as_array()?
+                        .iter()
+                        .any(|v| v["secret"]["secretName"] == "ns-cert");
+                    let done = d["metadata"]["generation"] == st["observedGeneration"]
+                        && tls_mounted
+                        && st["updatedReplicas"] == 2
+                        && st["readyReplicas"] == 2
+                        && st["replicas"] == 2;
+                    (done && nameserver_pods(i).len() == 2).then_some(())
+                },
+            );
+        }
         for lb in s.lb {
             let out = kdig("+https", lb, 443, &[]);
             assert!(out.contains("192.0.2.25"), "{lb} DoH:\n{out}");
