@@ -1595,6 +1595,23 @@ fn free_port() -> u16 {
     }
 }
 
+/// Stops a knotd child: SIGTERM, then SIGKILL after 5 s.
+fn stop_knot(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if c.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// `knotd` serving `zone` (the parent) on 127.0.0.1:`port` from a zone file in `dir`; stopped
 /// on drop.
 struct Knot {
@@ -1683,19 +1700,7 @@ impl Knot {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            for _ in 0..50 {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_knot(&mut self.child);
     }
 }
 
@@ -2231,19 +2236,7 @@ impl KnotSecondary {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            for _ in 0..50 {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_knot(&mut self.child);
     }
 }
 

@@ -7,7 +7,7 @@
 use super::policy::Policy;
 use super::responder::{Answer, Client, Transport, decide_for, encode};
 use super::server::{ConnSlot, MAX_TCP_CONNECTIONS, SharedZones, TcpConnections};
-use crate::metrics::{QueryLabels, ServerMetrics};
+use crate::metrics::ServerMetrics;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -179,20 +179,7 @@ async fn handle(
     };
     let (resp, summary) = answer_http(&ctx.zones.load(), &http, &client);
     if let Some(summary) = summary {
-        ctx.metrics.latency.observe(started.elapsed().as_secs_f64());
-        ctx.metrics
-            .queries
-            .get_or_create(&QueryLabels {
-                zone: summary
-                    .zone
-                    .as_ref()
-                    .map(|z| z.to_string())
-                    .unwrap_or_else(|| "none".into()),
-                qtype: summary.qtype.to_string(),
-                rcode: summary.rcode.to_str().to_string(),
-                transport: "https",
-            })
-            .inc();
+        super::server::record(&ctx.metrics, &summary, "https", started);
     }
     Ok(resp)
 }

@@ -11,7 +11,7 @@ use super::policy::Policy;
 use super::responder::{Answer, Client, Summary, Transport, decide_for};
 use super::server::SharedZones;
 use super::tls::{self, CertResolver};
-use crate::metrics::{QueryLabels, ServerMetrics};
+use crate::metrics::ServerMetrics;
 use hickory_proto::op::{Header, HeaderCounts, Message, MessageType, Metadata, ResponseCode};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -229,22 +229,8 @@ impl RequestHandler for Handler {
         drop(snapshot);
         let (sent, summary) = send(request, answer, &mut response_handle).await;
         if let Some(summary) = summary {
-            self.metrics
-                .latency
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics
-                .queries
-                .get_or_create(&QueryLabels {
-                    zone: summary
-                        .zone
-                        .as_ref()
-                        .map(|z| z.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                    qtype: summary.qtype.to_string(),
-                    rcode: summary.rcode.to_str().to_string(),
-                    transport: transport_label(request.protocol()),
-                })
-                .inc();
+            let transport = transport_label(request.protocol());
+            super::server::record(&self.metrics, &summary, transport, started);
         }
         sent.unwrap_or_else(|| not_sent(request))
     }

@@ -31,7 +31,13 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 /// A write that makes no progress for this long closes the connection.
 const TCP_WRITE_STALL: Duration = Duration::from_secs(5);
 
-fn record(metrics: &ServerMetrics, s: &Summary, transport: &'static str, started: Instant) {
+/// Counts one answered query (its zone, type, rcode and transport) and its latency.
+pub(super) fn record(
+    metrics: &ServerMetrics,
+    s: &Summary,
+    transport: &'static str,
+    started: Instant,
+) {
     metrics.latency.observe(started.elapsed().as_secs_f64());
     metrics
         .queries
