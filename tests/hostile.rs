@@ -1380,6 +1380,50 @@ fn after_the_whole_battery_the_server_answers_and_memory_is_bounded() {
     );
 }
 
+/// The hostile zone served with DoT and DoH listeners on free ports and a self-signed
+/// certificate for 127.0.0.1 (kept in `certs`, which also holds the DoH client's scratch files).
+struct TlsServed {
+    served: Served,
+    tls: SocketAddr,
+    https: SocketAddr,
+    cert: PathBuf,
+    certs: TempDir,
+    _zone: TempDir,
+}
+
+impl TlsServed {
+    fn start() -> Self {
+        let zone = zone_dir();
+        let certs = TempDir::new("certs");
+        let (key, cert) = (certs.path().join("key.pem"), certs.path().join("cert.pem"));
+        sockets::self_signed_cert("127.0.0.1", "IP:127.0.0.1", &key, &cert);
+        let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let served = Served::start(
+            zone.path(),
+            &[
+                "--tls-listen",
+                &tls.to_string(),
+                "--https-listen",
+                &https.to_string(),
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        served.wait_ready();
+        TlsServed {
+            served,
+            tls,
+            https,
+            cert,
+            certs,
+            _zone: zone,
+        }
+    }
+}
+
 /// One DNS-over-TLS exchange (RFC 7858: a TCP frame inside TLS), trusting `cert` for the
 /// server's address; `None` when the server closes without a reply or none comes in 2 s.
 fn dot_raw(server: SocketAddr, cert: &Path, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -1448,26 +1492,8 @@ fn doh_raw(
 /// answers with an HTTP 4xx); then the server still answers correctly over all three.
 #[test]
 fn wire_cases_over_dot_and_doh() {
-    let d = zone_dir();
-    let certs = TempDir::new("certs");
-    let (key, cert) = (certs.path().join("key.pem"), certs.path().join("cert.pem"));
-    sockets::self_signed_cert("127.0.0.1", "IP:127.0.0.1", &key, &cert);
-    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut s = Served::start(
-        d.path(),
-        &[
-            "--tls-listen",
-            &tls.to_string(),
-            "--https-listen",
-            &https.to_string(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
-    s.wait_ready();
+    let t = TlsServed::start();
+    let (mut s, tls, https, cert, certs) = (t.served, t.tls, t.https, t.cert, t.certs);
     let mut failures = Vec::new();
     let mut compared = 0;
     for case in wire_cases() {
@@ -1522,26 +1548,8 @@ fn wire_cases_over_dot_and_doh() {
 /// `zonegate_dns_tls_evicted_total`) and a new DoT and DoH client are answered at once.
 #[test]
 fn tls_floods_do_not_keep_new_clients_out() {
-    let d = zone_dir();
-    let certs = TempDir::new("certs");
-    let (key, cert) = (certs.path().join("key.pem"), certs.path().join("cert.pem"));
-    sockets::self_signed_cert("127.0.0.1", "IP:127.0.0.1", &key, &cert);
-    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let s = Served::start(
-        d.path(),
-        &[
-            "--tls-listen",
-            &tls.to_string(),
-            "--https-listen",
-            &https.to_string(),
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
-    s.wait_ready();
+    let t = TlsServed::start();
+    let (s, tls, https, cert, certs) = (t.served, t.tls, t.https, t.cert, t.certs);
     let query = raw_query(9, "www.acme.example.com", 1, &[]);
     let mut idle = Vec::new();
     for addr in [tls, https] {

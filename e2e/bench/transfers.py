@@ -82,6 +82,16 @@ def soa_serial(port, timeout=0.2):
     return struct.unpack(">I", data[i:i + 4])[0]
 
 
+def first_serial(port, what, timeout=120.0):
+    """The first SOA serial the server on `port` answers, waiting up to `timeout` for it."""
+    t0 = time.monotonic()
+    while (serial := soa_serial(port)) is None:
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"{what} does not answer")
+        time.sleep(0.01)
+    return serial
+
+
 def wait_serial(port, serial, timeout=120.0):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -166,22 +176,12 @@ def main():
         zg = Proc([binary, "serve", "--manifests", d, "--listen", f"127.0.0.1:{zg_port}", "--http", f"127.0.0.1:{zg_http}"],
                   env={**os.environ, "RUST_LOG": "error"})
         procs.append(zg)
-        t0 = time.monotonic()
-        while soa_serial(zg_port) is None:
-            if time.monotonic() - t0 > 120:
-                raise RuntimeError("zonegate does not answer")
-            time.sleep(0.01)
-        zg_serial = soa_serial(zg_port)
+        zg_serial = first_serial(zg_port, "zonegate")
         conf, _ = knot_conf(work, "primary", knot_port, f"    file: {zonefile}\n    zonefile-load: whole\n    acl: [xfr-out]\n",
                             "acl:\n  - id: xfr-out\n    address: 127.0.0.0/8\n    action: transfer\n")
         kp = Proc(["knotd", "-c", conf])
         procs.append(kp)
-        t0 = time.monotonic()
-        while soa_serial(knot_port) is None:
-            if time.monotonic() - t0 > 120:
-                raise RuntimeError("Knot (primary) does not answer")
-            time.sleep(0.01)
-        knot_serial = soa_serial(knot_port)
+        knot_serial = first_serial(knot_port, "Knot (primary)")
         log(f"zonegate serial {zg_serial}, Knot primary serial {knot_serial}")
         for rnd in range(args.rounds):
             for name, port, serial in (("zonegate", zg_port, zg_serial), ("knot", knot_port, knot_serial)):
