@@ -679,24 +679,7 @@ mod real_node {
         // the rollout is over before every transport is asserted: until then a load balancer
         // may still send a connection to an old pod, which has no encrypted listener
         for i in 1..=2 {
-            wait(
-                &format!("acme-ns{i} rolled out with the certificate"),
-                Duration::from_secs(180),
-                || {
-                    let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
-                    let st = &d["status"];
-                    let tls_mounted = d["spec"]["template"]["spec"]["volumes"]
-                        .as_array()?
-                        .iter()
-                        .any(|v| v["secret"]["secretName"] == "ns-cert");
-                    let done = d["metadata"]["generation"] == st["observedGeneration"]
-                        && tls_mounted
-                        && st["updatedReplicas"] == 2
-                        && st["readyReplicas"] == 2
-                        && st["replicas"] == 2;
-                    (done && nameserver_pods(i).len() == 2).then_some(())
-                },
-            );
+            wait_rolled_out(i, true);
         }
         for lb in s.lb {
             let out = kdig("+https", lb, 443, &[]);
@@ -733,26 +716,33 @@ mod real_node {
                 },
             );
             // the rollback finished: the next test finds two ready pods per nameserver
-            wait(
-                &format!("acme-ns{i} rolled back"),
-                Duration::from_secs(180),
-                || {
-                    let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
-                    let st = &d["status"];
-                    let tls_mounted = d["spec"]["template"]["spec"]["volumes"]
-                        .as_array()?
-                        .iter()
-                        .any(|v| v["secret"]["secretName"] == "ns-cert");
-                    let done = d["metadata"]["generation"] == st["observedGeneration"]
-                        && !tls_mounted
-                        && st["updatedReplicas"] == 2
-                        && st["readyReplicas"] == 2
-                        && st["replicas"] == 2;
-                    (done && nameserver_pods(i).len() == 2).then_some(())
-                },
-            );
+            wait_rolled_out(i, false);
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Waits until Deployment acme-ns`i` is rolled out: observed, two updated and ready
+    /// replicas, two pods, and the TLS Secret `ns-cert` mounted or not as `with_cert` says.
+    fn wait_rolled_out(i: usize, with_cert: bool) {
+        let what = if with_cert { "with" } else { "without" };
+        wait(
+            &format!("acme-ns{i} rolled out {what} the certificate"),
+            Duration::from_secs(180),
+            || {
+                let d = kj(&["-n", ZONE_NS, "get", "deployment", &format!("acme-ns{i}")]);
+                let st = &d["status"];
+                let tls_mounted = d["spec"]["template"]["spec"]["volumes"]
+                    .as_array()?
+                    .iter()
+                    .any(|v| v["secret"]["secretName"] == "ns-cert");
+                let done = d["metadata"]["generation"] == st["observedGeneration"]
+                    && tls_mounted == with_cert
+                    && st["updatedReplicas"] == 2
+                    && st["readyReplicas"] == 2
+                    && st["replicas"] == 2;
+                (done && nameserver_pods(i).len() == 2).then_some(())
+            },
+        );
     }
 
     /// SIGKILL of one nameserver container while a resolver-style client queries both
