@@ -143,8 +143,8 @@ def rss_kib(pid):
     return 0
 
 
-def dnsperf(port, queries, seconds, rate=None):
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-c", "8", "-q", "500", "-T", "1"]
+def dnsperf(port, queries, seconds, rate=None, mode="udp"):
+    cmd = ["dnsperf", "-m", mode, "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-c", "8", "-q", "500", "-T", "1"]
     if rate:
         cmd += ["-Q", str(rate), "-v"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -155,6 +155,8 @@ def dnsperf(port, queries, seconds, rate=None):
     res["lost"] = int(m.group(1)) if m else -1
     m = re.search(r"Queries completed:\s+(\d+)", out)
     res["completed"] = int(m.group(1)) if m else 0
+    m = re.search(r"Response codes:\s+(.*)", out)
+    res["rcodes"] = m.group(1).strip() if m else ""
     if rate:
         lat = [float(x) for x in re.findall(r"^> \S+ .* ([\d.]+)$", out, re.M)]
         lat.sort()

@@ -22,32 +22,8 @@ CoreDNS (e2e/tools.sh coredns builds it).
 import argparse, base64, json, os, re, shutil, statistics, struct, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dns_vs_knot import (ROOT, ZONE, Proc, cpu_seconds, free_port, ip_for, log, rss_kib,  # noqa: E402
-                         wait_answer, write_manifests, write_queries)
-
-
-def dnsperf(mode, port, queries, seconds, rate=None):
-    cmd = ["dnsperf", "-m", mode, "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds),
-           "-c", "8", "-q", "500", "-T", "1"]
-    if rate:
-        cmd += ["-Q", str(rate), "-v"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    res = {}
-    m = re.search(r"Queries per second:\s+([\d.]+)", out)
-    res["qps"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"Queries lost:\s+(\d+)", out)
-    res["lost"] = int(m.group(1)) if m else -1
-    m = re.search(r"Queries completed:\s+(\d+)", out)
-    res["completed"] = int(m.group(1)) if m else 0
-    m = re.search(r"Response codes:\s+(.*)", out)
-    res["rcodes"] = m.group(1).strip() if m else ""
-    if rate:
-        lat = sorted(float(x) for x in re.findall(r"^> \S+ .* ([\d.]+)$", out, re.M))
-        if lat:
-            res["p50_ms"] = lat[len(lat) // 2] * 1000
-            res["p99_ms"] = lat[int(len(lat) * 0.99)] * 1000
-            res["samples"] = len(lat)
-    return res
+from dns_vs_knot import (ROOT, ZONE, Proc, cpu_seconds, dnsperf, free_port, ip_for, log,  # noqa: E402
+                         rss_kib, wait_answer, write_manifests, write_queries)
 
 
 def doh_uris(queries, port, path):
@@ -189,7 +165,7 @@ def main():
                     if mode == "doh":
                         out = h2load(uris[port], args.seconds, 64)
                     else:
-                        out = dnsperf(mode, port, queries, args.seconds)
+                        out = dnsperf(port, queries, args.seconds, mode=mode)
                     cpu = cpu_seconds(pid) - cpu0
                     r[server]["rounds"].append(out["qps"])
                     r[server]["cpu_us"].append(cpu * 1e6 / max(1, out["completed"]))
@@ -205,7 +181,7 @@ def main():
                     lat = h2load(uris[port], max(3, args.seconds // 2), 1, log=os.path.join(work, f"h2log{port}"))
                     lat["rate"] = f"{lat['qps']:.0f} (8 x 1 outstanding)"
                 else:
-                    lat = dnsperf(mode, port, queries, max(3, args.seconds // 2), rate=rate)
+                    lat = dnsperf(port, queries, max(3, args.seconds // 2), rate=rate, mode=mode)
                 r[server].update({"rate": lat.pop("rate", rate), **{f"lat_{k}": v for k, v in lat.items()}})
             log(json.dumps(r))
     finally:
