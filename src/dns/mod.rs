@@ -1,5 +1,6 @@
 //! The DNS engine: compiled zones, the responder (bytes in, bytes out) and the transports
-//! (UDP and TCP in `server`, DoT, DoH and DoQ on hickory-server in `hickory`).
+//! (UDP, TCP and DoT in `server` and `dot`, DoH in `doh`, DoQ on hickory-server in `hickory`),
+//! and zone transfers out (`xfr`, packed by `pack`).
 pub mod acl;
 pub mod compiled;
 pub mod cookies;
@@ -9,6 +10,7 @@ pub mod hickory;
 pub mod identity;
 pub mod journal;
 pub mod netlog;
+pub mod pack;
 pub mod policy;
 pub mod responder;
 pub mod rrl;

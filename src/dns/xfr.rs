@@ -4,13 +4,14 @@
 //! when the request was signed. The transport (server.rs) only writes the messages out.
 
 use super::compiled::{CompiledZone, ZoneSet};
+use super::pack::Packer;
 use super::responder::{Summary, Transport};
 use super::tsig::{self, ResponseSigner, TsigRecord, Verified};
 use crate::zone::transfer::{KeyRequirement, TransferPolicy, TsigKey};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -200,9 +201,11 @@ pub struct Transfer {
     query: Option<Query>,
     /// The OPT record for the first message.
     edns: Option<Edns>,
-    /// The records to send, in order (RRsets, shared with the zone).
+    /// The records to send next, in order (RRsets, shared with the zone).
     items: Vec<Arc<[Record]>>,
     pos: (usize, usize),
+    /// A whole zone still to send after `items`, fetched in chunks of nodes.
+    rest: Option<Rest>,
     signer: Option<ResponseSigner>,
     /// A ready single message (errors), sent instead of `items`.
     single: Option<Vec<u8>>,
@@ -231,6 +234,7 @@ impl Transfer {
             edns: None,
             items: Vec::new(),
             pos: (0, 0),
+            rest: None,
             signer: None,
             single: Some(bytes),
             started: false,
@@ -302,9 +306,10 @@ impl Transfer {
         }
         let edns = msg.edns.as_ref().map(|ce| response_edns(ce, zone));
         let soa = zone.soa().clone();
-        let (kind, items) = match query.query_type() {
+        let full = || (vec![soa.clone()], Some(Rest::new(zone)));
+        let ((kind, items), rest) = match query.query_type() {
             RecordType::IXFR => match client_serial(&msg) {
-                Some(s) if !serial_lt(s, zone.serial()) => (Kind::IxfrCurrent, vec![soa]),
+                Some(s) if !serial_lt(s, zone.serial()) => ((Kind::IxfrCurrent, vec![soa]), None),
                 Some(s) => match zones
                     .history(zone.origin())
                     .and_then(|h| h.since(s))
@@ -313,22 +318,34 @@ impl Transfer {
                     // RFC 1995 §4: our SOA, the client's SOA, deletions, our SOA, additions,
                     // our SOA (one condensed step)
                     Some(c) => (
-                        Kind::IxfrIncremental,
-                        vec![
-                            soa.clone(),
-                            Arc::from(vec![c.from_soa]),
-                            Arc::from(c.removed),
-                            soa.clone(),
-                            Arc::from(c.added),
-                            soa,
-                        ],
+                        (
+                            Kind::IxfrIncremental,
+                            vec![
+                                soa.clone(),
+                                Arc::from(vec![c.from_soa]),
+                                Arc::from(c.removed),
+                                soa.clone(),
+                                Arc::from(c.added),
+                                soa,
+                            ],
+                        ),
+                        None,
                     ),
                     // no history from there: the whole zone, AXFR-style
-                    None => (Kind::IxfrFull, full_zone(zone)),
+                    None => {
+                        let (items, rest) = full();
+                        ((Kind::IxfrFull, items), rest)
+                    }
                 },
-                None => (Kind::IxfrFull, full_zone(zone)),
+                None => {
+                    let (items, rest) = full();
+                    ((Kind::IxfrFull, items), rest)
+                }
             },
-            _ => (Kind::Axfr, full_zone(zone)),
+            _ => {
+                let (items, rest) = full();
+                ((Kind::Axfr, items), rest)
+            }
         };
         Self {
             zone: label,
@@ -341,6 +358,7 @@ impl Transfer {
             edns,
             items,
             pos: (0, 0),
+            rest,
             signer,
             single: None,
             started: false,
@@ -355,6 +373,7 @@ impl Transfer {
             self.messages += 1;
             return Some(b);
         }
+        self.refill();
         if self.started && self.pos.0 >= self.items.len() {
             return None;
         }
@@ -366,48 +385,42 @@ impl Transfer {
         if let Some(s) = &self.signer {
             budget -= tsig_reserve(s);
         }
-        let mut answers = 0u16;
-        {
-            let mut enc = BinEncoder::new(&mut buf);
-            enc.set_max_size(budget as u16);
-            let mut flags: u16 = 0x8000 | 0x0400; // QR, AA
-            if self.rd {
-                flags |= 0x0100;
-            }
-            let header = [
-                self.id,
-                flags,
-                u16::from(first),
-                0,
-                0,
-                u16::from(edns.is_some()),
-            ];
-            for h in header {
-                let _ = enc.emit_u16(h);
-            }
-            if first && let Some(q) = &self.query {
-                let _ = q.emit(&mut enc);
-            }
-            'fill: while let Some(set) = self.items.get(self.pos.0) {
-                while let Some(rec) = set.get(self.pos.1) {
-                    match enc.emit_iter(&mut std::iter::once(rec)) {
-                        Ok(_) => {
-                            answers += 1;
-                            self.pos.1 += 1;
-                        }
-                        Err(_) if answers > 0 => break 'fill,
-                        Err(_) => {
-                            // one record larger than a message: cannot be sent; skip it
-                            tracing::warn!(record = %rec.name, "record too large to transfer");
-                            self.pos.1 += 1;
-                        }
-                    }
-                }
-                self.pos = (self.pos.0 + 1, 0);
-            }
-            // a rolled-back record leaves bytes past the offset
-            enc.trim();
+        let mut flags: u16 = 0x8000 | 0x0400; // QR, AA
+        if self.rd {
+            flags |= 0x0100;
         }
+        for h in [
+            self.id,
+            flags,
+            u16::from(first),
+            0,
+            0,
+            u16::from(edns.is_some()),
+        ] {
+            buf.extend_from_slice(&h.to_be_bytes());
+        }
+        let mut pack = Packer::new(buf, budget);
+        if first && let Some(q) = &self.query {
+            pack.question(q);
+        }
+        let mut answers = 0u16;
+        'fill: while let Some(set) = self.items.get(self.pos.0) {
+            while let Some(rec) = set.get(self.pos.1) {
+                if pack.record(rec) {
+                    answers += 1;
+                    self.pos.1 += 1;
+                } else if answers > 0 {
+                    break 'fill;
+                } else {
+                    // one record larger than a message: cannot be sent; skip it
+                    tracing::warn!(record = %rec.name, "record too large to transfer");
+                    self.pos.1 += 1;
+                }
+            }
+            self.pos = (self.pos.0 + 1, 0);
+            self.refill();
+        }
+        let mut buf = pack.into_inner();
         buf[6..8].copy_from_slice(&answers.to_be_bytes());
         if let Some(e) = edns {
             let mut m = Message::new(0, MessageType::Response, OpCode::Query);
@@ -467,19 +480,69 @@ pub fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
-/// SOA, every other RRset, SOA (RFC 5936 §2.2).
-fn full_zone(zone: &CompiledZone) -> Vec<Arc<[Record]>> {
-    let mut items = Vec::with_capacity(zone.node_count() + 2);
-    items.push(zone.soa().clone());
-    for node in zone.nodes() {
-        for (rtype, set) in node.rrsets() {
-            if *rtype != RecordType::SOA {
-                items.push(set.clone());
+impl Transfer {
+    /// When `items` is used up and a zone is left to send: its next chunk of RRsets.
+    fn refill(&mut self) {
+        while self.pos.0 >= self.items.len() {
+            let Some(rest) = &mut self.rest else { return };
+            match rest.next_chunk() {
+                Some(chunk) => {
+                    self.items = chunk;
+                    self.pos = (0, 0);
+                }
+                None => self.rest = None,
             }
         }
     }
-    items.push(zone.soa().clone());
-    items
+}
+
+/// Nodes of a whole-zone transfer per chunk: their records are encoded while still in the
+/// cache (one pass over a 100 000-name zone touched every RRset twice, the second time from
+/// memory).
+const CHUNK_NODES: usize = 2048;
+
+/// The part of a whole zone not yet sent (RFC 5936 §2.2: SOA, every other RRset, SOA; the
+/// first SOA is in `items` from the start). The zone is immutable, so its nodes come in the
+/// same order on every pass; a chunk resumes by skipping the nodes sent, which reads only the
+/// map's control bytes.
+struct Rest {
+    zone: Arc<CompiledZone>,
+    sent_nodes: usize,
+    done: bool,
+}
+
+impl Rest {
+    fn new(zone: &Arc<CompiledZone>) -> Self {
+        Self {
+            zone: zone.clone(),
+            sent_nodes: 0,
+            done: false,
+        }
+    }
+
+    /// The next chunk: the RRsets of up to `CHUNK_NODES` nodes, the SOA left out; then the
+    /// closing SOA; then `None`.
+    fn next_chunk(&mut self) -> Option<Vec<Arc<[Record]>>> {
+        if self.done {
+            return None;
+        }
+        let mut items = Vec::with_capacity(CHUNK_NODES + 1);
+        let mut taken = 0;
+        for node in self.zone.nodes().skip(self.sent_nodes).take(CHUNK_NODES) {
+            taken += 1;
+            for (rtype, set) in node.rrsets() {
+                if *rtype != RecordType::SOA {
+                    items.push(set.clone());
+                }
+            }
+        }
+        self.sent_nodes += taken;
+        if taken < CHUNK_NODES {
+            items.push(self.zone.soa().clone());
+            self.done = true;
+        }
+        Some(items)
+    }
 }
 
 #[cfg(test)]
@@ -584,6 +647,29 @@ mod tests {
 
     /// The whole zone, SOA first and last and nowhere else, every record once, in messages of
     /// at most 64 KiB, the question only in the first.
+    #[test]
+    fn axfr_of_zones_around_the_chunk_size_sends_every_record_once() {
+        let base = zones(0, None)
+            .get(&n("acme.example.com."))
+            .unwrap()
+            .node_count();
+        for names in (CHUNK_NODES - base - 2)..(CHUNK_NODES - base + 3) {
+            let zones = zones(names, Some(policy(KeyRequirement::None)));
+            let zone = zones.get(&n("acme.example.com.")).unwrap();
+            let req = request("acme.example.com.", RecordType::AXFR);
+            let mut t = Transfer::start(&zones, &req, LOCAL.parse().unwrap(), 1000);
+            let records: Vec<Record> = run(&mut t)
+                .iter()
+                .flat_map(|b| Message::from_vec(b).unwrap().answers)
+                .collect();
+            assert_eq!(records.len(), zone.record_count() + 1, "{names} names");
+            assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
+            assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+            let unique: BTreeSet<String> = records.iter().map(|r| r.to_string()).collect();
+            assert_eq!(unique.len(), records.len() - 1, "{names} names");
+        }
+    }
+
     #[test]
     fn axfr_sends_the_whole_zone_in_few_messages() {
         let zones = zones(5000, Some(policy(KeyRequirement::None)));
