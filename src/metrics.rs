@@ -79,6 +79,9 @@ pub struct ServerMetrics {
     pub transfers: Family<TransferLabels, Counter>,
     /// Messages of zone transfers sent.
     pub transfer_messages: Counter,
+    /// IXFR history per zone (zones with `spec.transfer`): estimated bytes, and versions kept.
+    pub ixfr_history_bytes: Family<ZoneLabels, Gauge>,
+    pub ixfr_history_versions: Family<ZoneLabels, Gauge>,
     /// NOTIFY messages to secondaries, by zone and result.
     pub notifies: Family<NotifyLabels, Counter>,
     /// TCP connections closed to let a new client in (the limit was reached).
@@ -186,6 +189,18 @@ impl ServerMetrics {
             "DNS messages sent in zone transfers",
             transfer_messages.clone(),
         );
+        let ixfr_history_bytes = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "ixfr_history_bytes",
+            "Estimated memory held by the zone's IXFR history (the differences of its last versions; zones with spec.transfer only)",
+            ixfr_history_bytes.clone(),
+        );
+        let ixfr_history_versions = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "ixfr_history_versions",
+            "Differences kept in the zone's IXFR history (serials a secondary can IXFR from)",
+            ixfr_history_versions.clone(),
+        );
         let notifies = Family::<NotifyLabels, Counter>::default();
         registry.register(
             "notifies",
@@ -230,6 +245,8 @@ impl ServerMetrics {
         Self {
             transfers,
             transfer_messages,
+            ixfr_history_bytes,
+            ixfr_history_versions,
             notifies,
             registry,
             queries,
@@ -252,10 +269,127 @@ impl ServerMetrics {
         }
     }
 
+    /// Exports one served zone's gauges: records, serial, problems of its last compile, and
+    /// its IXFR history when it keeps one.
+    pub fn export_zone(
+        &self,
+        zone: &crate::dns::CompiledZone,
+        set: &crate::dns::ZoneSet,
+        problems: usize,
+    ) {
+        let l = ZoneLabels {
+            zone: zone.label().to_string(),
+        };
+        self.records
+            .get_or_create(&l)
+            .set(zone.record_count() as i64);
+        self.serial.get_or_create(&l).set(i64::from(zone.serial()));
+        self.problems.get_or_create(&l).set(problems as i64);
+        match set.history(zone.origin()) {
+            Some(h) => {
+                self.ixfr_history_bytes
+                    .get_or_create(&l)
+                    .set(h.bytes() as i64);
+                self.ixfr_history_versions
+                    .get_or_create(&l)
+                    .set(h.len() as i64);
+            }
+            None => {
+                self.ixfr_history_bytes.remove(&l);
+                self.ixfr_history_versions.remove(&l);
+            }
+        }
+    }
+
+    /// Removes a zone's gauges (no longer served).
+    pub fn forget_zone(&self, zone: &str) {
+        let l = ZoneLabels {
+            zone: zone.to_string(),
+        };
+        self.records.remove(&l);
+        self.serial.remove(&l);
+        self.problems.remove(&l);
+        self.ixfr_history_bytes.remove(&l);
+        self.ixfr_history_versions.remove(&l);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("encoding to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the server registers has a row in docs/operations.md's table.
+    #[test]
+    fn every_server_metric_is_documented() {
+        let docs = include_str!("../docs/operations.md");
+        // the names registered in this file: `registry.register(` then the quoted name
+        let source = include_str!("metrics.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let names: Vec<String> = code
+            .split("registry.register(")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').nth(1))
+            .map(|n| format!("zonegate_{n}"))
+            .collect();
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            let row = format!("`{name}`");
+            let counter = format!("`{name}_total");
+            let labelled = format!("`{name}{{");
+            assert!(
+                docs.contains(&row) || docs.contains(&counter) || docs.contains(&labelled),
+                "{name} is not in docs/operations.md"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zone_s_history_is_exported_and_forgotten() {
+        use crate::dns::journal::{History, diff};
+        use crate::dns::{CompiledZone, ZoneSet};
+        use crate::zone::ZoneData;
+        use std::sync::Arc;
+        let d = ZoneData::acme_example();
+        let v1 = CompiledZone::build(&d, 1);
+        let mut d2 = d.clone();
+        d2.add(
+            hickory_proto::rr::Name::from_ascii("new.acme.example.com.").unwrap(),
+            60,
+            hickory_proto::rr::RData::A(std::net::Ipv4Addr::LOCALHOST.into()),
+        );
+        let v2 = Arc::new(CompiledZone::build(&d2, 2));
+        let h = History::default().with(diff(&v1, &v2, None));
+        let mut set = ZoneSet::new([v2.clone()]);
+        let m = ServerMetrics::new();
+        m.export_zone(&v2, &set, 0);
+        assert!(!m.encode().contains("zonegate_ixfr_history_bytes{"));
+        set.set_history(v2.origin(), Arc::new(h.clone()));
+        m.export_zone(&v2, &set, 0);
+        let text = m.encode();
+        let zone = "zone=\"acme.example.com.\"";
+        assert!(
+            text.contains(&format!("zonegate_ixfr_history_versions{{{zone}}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "zonegate_ixfr_history_bytes{{{zone}}} {}",
+                h.bytes()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("zonegate_zone_serial{{{zone}}} 2")),
+            "{text}"
+        );
+        m.forget_zone("acme.example.com.");
+        assert!(!m.encode().contains(zone));
     }
 }

@@ -9,7 +9,7 @@ use crate::dns::server::SharedZones;
 use crate::error::{Error, Result};
 use crate::feed::files::{LoadProblem, ManifestLoader};
 use crate::http::{self, Health};
-use crate::metrics::{ServerMetrics, ZoneLabels};
+use crate::metrics::ServerMetrics;
 use crate::process;
 use crate::publish::{Publisher, ZoneReport};
 use crate::serial::SerialKeeper;
@@ -273,10 +273,7 @@ impl Reloader {
             tracing::warn!(problem = %p, "manifest problem");
         }
         for z in self.exported.drain(..) {
-            let l = ZoneLabels { zone: z };
-            self.metrics.records.remove(&l);
-            self.metrics.serial.remove(&l);
-            self.metrics.problems.remove(&l);
+            self.metrics.forget_zone(&z);
         }
         let mut served = BTreeMap::new();
         for r in &reports {
@@ -293,23 +290,9 @@ impl Reloader {
                 continue;
             };
             zone_problems += r.problems.len();
-            let l = ZoneLabels {
-                zone: zone.label().to_string(),
-            };
-            self.metrics
-                .records
-                .get_or_create(&l)
-                .set(zone.record_count() as i64);
-            self.metrics
-                .serial
-                .get_or_create(&l)
-                .set(zone.serial() as i64);
-            self.metrics
-                .problems
-                .get_or_create(&l)
-                .set(r.problems.len() as i64);
-            served.insert(l.zone.clone(), zone.serial());
-            self.exported.push(l.zone);
+            self.metrics.export_zone(zone, &set, r.problems.len());
+            served.insert(zone.label().to_string(), zone.serial());
+            self.exported.push(zone.label().to_string());
         }
         self.metrics.zones.set(set.len() as i64);
         self.metrics.manifest_problems.set(manifest_problems as i64);

@@ -22,7 +22,7 @@ use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
 use crate::compile::CompileOptions;
 use crate::dns::ZoneSet;
 use crate::dns::server::SharedZones;
-use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels, ZoneLabels};
+use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels};
 use crate::objects::SourceObject;
 use crate::objects::secret::Secret;
 use crate::publish::ZonePipeline;
@@ -390,15 +390,6 @@ impl ZoneIndex {
         let count = self.pipeline.data().record_count() as u64;
         let serial = serials.serial(&origin, hash, count).await;
         let records = self.swap_in(serial);
-        let l = ZoneLabels {
-            zone: origin.clone(),
-        };
-        self.metrics.records.get_or_create(&l).set(records as i64);
-        self.metrics.serial.get_or_create(&l).set(serial as i64);
-        self.metrics
-            .problems
-            .get_or_create(&l)
-            .set(self.pipeline.problems().len() as i64);
         self.metrics.zones.set(1);
         self.metrics.reloads.inc();
         let changed = self
@@ -448,12 +439,6 @@ impl ZoneIndex {
         last.serial = serial;
         let origin = last.origin.clone();
         self.swap_in(serial);
-        self.metrics
-            .serial
-            .get_or_create(&ZoneLabels {
-                zone: origin.clone(),
-            })
-            .set(serial as i64);
         tracing::info!(zone = %origin, serial, "zone published with the serial another server of the zone chose for the same content");
         Some(serial)
     }
@@ -470,6 +455,8 @@ impl ZoneIndex {
         if let Some(h) = self.pipeline.history() {
             set.set_history(z.origin(), h.clone());
         }
+        self.metrics
+            .export_zone(&z, &set, self.pipeline.problems().len());
         self.zones.store(Arc::new(set));
         records
     }
