@@ -550,7 +550,7 @@ fn leader_election_is_on_exactly_with_more_than_one_replica() {
         let roles = find(&docs, "Role");
         if elect {
             assert_eq!(strategy, "RollingUpdate");
-            assert_eq!(args.lease_name, "zonegate-operator");
+            assert_eq!(args.lease_name.as_deref(), Some("zonegate-operator"));
             assert_eq!(roles.len(), 1);
             let rb = one(&docs, "RoleBinding");
             assert_eq!(rb["roleRef"]["name"], roles[0]["metadata"]["name"]);

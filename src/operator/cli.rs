@@ -6,12 +6,16 @@ use super::leader::LeaseSettings;
 use super::placement::{Placement, Placements};
 use super::policy::DomainPolicy;
 use super::run::OperatorConfig;
+use super::scope::Scope;
 use crate::error::{Error, Result};
 use crate::process;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The Lease of an operator of every namespace (`--lease-name` not given).
+pub const DEFAULT_LEASE_NAME: &str = "zonegate-operator";
 
 /// Flags of `zonegate operator`.
 #[derive(clap::Args, Debug, Clone)]
@@ -84,9 +88,11 @@ pub struct OperatorArgs {
     /// `default`.
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
-    /// Name of the Lease.
-    #[arg(long, default_value = "zonegate-operator")]
-    pub lease_name: String,
+    /// Name of the Lease. Default: `zonegate-operator`, or with --watch-namespace
+    /// `zonegate-operator-` and a hash of the namespaces (operators of different scopes never
+    /// compete for one Lease).
+    #[arg(long)]
+    pub lease_name: Option<String>,
     /// Seconds the Lease stays valid after a renewal (how long a crashed leader's standby waits).
     #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
@@ -96,6 +102,11 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease and in Events. Default: $POD_NAME, else the host name.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Watch and act in this namespace only (repeat the flag, or give a comma list, for several).
+    /// DNSZones, DNSZoneGrants and owned objects elsewhere are neither seen nor written nor
+    /// swept. Default: every namespace.
+    #[arg(long = "watch-namespace", value_name = "NS")]
+    pub watch_namespace: Vec<String>,
     /// DNSZones reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -202,6 +213,8 @@ impl OperatorArgs {
                 port: self.delegation_port,
             })
         };
+        let scope =
+            Scope::parse(&self.watch_namespace).map_err(|e| Error::flag("--watch-namespace", e))?;
         let identity = self.identity.clone().unwrap_or_else(default_identity);
         let lease = self.leader_elect.then(|| LeaseSettings {
             namespace: self.lease_namespace.clone().unwrap_or_else(|| {
@@ -209,7 +222,10 @@ impl OperatorArgs {
                     .map(|s| s.trim().to_string())
                     .unwrap_or_else(|_| "default".into())
             }),
-            name: self.lease_name.clone(),
+            name: self
+                .lease_name
+                .clone()
+                .unwrap_or_else(|| scope.lease_name(DEFAULT_LEASE_NAME)),
             identity: identity.clone(),
             duration: self.lease_duration,
             grace: self.lease_grace,
@@ -231,6 +247,7 @@ impl OperatorArgs {
             lease,
             http: Some(self.http),
             identity,
+            scope,
             ..OperatorConfig::default()
         })
     }
@@ -309,11 +326,40 @@ mod tests {
         .unwrap();
         let c = cli.args.config().unwrap();
         assert!(c.checker.is_none());
+        assert_eq!(c.scope, Scope::All);
         let l = c.lease.unwrap();
         assert_eq!(
-            (l.namespace.as_str(), l.identity.as_str(), l.duration),
-            ("ops", "me", 15)
+            (
+                l.namespace.as_str(),
+                l.name.as_str(),
+                l.identity.as_str(),
+                l.duration
+            ),
+            ("ops", "zonegate-operator", "me", 15)
         );
+        // a scope: its own Lease unless one is named
+        let scoped = |extra: &[&str]| {
+            let mut args = vec![
+                "x",
+                "--server-image",
+                "i",
+                "--delegation-check-interval",
+                "0",
+            ];
+            args.extend(extra);
+            Cli::try_parse_from(args).unwrap().args.config()
+        };
+        let c = scoped(&["--watch-namespace", "b,a", "--watch-namespace", "c"]).unwrap();
+        assert_eq!(c.scope, Scope::parse(&["a,b,c"]).unwrap());
+        assert_eq!(
+            c.lease.unwrap().name,
+            c.scope.lease_name("zonegate-operator")
+        );
+        let c = scoped(&["--watch-namespace", "a", "--lease-name", "mine"]).unwrap();
+        assert_eq!(c.lease.unwrap().name, "mine");
+        let e = scoped(&["--watch-namespace", "A"]).unwrap_err();
+        assert!(e.to_string().starts_with("--watch-namespace \"A\""), "{e}");
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

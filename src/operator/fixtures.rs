@@ -69,6 +69,7 @@ impl Fixture {
             grants: grants_r,
             nodes: nodes_r,
             owned: owned_r,
+            scope: config.scope.clone(),
         };
         let metrics = Arc::new(OperatorMetrics::new());
         let (tx, rx) = mpsc::unbounded();

@@ -10,6 +10,8 @@
 //! - [`reconcile`]: one DNSZone from verdict to owned objects to status and Events;
 //! - [`run`]: leadership, the watches that trigger reconciles, readiness, and the sweeper that
 //!   deletes what the garbage collector cannot (in place of a finalizer: see [`run`]);
+//! - [`scope`]: which namespaces the operator watches and acts in (`--watch-namespace`), and the
+//!   merge of several namespaces' watches into one cache;
 //! - [`error`]: why a reconcile failed, and the metric label of each kind of failure.
 //!
 //! [`delegated`] asks the parent zone's nameservers, [`leader`] holds the Lease and [`metrics`]
@@ -30,6 +32,7 @@ pub mod policy;
 pub mod quantity;
 pub mod reconcile;
 pub mod run;
+pub mod scope;
 pub mod secondaries;
 pub mod status;
 pub mod stores;

@@ -363,11 +363,20 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     // Owned objects: apply what is wanted, delete the rest.
     let grants = ctx.stores.grants.state();
     let grant_refs: Vec<&DNSZoneGrant> = grants.iter().map(|g| g.as_ref()).collect();
-    let desired = if verdict.is_accepted() {
+    let mut desired = if verdict.is_accepted() {
         desired_objects(zone, &ctx.config.server, &grant_refs)
     } else {
         Vec::new()
     };
+    // A scoped operator writes nothing outside its namespaces: a source namespace out of scope
+    // gets no Role (its grants are not watched either, so it shows as not consenting).
+    desired.retain(|o| {
+        let admitted = ctx.config.scope.admits(o.namespace.as_deref());
+        if !admitted {
+            tracing::debug!(object = %o.describe(), "outside --watch-namespace: not written");
+        }
+        admitted
+    });
     tracing::debug!(?verdict, objects = desired.len(), "desired");
     let owned = &ctx.stores.owned;
     for obj in &desired {
@@ -678,6 +687,35 @@ mod tests {
                 "{metrics}"
             );
             (z, status)
+        }
+
+        /// `--watch-namespace acme`: a source namespace outside the scope gets no Role or
+        /// RoleBinding; every other request is the same as without a scope.
+        #[tokio::test]
+        async fn a_scoped_operator_writes_nothing_outside_its_namespaces() {
+            let z = zone(
+                "acme",
+                "web",
+                json!({"domain": "acme.example.com", "sources": {"namespaces": ["shop"]}}),
+            );
+            let mut f = Fixture::new(config());
+            f.add_zone(&z);
+            let (r, everywhere) = f.reconcile(&z, echo(&z)).await;
+            r.unwrap();
+            let shop = |l: &String| l.contains("/namespaces/shop/");
+            assert_eq!(lines(&everywhere).iter().filter(|l| shop(l)).count(), 2);
+            let mut f = Fixture::new(OperatorConfig {
+                scope: super::super::super::scope::Scope::parse(&["acme"]).unwrap(),
+                ..config()
+            });
+            f.add_zone(&z);
+            let (r, scoped) = f.reconcile(&z, echo(&z)).await;
+            r.unwrap();
+            let in_scope: Vec<String> = lines(&everywhere)
+                .into_iter()
+                .filter(|l| !shop(l))
+                .collect();
+            assert_eq!(lines(&scoped), in_scope);
         }
 
         #[tokio::test]

@@ -21,13 +21,13 @@ use super::leader::{self, LeaseSettings};
 use super::metrics::OperatorMetrics;
 use super::policy::DomainPolicy;
 use super::reconcile::{Ctx, error_policy, reconcile};
-use super::stores::{OwnedStores, Stores, reflect};
+use super::scope::{Scope, reflect};
+use super::stores::{OwnedStores, Stores};
 use crate::api::{DNSZone, DNSZoneGrant, ServiceType};
 use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -64,6 +64,8 @@ pub struct OperatorConfig {
     /// timeout, so an API call that is never answered (a connection that died with the
     /// apiserver) would otherwise hold the zone for ever.
     pub reconcile_timeout: Duration,
+    /// The namespaces watched and acted in (`--watch-namespace`); see [`Scope`].
+    pub scope: Scope,
 }
 
 impl Default for OperatorConfig {
@@ -81,6 +83,7 @@ impl Default for OperatorConfig {
             http: None,
             identity: "zonegate-operator".into(),
             reconcile_timeout: Duration::from_secs(90),
+            scope: Scope::All,
         }
     }
 }
@@ -136,19 +139,22 @@ async fn lead(
 ) -> Result<(), String> {
     metrics.ready.store(false, Ordering::Release);
     let all = watcher::Config::default();
-    let (zones, zone_stream) = reflect(Api::<DNSZone>::all(client.clone()), all.clone());
-    let (grants, grant_stream) = reflect(Api::<DNSZoneGrant>::all(client.clone()), all.clone());
-    let (nodes, node_stream) = reflect(Api::<Node>::all(client.clone()), all.clone());
+    let scope = &config.scope;
+    let (zones, zone_stream) = reflect::<DNSZone>(&client, scope, all.clone());
+    let (grants, grant_stream) = reflect::<DNSZoneGrant>(&client, scope, all.clone());
+    // cluster-scoped, read only: every scope sees every Node
+    let (nodes, node_stream) = reflect::<Node>(&client, scope, all.clone());
     let controller = Controller::for_stream(
         futures::stream::pending::<Result<DNSZone, watcher::Error>>(),
         zones.clone(),
     );
-    let (owned, controller) = OwnedStores::watch(&client, controller);
+    let (owned, controller) = OwnedStores::watch(&client, scope, controller);
     let stores = Stores {
         zones: zones.clone(),
         grants,
         nodes,
         owned,
+        scope: scope.clone(),
     };
     let (recheck_tx, recheck_rx) = mpsc::unbounded();
     let ctx = Arc::new(Ctx::new(
@@ -199,13 +205,14 @@ async fn lead(
         .with_config(controller::Config::default().concurrency(config.concurrency));
 
     let readiness = {
+        let scope = config.scope.to_string();
         let stores = stores.clone();
         let metrics = metrics.clone();
         let ctx = ctx.clone();
         async move {
             if stores.wait_ready().await.is_ok() {
                 metrics.ready.store(true, Ordering::Release);
-                tracing::info!("watch caches synced; reconciling");
+                tracing::info!(%scope, "watch caches synced; reconciling");
                 ctx.sweep.notify_one();
             }
         }
@@ -302,8 +309,11 @@ async fn ensure_gateway_reader(ctx: &Ctx) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
     use kube::runtime::reflector;
     use serde_json::json;
+    use std::collections::BTreeSet;
 
     fn zone(ns: &str, name: &str, domain: &str) -> DNSZone {
         serde_json::from_value(json!({
@@ -334,5 +344,191 @@ mod tests {
         assert_eq!(got, vec!["a/root", "b/dup", "c/sub"]);
         let got = related_zones(&reader, &zone("c", "sub", "team.example.com"));
         assert_eq!(got.len(), 1);
+    }
+
+    /// `%XX` and `+` of a query string, decoded.
+    fn decode(q: &str) -> String {
+        let b = q.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    out.push(u8::from_str_radix(&q[i + 1..i + 3], 16).unwrap());
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Runs the operator (no Lease, no HTTP) against a mocked apiserver until it has listed and
+    /// watched `lists` distinct (path, labelSelector) pairs and applied the Gateway reader ClusterRole;
+    /// returns those lists and every other request (`METHOD path`).
+    async fn first_requests(
+        scope: Scope,
+        lists: usize,
+    ) -> (BTreeSet<(String, String)>, BTreeSet<String>) {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(mock, "default");
+        let config = OperatorConfig {
+            scope,
+            ..OperatorConfig::default()
+        };
+        let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+        let task = tokio::spawn(run(client, config, stopped.map(|_| ())));
+        let mut listed = BTreeSet::new();
+        let mut others = BTreeSet::new();
+        let mut watches = Vec::new();
+        let mut watched = BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while listed.len() < lists
+            || watched.len() < lists
+            || !others.iter().any(|o: &String| o.starts_with("PATCH"))
+        {
+            let (req, send) = tokio::time::timeout_at(deadline, handle.next_request())
+                .await
+                .unwrap_or_else(|_| panic!("only these lists: {listed:#?}, and {others:#?}"))
+                .expect("the client is gone");
+            let query = decode(req.uri().query().unwrap_or_default());
+            let path = req.uri().path().to_string();
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let reply = |code: u16, body: Value| {
+                Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap()
+            };
+            if req.method() == "GET" && param("watch") == "true" {
+                // a watch that never says anything; kept open
+                watched.insert((path, param("labelSelector")));
+                watches.push(send);
+            } else if req.method() == "GET" && !param("limit").is_empty() {
+                listed.insert((path, param("labelSelector")));
+                send.send_response(reply(
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List",
+                        "metadata": {"resourceVersion": "1"}, "items": []}),
+                ));
+            } else if req.method() == "GET" {
+                others.insert(format!("GET {path}"));
+                send.send_response(reply(
+                    404,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "code": 404, "reason": "NotFound", "message": "not found"}),
+                ));
+            } else {
+                others.insert(format!("{} {path}", req.method()));
+                let (_, body) = req.into_parts();
+                let mut body: Value =
+                    serde_json::from_slice(&body.collect_bytes().await.unwrap()).unwrap();
+                body["metadata"]["resourceVersion"] = json!("1");
+                send.send_response(reply(200, body));
+            }
+        }
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(
+            watched, listed,
+            "every list is followed by a watch of the same"
+        );
+        (listed, others)
+    }
+
+    /// The kinds every operator watches: (path below the group version, namespaced).
+    const WATCHED: [(&str, bool); 12] = [
+        ("/apis/zonegate.dev/v1alpha1/|dnszones", true),
+        ("/apis/zonegate.dev/v1alpha1/|dnszonegrants", true),
+        ("/api/v1/|nodes", false),
+        ("/api/v1/|serviceaccounts", true),
+        ("/api/v1/|configmaps", true),
+        ("/apis/rbac.authorization.k8s.io/v1/|roles", true),
+        ("/apis/rbac.authorization.k8s.io/v1/|rolebindings", true),
+        ("/apis/policy/v1/|poddisruptionbudgets", true),
+        ("/apis/apps/v1/|deployments", true),
+        ("/api/v1/|services", true),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/|clusterrolebindings",
+            false,
+        ),
+        ("/api/v1/|secrets", true),
+    ];
+
+    fn owned(path: &str) -> bool {
+        !path.contains("dnszone") && !path.ends_with("/nodes")
+    }
+
+    const MANAGED: &str = "app.kubernetes.io/managed-by=zonegate";
+
+    #[tokio::test]
+    async fn an_operator_of_every_namespace_watches_cluster_wide() {
+        let (listed, others) = first_requests(Scope::All, WATCHED.len()).await;
+        let want: BTreeSet<(String, String)> = WATCHED
+            .iter()
+            .map(|(p, _)| {
+                let path = p.replace('|', "");
+                let labels = if owned(&path) { MANAGED } else { "" };
+                (path, labels.to_string())
+            })
+            .collect();
+        assert_eq!(listed, want);
+        assert_eq!(
+            others,
+            BTreeSet::from([
+                "GET /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
+                    .to_string(),
+                "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
+                    .to_string(),
+            ])
+        );
+    }
+
+    /// A scoped operator lists (and watches) namespaced kinds in its namespaces only, and
+    /// every owned kind, the cluster-scoped ClusterRoleBindings included, only for zones of its
+    /// namespaces; Nodes and the shared Gateway reader ClusterRole are the only other
+    /// cluster-wide paths.
+    #[tokio::test]
+    async fn a_scoped_operator_watches_its_namespaces_only() {
+        let scope = Scope::parse(&["team-b,team-a"]).unwrap();
+        let namespaced = WATCHED.iter().filter(|(_, n)| *n).count();
+        let (listed, others) =
+            first_requests(scope, 2 * namespaced + WATCHED.len() - namespaced).await;
+        let selector = format!("{MANAGED},zonegate.dev/zone-namespace in (team-a,team-b)");
+        let mut want = BTreeSet::new();
+        for (p, namespaced) in WATCHED {
+            let (group, resource) = p.split_once('|').unwrap();
+            let paths: Vec<String> = if namespaced {
+                ["team-a", "team-b"]
+                    .iter()
+                    .map(|ns| format!("{group}namespaces/{ns}/{resource}"))
+                    .collect()
+            } else {
+                vec![format!("{group}{resource}")]
+            };
+            for path in paths {
+                let labels = if owned(&path) { selector.as_str() } else { "" };
+                want.insert((path, labels.to_string()));
+            }
+        }
+        assert_eq!(listed, want);
+        assert_eq!(
+            others,
+            BTreeSet::from([
+                "GET /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
+                    .to_string(),
+                "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
+                    .to_string(),
+            ])
+        );
     }
 }

@@ -6,24 +6,21 @@
 //! `desired_objects` builds of it, and one row here.
 
 use super::desired::{self, OwnedKind};
+use super::scope::{Scope, reflect};
 use super::{LABEL_MANAGED_BY, LABEL_ZONE, LABEL_ZONE_NAMESPACE, MANAGED_BY, ZoneKey};
 use crate::api::{DNSZone, DNSZoneGrant};
-use futures::Stream;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::fmt::Debug;
 
 /// `(kind, namespace, name)` of an owned object.
 pub type ObjectId = (OwnedKind, Option<String>, String);
@@ -55,7 +52,7 @@ macro_rules! owned_kinds {
             /// Caches fed by the writers (for tests, which fill them by hand).
             #[cfg(test)]
             pub fn for_tests() -> (Self, OwnedWriters) {
-                $( let $field = reflector::store::<$kind>(); )*
+                $( let $field = kube::runtime::reflector::store::<$kind>(); )*
                 (
                     Self { $( $field: $field.0, )* },
                     OwnedWriters { $( $field: $field.1, )* },
@@ -64,14 +61,20 @@ macro_rules! owned_kinds {
 
             /// Starts a watch per kind and adds each to `controller`: a change of an owned object
             /// reconciles the zone named by its labels.
+            /// Within a [`Scope`] of namespaces, only objects of zones in those namespaces are
+            /// watched (by label), and namespaced kinds only in those namespaces.
             pub fn watch(
                 client: &Client,
+                scope: &Scope,
                 mut controller: Controller<DNSZone>,
             ) -> (Self, Controller<DNSZone>) {
-                let wc = watcher::Config::default()
-                    .labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+                let mut labels = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+                if let Some(zones) = scope.zone_selector() {
+                    labels = format!("{labels},{zones}");
+                }
+                let wc = watcher::Config::default().labels(&labels);
                 $(
-                    let ($field, stream) = reflect(Api::<$kind>::all(client.clone()), wc.clone());
+                    let ($field, stream) = reflect::<$kind>(client, scope, wc.clone());
                     controller = controller
                         .watches_stream(stream, |o: $kind| zone_ref_of_labels(o.meta()));
                 )*
@@ -117,14 +120,16 @@ macro_rules! owned_kinds {
             }
 
             /// Objects without an owner reference (in other namespaces, or cluster-scoped)
-            /// whose zone is not in `zones`: nobody but the sweeper deletes them.
-            pub fn orphans(&self, zones: &HashSet<ZoneKey>) -> Vec<ObjectId> {
+            /// whose zone is not in `zones`: nobody but the sweeper deletes them. Only objects
+            /// in `scope` whose zone's namespace is in `scope` too: another scope's zones are
+            /// not in `zones`, and their objects are not this operator's to delete.
+            pub fn orphans(&self, zones: &HashSet<ZoneKey>, scope: &Scope) -> Vec<ObjectId> {
                 let mut out = Vec::new();
                 $(
                     let kind = OwnedKind::$kind;
                     if $elsewhere == Elsewhere::ForeignNamespaces || !kind.namespaced() {
                         for o in self.$field.state() {
-                            if let Some(id) = orphan(kind, o.meta(), zones) {
+                            if let Some(id) = orphan(kind, o.meta(), zones, scope) {
                                 out.push(id);
                             }
                         }
@@ -137,7 +142,7 @@ macro_rules! owned_kinds {
         /// The writing halves of [`OwnedStores::for_tests`].
         #[cfg(test)]
         pub struct OwnedWriters {
-            $( pub $field: reflector::store::Writer<$kind>, )*
+            $( pub $field: kube::runtime::reflector::store::Writer<$kind>, )*
         }
 
         #[cfg(test)]
@@ -206,6 +211,8 @@ pub struct Stores {
     pub grants: Store<DNSZoneGrant>,
     pub nodes: Store<Node>,
     pub owned: OwnedStores,
+    /// What the caches cover (`--watch-namespace`).
+    pub scope: Scope,
 }
 
 impl Stores {
@@ -231,7 +238,7 @@ impl Stores {
             .filter(|z| z.metadata.deletion_timestamp.is_none())
             .map(|z| ZoneKey::new(z.namespace().unwrap_or_default(), z.name_any()))
             .collect();
-        self.owned.orphans(&zones)
+        self.owned.orphans(&zones, &self.scope)
     }
 }
 
@@ -290,8 +297,16 @@ where
     }
 }
 
-fn orphan(kind: OwnedKind, meta: &ObjectMeta, zones: &HashSet<ZoneKey>) -> Option<ObjectId> {
+fn orphan(
+    kind: OwnedKind,
+    meta: &ObjectMeta,
+    zones: &HashSet<ZoneKey>,
+    scope: &Scope,
+) -> Option<ObjectId> {
     let l = meta.labels.as_ref()?;
+    if !scope.admits(meta.namespace.as_deref()) {
+        return None;
+    }
     if meta
         .owner_references
         .as_ref()
@@ -300,6 +315,9 @@ fn orphan(kind: OwnedKind, meta: &ObjectMeta, zones: &HashSet<ZoneKey>) -> Optio
         return None;
     }
     let (z, zns) = (l.get(LABEL_ZONE)?, l.get(LABEL_ZONE_NAMESPACE)?);
+    if !scope.contains(zns) {
+        return None;
+    }
     (!zones.contains(&ZoneKey::new(zns, z))).then(|| {
         (
             kind,
@@ -307,23 +325,6 @@ fn orphan(kind: OwnedKind, meta: &ObjectMeta, zones: &HashSet<ZoneKey>) -> Optio
             meta.name.clone().unwrap_or_default(),
         )
     })
-}
-
-/// A reflector over `api`: its cache and its stream of touched objects (the cache is updated
-/// before an object is passed on).
-pub fn reflect<K>(
-    api: Api<K>,
-    wc: watcher::Config,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, wc).default_backoff()).touched_objects();
-    (reader, stream)
 }
 
 /// The zone an owned object belongs to, from its labels.
@@ -413,9 +414,27 @@ mod tests {
                 .is_none()
         );
         let zones = HashSet::from([ZoneKey::new("acme", "web")]);
+        let gone = vec![(OwnedKind::Role, Some("shop".into()), "gone-dns.acme".into())];
+        assert_eq!(stores.orphans(&zones, &Scope::All), gone);
+        // A scoped operator sweeps only objects in its namespaces of zones in its namespaces:
+        // the Role in `shop` is another scope's when `acme` or `shop` is not in this one.
+        let scope = |s: &str| Scope::parse(&[s]).unwrap();
+        assert_eq!(stores.orphans(&zones, &scope("acme,shop")), gone);
+        assert!(stores.orphans(&zones, &scope("shop")).is_empty());
+        assert!(stores.orphans(&zones, &scope("acme")).is_empty());
+        // nor, with no zone at all in its caches, a cluster-scoped object of another scope
+        let none = HashSet::new();
+        let mut all = stores.orphans(&none, &Scope::All);
+        all.sort();
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(stores.orphans(&none, &scope("other")).is_empty());
         assert_eq!(
-            stores.orphans(&zones),
-            vec![(OwnedKind::Role, Some("shop".into()), "gone-dns.acme".into())]
+            stores.orphans(&none, &scope("acme")),
+            vec![(
+                OwnedKind::ClusterRoleBinding,
+                None,
+                "zonegate.acme.web.gateways".into()
+            )]
         );
     }
 }
