@@ -493,8 +493,23 @@ fn the_chart_renders_what_the_operator_needs() {
     ] {
         let docs = helm_template(&variant);
         let args = operator_args(one(&docs, "Deployment"));
-        parse_operator_args(&args);
+        let parsed = parse_operator_args(&args);
+        assert!(
+            parsed.watch_namespace.is_empty(),
+            "every namespace by default"
+        );
     }
+    // watchNamespaces: one comma list the operator splits
+    let docs = helm_template(&["--set-json", r#"watchNamespaces=["team-a","team-b"]"#]);
+    let args = operator_args(one(&docs, "Deployment"));
+    assert!(
+        args.contains(&"--watch-namespace=team-a,team-b".to_string()),
+        "{args:?}"
+    );
+    let scope =
+        zonegate::operator::scope::Scope::parse(&parse_operator_args(&args).watch_namespace)
+            .unwrap();
+    assert!(scope.contains("team-b") && !scope.contains("team-c"));
 }
 
 /// The container args after `operator`, without `--log-format` (the binary's global flag).
@@ -661,6 +676,8 @@ fn bad_values_fail_at_install_time() {
         &["--set-json", r#"domainPolicy={"team-*":[]}"#],
         &["--set", "replica=2"],
         &["--set", "metrics.serviceMonitor.enabled=yes"],
+        &["--set-json", r#"watchNamespaces=["Team-A"]"#],
+        &["--set-json", r#"watchNamespaces="team-a""#],
     ];
     for args in bad {
         let (ok, _, err) = helm_template_result(args);
@@ -1554,6 +1571,8 @@ fn the_chart_sets_every_operator_flag() {
         r#"server.placement={"nodeSelector":{"role":"dns"}}"#,
         "--set-json",
         r#"server.placementProfiles={"edge":{"nodeSelector":{"role":"edge"}}}"#,
+        "--set-json",
+        r#"watchNamespaces=["team-a"]"#,
     ];
     let mut set_flags = BTreeSet::new();
     let mut set_env = BTreeSet::new();
