@@ -9,8 +9,11 @@
 //! pods into `status.availableReplicas` (patching the Deployment status directly would not
 //! stick: the controller rewrites it from the pods).
 //!
-//! Every test starts its own operator, which watches the whole cluster; they take turns (a
-//! lock), so two operators never reconcile the same zones with different settings.
+//! Every test starts its own operator, scoped with `--watch-namespace` to the namespaces the test
+//! creates: the operators of tests running at once never see, write or sweep each other's zones,
+//! so the tests run in parallel without a lock. What they do share needs none: the documented
+//! ClusterRole (each test applies the same one) and the Gateway reader ClusterRole (each
+//! operator applies the same content with the same field manager); nothing deletes either.
 
 mod support;
 
@@ -29,9 +32,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::{TestNamespace, apply_yaml, client, kubectl, kubectl_ok, unique_name, wait_for};
 use zonegate::api::DNSZone;
-
-/// One operator at a time (each watches every namespace).
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -68,10 +68,12 @@ struct Operator {
 }
 
 /// Credentials of the operator: a ServiceAccount bound to the documented ClusterRole (and a
-/// Role for its Lease) in `ns`.
+/// Role for its Lease) in `ns`; and the test's namespaces, the scope (`--watch-namespace`) of
+/// every operator started with it.
 struct OperatorIdentity {
     kubeconfig: PathBuf,
     binding: String,
+    scope: Vec<String>,
 }
 
 impl Drop for OperatorIdentity {
@@ -83,10 +85,21 @@ impl Drop for OperatorIdentity {
             "--ignore-not-found",
             "--wait=false",
         ]);
+        // The Gateway ClusterRoleBindings of the scope's zones: with the namespaces gone and no
+        // operator of this scope left, no sweeper would ever delete them.
+        let _ = kubectl(&[
+            "delete",
+            "clusterrolebinding",
+            "-l",
+            &format!("zonegate.dev/zone-namespace in ({})", self.scope.join(",")),
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
     }
 }
 
-async fn operator_identity(client: &Client, ns: &str) -> OperatorIdentity {
+/// The identity of this test's operators, in `ns`; they watch `ns` and `others`.
+async fn operator_identity(client: &Client, ns: &str, others: &[&str]) -> OperatorIdentity {
     let binding = unique_name("zonegate-operator-e2e");
     let role = documented_cluster_role();
     let docs = format!(
@@ -117,6 +130,10 @@ async fn operator_identity(client: &Client, ns: &str) -> OperatorIdentity {
     OperatorIdentity {
         kubeconfig: path,
         binding,
+        scope: std::iter::once(ns)
+            .chain(others.iter().copied())
+            .map(String::from)
+            .collect(),
     }
 }
 
@@ -145,8 +162,8 @@ fn token_kubeconfig(ns: &str, sa: &str) -> PathBuf {
 }
 
 impl Operator {
-    /// Starts `zonegate operator` with `identity`'s kubeconfig, its Lease in `lease_ns`, and
-    /// `extra` flags; waits for /readyz.
+    /// Starts `zonegate operator` with `identity`'s kubeconfig and scope, its Lease in
+    /// `lease_ns`, and `extra` flags; waits for /readyz.
     fn start(identity: &OperatorIdentity, lease_ns: &str, extra: &[&str]) -> Operator {
         let log = identity
             .kubeconfig
@@ -167,6 +184,7 @@ impl Operator {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.push(format!("--watch-namespace={}", identity.scope.join(",")));
         if !extra.contains(&"--delegation-check-interval") {
             args.extend(["--delegation-check-interval".to_string(), "0".to_string()]);
         }
@@ -292,37 +310,6 @@ impl Drop for Operator {
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// Takes this test's turn, once the namespaces of earlier tests are gone (their zones would
-/// otherwise still be reconciled, and written to, by this test's operator).
-async fn begin() -> (tokio::sync::MutexGuard<'static, ()>, Client) {
-    let turn = TURN.lock().await;
-    let client = client().await;
-    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    wait_for(
-        "the namespaces of earlier tests to go",
-        Duration::from_secs(180),
-        || async {
-            let l = nss
-                .list(&ListParams::default().labels("zonegate.dev/e2e=true"))
-                .await
-                .map_err(|e| vec![e.to_string()])?;
-            let terminating: Vec<String> = l
-                .items
-                .iter()
-                .filter(|n| n.metadata.deletion_timestamp.is_some())
-                .map(|n| n.name_any())
-                .collect();
-            if terminating.is_empty() {
-                Ok(())
-            } else {
-                Err(terminating)
-            }
-        },
-    )
-    .await;
-    (turn, client)
-}
 
 fn domain_of(ns: &TestNamespace) -> String {
     format!("{}.example.test", ns.name())
@@ -475,11 +462,11 @@ async fn events_of(client: &Client, ns: &str, zone: &str) -> Vec<(String, String
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn owned_objects_follow_the_zone_spec() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
     let shop = TestNamespace::create(&client).await; // consents to Ingresses
     let closed = TestNamespace::create(&client).await; // listed, no consent
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[&shop, &closed]).await;
     let _op = Operator::start(
         &id,
         &ns,
@@ -979,9 +966,9 @@ async fn owned_objects_follow_the_zone_spec() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn load_balancer_addresses_make_the_zone_ready_and_converged_zones_cause_no_writes() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let op = Operator::start(&id, &ns, &[]);
     let domain = domain_of(&ns);
     apply_zone(
@@ -1174,10 +1161,10 @@ async fn load_balancer_addresses_make_the_zone_ready_and_converged_zones_cause_n
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn the_older_zone_keeps_a_contested_domain() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let a = TestNamespace::create(&client).await;
     let b = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &a).await;
+    let id = operator_identity(&client, &a, &[&b]).await;
     let _op = Operator::start(&id, &a, &[]);
     let domain = domain_of(&a);
     apply_zone(&a, "first", json!({"domain": domain})).await;
@@ -1247,10 +1234,10 @@ async fn the_older_zone_keeps_a_contested_domain() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn a_zone_inside_another_namespace_s_zone_needs_its_delegation() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let parent_ns = TestNamespace::create(&client).await;
     let child_ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &parent_ns).await;
+    let id = operator_identity(&client, &parent_ns, &[&child_ns]).await;
     let _op = Operator::start(&id, &parent_ns, &[]);
     let parent = domain_of(&parent_ns);
     let child = format!("team.{parent}");
@@ -1330,10 +1317,10 @@ async fn a_zone_inside_another_namespace_s_zone_needs_its_delegation() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn the_domain_policy_limits_who_claims_what() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let allowed = TestNamespace::create(&client).await;
     let other = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &allowed).await;
+    let id = operator_identity(&client, &allowed, &[&other]).await;
     let policy = id.kubeconfig.with_file_name("policy.yaml");
     std::fs::write(
         &policy,
@@ -1385,10 +1372,10 @@ async fn the_domain_policy_limits_who_claims_what() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn deleting_a_zone_removes_everything_it_had() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
     let src = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[&src]).await;
     let _op = Operator::start(&id, &ns, &[]);
     apply_zone(
         &ns,
@@ -1453,9 +1440,9 @@ async fn deleting_a_zone_removes_everything_it_had() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn a_restarted_operator_changes_nothing() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let mut op = Operator::start(&id, &ns, &[]);
     apply_zone(
         &ns,
@@ -1517,9 +1504,9 @@ async fn a_restarted_operator_changes_nothing() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn only_the_lease_holder_reconciles() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let lease = unique_name("zonegate-operator");
     let mut ops = [
         Operator::start(&id, &ns, &["--lease-name", &lease, "--identity", "one"]),
@@ -1713,13 +1700,13 @@ impl Drop for Knot {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn delegated_follows_the_parent_zone() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
     let parent = domain_of(&ns);
     let domain = format!("web.{parent}");
     let mut knot = Knot::new(&parent);
     knot.serve(&[]);
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let parent_addr = format!("127.0.0.1:{}", knot.port);
     let _op = Operator::start(
         &id,
@@ -1831,7 +1818,7 @@ async fn delegated_follows_the_parent_zone() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn delegated_through_a_resolver() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
     let parent = domain_of(&ns);
     let domain = format!("web.{parent}");
@@ -1842,7 +1829,7 @@ async fn delegated_through_a_resolver() {
         "web NS a.dns.example.net.".to_string(),
         "web NS b.dns.example.net.".to_string(),
     ]);
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let port = knot.port.to_string();
     let resolver = format!("127.0.0.1:{port}");
     let _op = Operator::start(
@@ -1901,9 +1888,9 @@ fn metric_value(text: &str, name: &str) -> Option<f64> {
 #[ignore = "needs the e2e control plane: make test"]
 async fn get_dz_wide_shows_the_served_serial_records_and_time() {
     use support::cluster::{ClusterServer, soa_serial};
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let _op = Operator::start(&id, &ns, &[]);
     let domain = domain_of(&ns);
     let www = |values: Value| json!({"name": "www", "type": "A", "values": values});
@@ -2060,9 +2047,9 @@ async fn get_dz_wide_shows_the_served_serial_records_and_time() {
 #[tokio::test]
 #[ignore = "needs the e2e control plane: make test"]
 async fn describe_dz_events_name_the_field_to_fix_and_the_records_to_create() {
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let _op = Operator::start(
         &id,
         &ns,
@@ -2255,9 +2242,9 @@ impl Drop for KnotSecondary {
 #[ignore = "needs the e2e control plane: make test"]
 async fn secondaries_in_sync_follows_a_knot_secondary() {
     use support::cluster::{ClusterServer, soa_serial};
-    let (_turn, client) = begin().await;
+    let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let id = operator_identity(&client, &ns).await;
+    let id = operator_identity(&client, &ns, &[]).await;
     let _op = Operator::start(
         &id,
         &ns,
@@ -2417,5 +2404,57 @@ async fn secondaries_in_sync_follows_a_knot_secondary() {
         list.first().map(|s| (s.serial, s.in_sync)),
         Some((None, false)),
         "{list:?}"
+    );
+}
+
+/// An operator scoped to one namespace does nothing elsewhere: a zone in another namespace gets
+/// no status and no objects, and that namespace, listed as a source by a zone in scope, gets no
+/// Role (the zone in scope is reconciled as usual).
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn a_scoped_operator_leaves_other_namespaces_alone() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client).await;
+    let outside = TestNamespace::create(&client).await;
+    let id = operator_identity(&client, &ns, &[]).await;
+    let _op = Operator::start(&id, &ns, &[]);
+    apply_zone(
+        &outside,
+        "elsewhere",
+        json!({"domain": domain_of(&outside)}),
+    )
+    .await;
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain_of(&ns), "sources": {"namespaces": [outside.name()]}}),
+    )
+    .await;
+    wait_condition(&ns, "web", "Accepted", "True").await;
+    wait_for("ServiceAccount web-dns", WAIT, || async {
+        ns.api::<ServiceAccount>().get("web-dns").await
+    })
+    .await;
+    // the zone in scope got its Role; give the operator time to do anything else it would
+    ns.api::<Role>().get("web-dns").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let z = outside.api::<DNSZone>().get("elsewhere").await.unwrap();
+    assert!(
+        z.status.is_none(),
+        "a zone outside the scope got a status: {:?}",
+        z.status
+    );
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=zonegate");
+    let roles = outside.api::<Role>().list(&managed).await.unwrap();
+    let sas = outside
+        .api::<ServiceAccount>()
+        .list(&managed)
+        .await
+        .unwrap();
+    assert!(
+        roles.items.is_empty() && sas.items.is_empty(),
+        "objects outside the scope: {:?} {:?}",
+        roles.items.iter().map(|r| r.name_any()).collect::<Vec<_>>(),
+        sas.items.iter().map(|r| r.name_any()).collect::<Vec<_>>()
     );
 }
