@@ -41,9 +41,9 @@ pub enum Error {
     /// A part the command depends on stopped (a channel closed, a task ended).
     #[error("{0} stopped")]
     Stopped(&'static str),
-    /// The operator's run loop failed (leader election, caches).
-    #[error("{0}")]
-    Operator(String),
+    /// The operator's run loop stopped (its HTTP endpoint, the Lease, the controller).
+    #[error(transparent)]
+    Operator(#[from] crate::operator::error::RunError),
     /// `webhook` or `hosts` cannot start or go on; the message names the flag, file or object.
     #[error("{0}")]
     Command(String),
@@ -72,8 +72,9 @@ impl Error {
 
     /// The process exit code: 2 for unusable flags, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
+        use crate::operator::error::RunError;
         match self {
-            Error::Flag { .. } => 2,
+            Error::Flag { .. } | Error::Operator(RunError::LeaseTiming { .. }) => 2,
             _ => 1,
         }
     }

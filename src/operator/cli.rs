@@ -216,6 +216,15 @@ impl OperatorArgs {
         let scope =
             Scope::parse(&self.watch_namespace).map_err(|e| Error::flag("--watch-namespace", e))?;
         let identity = self.identity.clone().unwrap_or_else(default_identity);
+        if self.leader_elect && (self.lease_grace == 0 || self.lease_grace >= self.lease_duration) {
+            return Err(Error::flag(
+                "--lease-grace",
+                format!(
+                    "{}: must be more than 0 and less than --lease-duration ({})",
+                    self.lease_grace, self.lease_duration
+                ),
+            ));
+        }
         let lease = self.leader_elect.then(|| LeaseSettings {
             namespace: self.lease_namespace.clone().unwrap_or_else(|| {
                 std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -259,9 +268,7 @@ pub fn main(args: OperatorArgs) -> u8 {
         let config = args.config()?;
         process::install_signal_handlers();
         let client = process::kube_client(args.kubeconfig.as_deref()).await?;
-        super::run::run(client, config, process::shutdown())
-            .await
-            .map_err(Error::Operator)
+        Ok(super::run::run(client, config, process::shutdown()).await?)
     })
 }
 
@@ -359,6 +366,12 @@ mod tests {
         assert_eq!(c.lease.unwrap().name, "mine");
         let e = scoped(&["--watch-namespace", "A"]).unwrap_err();
         assert!(e.to_string().starts_with("--watch-namespace \"A\""), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let e = scoped(&["--lease-grace", "15"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--lease-grace 15: must be more than 0 and less than --lease-duration (15)"
+        );
         assert_eq!(e.exit_code(), 2);
     }
 

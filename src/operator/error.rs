@@ -1,7 +1,8 @@
-//! Why a reconcile failed. Each variant says what failed (which owned kind, the status, another
-//! API call, the caches) and gives the `kind` label of
+//! Why a reconcile failed, and why the operator stopped. Each [`Error`] variant says what failed
+//! (which owned kind, the status, another API call, the caches) and gives the `kind` label of
 //! `zonegate_operator_reconcile_errors_total` ([`Error::metric_label`]), so the metric never
-//! depends on the wording of a message.
+//! depends on the wording of a message. [`RunError`] is what ends [`run`](super::run()) (the
+//! HTTP endpoint, the Lease, the controller), reported by `zonegate operator` as it exits.
 
 use super::ZoneKey;
 use super::desired::OwnedKind;
@@ -71,6 +72,33 @@ impl Error {
     }
 }
 
+/// Why the operator's run loop ([`run`](super::run())) stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `/metrics`, `/healthz` and `/readyz` cannot be served (the address of `--http`).
+    #[error(transparent)]
+    Http(Box<crate::error::Error>),
+    /// The Lease timings cannot work (`--lease-grace`, `--lease-duration`).
+    #[error(
+        "--lease-grace ({grace}) must be more than 0 and less than --lease-duration ({duration})"
+    )]
+    LeaseTiming { grace: u64, duration: u64 },
+    /// The Lease cannot be read or created (permissions, a missing namespace, the API).
+    #[error("cannot use the Lease {lease}: {source}")]
+    Lease {
+        /// `namespace/name`.
+        lease: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    /// The task that holds and renews the Lease ended.
+    #[error("the watcher of the Lease {lease} stopped")]
+    LeaseWatcher { lease: String },
+    /// The controller or the sweeper ended (their streams never end while the watches run).
+    #[error("the controller stopped")]
+    ControllerStopped,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +145,41 @@ mod tests {
         };
         assert_eq!(e.metric_label(), "api");
         assert_eq!(Error::NotSynced("x".into()).metric_label(), "cache");
+    }
+
+    #[test]
+    fn run_errors_name_what_failed() {
+        let e = RunError::LeaseTiming {
+            grace: 5,
+            duration: 5,
+        };
+        assert_eq!(
+            e.to_string(),
+            "--lease-grace (5) must be more than 0 and less than --lease-duration (5)"
+        );
+        let e = RunError::Lease {
+            lease: "ops/zonegate-operator".into(),
+            source: kube_lease_manager::LeaseManagerError::NonexistentLease("x".into()),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("cannot use the Lease ops/zonegate-operator: "),
+            "{e}"
+        );
+        let e = RunError::Http(Box::new(crate::error::Error::Bind {
+            flag: "--http",
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        }));
+        assert!(e.to_string().starts_with("--http 127.0.0.1:1: "), "{e}");
+        // what `zonegate operator` prints: the same words
+        let e = crate::error::Error::from(RunError::ControllerStopped);
+        assert_eq!(e.to_string(), "the controller stopped");
+        assert_eq!(e.exit_code(), 1);
+        let e = crate::error::Error::from(RunError::LeaseTiming {
+            grace: 0,
+            duration: 15,
+        });
+        assert_eq!(e.exit_code(), 2, "a flag error");
     }
 }

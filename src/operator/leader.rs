@@ -3,6 +3,7 @@
 //! that loses the Lease stops reconciling at once and becomes a candidate again; on shutdown it
 //! releases the Lease so a standby takes over without waiting for it to expire.
 
+use super::error::RunError;
 use super::metrics::OperatorMetrics;
 use futures::future::{BoxFuture, Shared};
 use kube::Client;
@@ -29,16 +30,17 @@ pub async fn run_elected<F>(
     metrics: Arc<OperatorMetrics>,
     shutdown: Shared<BoxFuture<'static, ()>>,
     work: F,
-) -> Result<(), String>
+) -> Result<(), RunError>
 where
-    F: Fn() -> BoxFuture<'static, Result<(), String>>,
+    F: Fn() -> BoxFuture<'static, Result<(), RunError>>,
 {
     if lease.grace == 0 || lease.grace >= lease.duration {
-        return Err(format!(
-            "--lease-grace ({}) must be more than 0 and less than --lease-duration ({})",
-            lease.grace, lease.duration
-        ));
+        return Err(RunError::LeaseTiming {
+            grace: lease.grace,
+            duration: lease.duration,
+        });
     }
+    let lease_id = format!("{}/{}", lease.namespace, lease.name);
     let manager = LeaseManagerBuilder::new(client, &lease.name)
         .with_namespace(&lease.namespace)
         .with_identity(&lease.identity)
@@ -46,20 +48,18 @@ where
         .with_grace(lease.grace)
         .build()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot use the Lease {}/{}: {e}",
-                lease.namespace, lease.name
-            )
+        .map_err(|source| RunError::Lease {
+            lease: lease_id.clone(),
+            source,
         })?;
     let (mut leading, handle) = manager.watch().await;
-    tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "waiting for the Lease");
+    tracing::info!(lease = %lease_id, identity = %lease.identity, "waiting for the Lease");
     metrics.ready.store(true, Ordering::Release);
     let result = loop {
         tokio::select! {
             _ = shutdown.clone() => break Ok(()),
             r = leading.wait_for(|l| *l) => if r.is_err() {
-                break Err("the Lease watcher stopped".to_string());
+                break Err(RunError::LeaseWatcher { lease: lease_id.clone() });
             },
         }
         tracing::info!(identity = %lease.identity, "holding the Lease: reconciling");

@@ -16,7 +16,7 @@
 
 use super::delegated::Checker;
 use super::desired::{OwnedKind, ServerSettings, desired_gateway_reader};
-use super::error::Error;
+use super::error::{Error, RunError};
 use super::leader::{self, LeaseSettings};
 use super::metrics::OperatorMetrics;
 use super::policy::DomainPolicy;
@@ -104,12 +104,12 @@ pub async fn run(
     client: Client,
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let metrics = Arc::new(OperatorMetrics::new());
     if let Some(addr) = config.http {
         crate::process::serve_http("--http", addr, metrics.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RunError::Http(Box::new(e)))?;
     }
     let config = Arc::new(config);
     let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
@@ -136,7 +136,7 @@ async fn lead(
     client: Client,
     config: Arc<OperatorConfig>,
     metrics: Arc<OperatorMetrics>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     metrics.ready.store(false, Ordering::Release);
     let all = watcher::Config::default();
     let scope = &config.scope;
@@ -233,7 +233,7 @@ async fn lead(
             _ = sweeper => {},
         }
     });
-    Err("the controller stopped".into())
+    Err(RunError::ControllerStopped)
 }
 
 /// Deletes objects of deleted zones that the garbage collector cannot (no owner reference), and
