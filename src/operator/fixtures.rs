@@ -70,6 +70,7 @@ impl Fixture {
             nodes: nodes_r,
             owned: owned_r,
             scope: config.scope.clone(),
+            synced: tokio::sync::watch::channel(true).1,
         };
         let metrics = Arc::new(OperatorMetrics::new());
         let (tx, rx) = mpsc::unbounded();

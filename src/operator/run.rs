@@ -149,12 +149,14 @@ async fn lead(
         zones.clone(),
     );
     let (owned, controller) = OwnedStores::watch(&client, scope, controller);
+    let (synced, synced_rx) = tokio::sync::watch::channel(false);
     let stores = Stores {
         zones: zones.clone(),
         grants,
         nodes,
         owned,
         scope: scope.clone(),
+        synced: synced_rx,
     };
     let (recheck_tx, recheck_rx) = mpsc::unbounded();
     let ctx = Arc::new(Ctx::new(
@@ -210,7 +212,8 @@ async fn lead(
         let metrics = metrics.clone();
         let ctx = ctx.clone();
         async move {
-            if stores.wait_ready().await.is_ok() {
+            if stores.wait_listed().await.is_ok() {
+                synced.send_replace(true);
                 metrics.ready.store(true, Ordering::Release);
                 tracing::info!(%scope, "watch caches synced; reconciling");
                 ctx.sweep.notify_one();

@@ -21,6 +21,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashSet;
+use tokio::sync::watch;
 
 /// `(kind, namespace, name)` of an owned object.
 pub type ObjectId = (OwnedKind, Option<String>, String);
@@ -213,10 +214,28 @@ pub struct Stores {
     pub owned: OwnedStores,
     /// What the caches cover (`--watch-namespace`).
     pub scope: Scope,
+    /// True once every cache has listed: set by the one task that awaits the caches
+    /// ([`Stores::wait_listed`]), awaited by everyone else ([`Stores::wait_ready`]).
+    pub synced: watch::Receiver<bool>,
 }
 
 impl Stores {
+    /// Waits until every cache has listed (see [`Stores::wait_listed`]); an error when the
+    /// caches were dropped before.
     pub async fn wait_ready(&self) -> Result<(), String> {
+        self.synced
+            .clone()
+            .wait_for(|synced| *synced)
+            .await
+            .map(|_| ())
+            .map_err(|_| "the watch caches stopped before they were synced".to_string())
+    }
+
+    /// Waits for each cache's first list. For one waiter only (then it sets [`Stores::synced`]):
+    /// kube's `Store::wait_until_ready` wakes only the task that polled it last (one waker in a
+    /// oneshot), so of several tasks waiting at once the others sleep until something else wakes
+    /// them; a reconcile started during the initial list sat out its 60 s timeout that way.
+    pub async fn wait_listed(&self) -> Result<(), String> {
         let name = |what: &'static str| move |e| format!("{what}: {e}");
         self.zones.wait_until_ready().await.map_err(name("zones"))?;
         self.grants
