@@ -134,6 +134,34 @@ pub struct DNSZoneSpec {
     /// serial change. Absent: every transfer is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferSpec>,
+
+    /// DNSSEC signing of the zone (docs/dnssec.md). Absent or `enabled: false`: unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecSpec>,
+}
+
+/// `spec.dnssec`: sign the zone with one combined signing key (a CSK, DNSKEY flags 257). The
+/// key is the Secret `<zone>-dnssec` in the zone's namespace (`key.pem`, and `next.pem` during
+/// a rollover); with `serve --manifests`, a `v1 Secret` of that name in the tree, else one
+/// generated once into `--state-dir`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DnssecSpec {
+    /// Sign the zone: DNSKEY, CDS and CDNSKEY at the apex, RRSIGs over every authoritative
+    /// RRset, NSEC3 (RFC 9276 parameters) for authenticated denial.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Signing algorithm of a generated key: `ECDSAP256SHA256` (13, the default) or `ED25519`
+    /// (15). A key given in the Secret must be of this algorithm.
+    #[serde(default)]
+    pub algorithm: crate::dnssec::keys::Algorithm,
+}
+
+impl DNSZoneSpec {
+    /// The DNSSEC settings when signing is on.
+    pub fn dnssec_enabled(&self) -> Option<&DnssecSpec> {
+        self.dnssec.as_ref().filter(|d| d.enabled)
+    }
 }
 
 /// Who may transfer the zone, whom to notify of changes and the TSIG key that guards both.
