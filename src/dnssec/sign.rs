@@ -1,0 +1,1006 @@
+//! The zone signer: from a compiled zone's RRsets, its keys and the time, every record DNSSEC
+//! adds to it. Pure (no I/O, no Kubernetes types); the time is an argument.
+//!
+//! - At the apex: DNSKEY (every key), CDS and CDNSKEY (RFC 7344, 8078: the same keys, so a
+//!   registrar that scans picks the DS up), NSEC3PARAM (flags 0).
+//! - An RRSIG by every key over every authoritative RRset: not over the NS RRset of a
+//!   delegation nor over glue or anything else below a cut (RFC 4035 §2.2); a DS at a
+//!   delegation is signed.
+//! - NSEC3 (RFC 5155) with the RFC 9276 parameters: SHA-1, 0 extra iterations, empty salt, no
+//!   opt-out. One per authoritative name, delegation point and empty non-terminal, chained in
+//!   hash order; TTL min(SOA TTL, SOA MINIMUM) (RFC 9077).
+//! - Signatures: inception one hour before `now` (clock skew), expiration 14 days after;
+//!   [`needs_resign`] says when less than 7 days are left.
+//!
+//! The signed data is the canonical form of RFC 4034 §3.1.8.1 and §6: owner names lowercase
+//! and uncompressed, RDATA in hickory's canonical encoding (names lowercased in the types RFC
+//! 4034 §6.2 / RFC 6840 §5.1 list), records sorted by their canonical RDATA, duplicates once.
+
+use super::keys::{SigningKey, ZoneKeys};
+use crate::zone::ZoneData;
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Signatures start this long before the signing time (resolver clock skew).
+pub const INCEPTION_BACKDATE: u32 = 3600;
+/// Signatures end this long after the signing time.
+pub const VALIDITY: u32 = 14 * 86400;
+/// A zone is re-signed when its earliest signature has less than this left.
+pub const REFRESH_BEFORE: u32 = 7 * 86400;
+
+/// NSEC3 hash algorithm 1 (SHA-1), the only one defined.
+pub const NSEC3_SHA1: u8 = 1;
+/// RFC 9276 §3.1: 0 extra iterations.
+pub const NSEC3_ITERATIONS: u16 = 0;
+
+/// DNS class IN.
+const IN: u16 = 1;
+
+/// One record the signer adds, RDATA in wire (canonical) form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnssecRecord {
+    pub name: Name,
+    pub ttl: u32,
+    pub rtype: RecordType,
+    pub rdata: Vec<u8>,
+}
+
+/// What signing a zone adds to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedZone {
+    pub origin: Name,
+    /// DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex.
+    pub apex: Vec<DnssecRecord>,
+    /// RRSIGs by owner name (an NSEC3's under its hashed owner), each covering one RRset there.
+    pub rrsigs: BTreeMap<Name, Vec<DnssecRecord>>,
+    /// NSEC3 records in hash order, with their raw hash (the key to find the one that covers
+    /// or matches a hash).
+    pub nsec3: Vec<([u8; 20], DnssecRecord)>,
+    /// The signatures' inception and expiration (seconds since the epoch).
+    pub inception: u32,
+    pub expiration: u32,
+}
+
+impl SignedZone {
+    /// Every added record: apex records, NSEC3s, then RRSIGs by owner.
+    pub fn records(&self) -> impl Iterator<Item = &DnssecRecord> {
+        self.apex
+            .iter()
+            .chain(self.nsec3.iter().map(|(_, r)| r))
+            .chain(self.rrsigs.values().flatten())
+    }
+
+    /// The RRSIGs at `name` that cover `rtype`.
+    pub fn rrsigs_for<'a>(
+        &'a self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> impl Iterator<Item = &'a DnssecRecord> + 'a {
+        let covered = u16::from(rtype).to_be_bytes();
+        self.rrsigs
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.rdata[..2] == covered)
+    }
+}
+
+/// Whether a zone signed at `signed.inception + INCEPTION_BACKDATE` must be signed again at
+/// `now`: when its signatures have less than [`REFRESH_BEFORE`] left.
+pub fn needs_resign(signed: &SignedZone, now: u32) -> bool {
+    signed.expiration.saturating_sub(now) < REFRESH_BEFORE
+}
+
+/// A name in canonical wire form: labels lowercase, uncompressed, the root label last.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// RDATA in canonical wire form (RFC 4034 §6.2), or `None` when hickory cannot encode it.
+pub fn canonical_rdata(rd: &RData) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_canonical_form(true);
+    rd.emit(&mut enc).ok()?;
+    Some(buf)
+}
+
+/// The NSEC3 hash of `name` (RFC 5155 §5): SHA-1 over the canonical wire name and the salt,
+/// then `iterations` more times over the digest and the salt.
+pub fn nsec3_hash(name: &Name, salt: &[u8], iterations: u16) -> [u8; 20] {
+    let sha1 = |data: &[u8]| -> [u8; 20] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+        ctx.update(data);
+        ctx.update(salt);
+        ctx.finish().as_ref().try_into().expect("SHA-1 is 20 bytes")
+    };
+    let mut h = sha1(&name_wire(name));
+    for _ in 0..iterations {
+        h = sha1(&h);
+    }
+    h
+}
+
+/// Base32 with the extended hex alphabet (RFC 4648 §7), lowercase, no padding: the form of an
+/// NSEC3 owner label and of the next hashed owner name in presentation.
+pub fn base32hex(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let mut acc: u64 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u64::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// The type bit maps field of NSEC and NSEC3 (RFC 4034 §4.1.2): one window per high byte in
+/// use, each as short as its highest type allows.
+pub fn type_bitmap(types: &BTreeSet<u16>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut window: Option<(u8, [u8; 32], usize)> = None;
+    let flush = |out: &mut Vec<u8>, w: &(u8, [u8; 32], usize)| {
+        out.push(w.0);
+        out.push(w.2 as u8);
+        out.extend_from_slice(&w.1[..w.2]);
+    };
+    for t in types {
+        let (hi, lo) = ((t >> 8) as u8, (t & 0xff) as usize);
+        if window.as_ref().is_some_and(|w| w.0 != hi) {
+            flush(&mut out, window.as_ref().expect("checked"));
+            window = None;
+        }
+        let w = window.get_or_insert((hi, [0u8; 32], 0));
+        w.1[lo / 8] |= 0x80 >> (lo % 8);
+        w.2 = w.2.max(lo / 8 + 1);
+    }
+    if let Some(w) = &window {
+        flush(&mut out, w);
+    }
+    out
+}
+
+/// NSEC3 RDATA with the RFC 9276 parameters.
+fn nsec3_rdata(next: &[u8; 20], types: &BTreeSet<u16>) -> Vec<u8> {
+    let mut out = vec![NSEC3_SHA1, 0];
+    out.extend_from_slice(&NSEC3_ITERATIONS.to_be_bytes());
+    out.push(0); // salt length
+    out.push(20);
+    out.extend_from_slice(next);
+    out.extend_from_slice(&type_bitmap(types));
+    out
+}
+
+/// NSEC3PARAM RDATA: SHA-1, flags 0, 0 iterations, no salt.
+pub fn nsec3param_rdata() -> Vec<u8> {
+    let mut out = vec![NSEC3_SHA1, 0];
+    out.extend_from_slice(&NSEC3_ITERATIONS.to_be_bytes());
+    out.push(0);
+    out
+}
+
+/// The fields of an RRSIG before its signature.
+pub struct SigFields<'a> {
+    pub covered: RecordType,
+    /// Labels of the owner, not counting a leading `*` (RFC 4034 §3.1.3).
+    pub labels: u8,
+    pub original_ttl: u32,
+    pub expiration: u32,
+    pub inception: u32,
+    pub signer: &'a Name,
+}
+
+/// RRSIG RDATA over one RRset by `key`: the RRset's records are `rdatas` (canonical wire
+/// RDATA, any order, duplicates allowed) at `owner`.
+pub fn rrsig_rdata(
+    key: &SigningKey,
+    f: &SigFields<'_>,
+    owner: &Name,
+    rdatas: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut rdata = rrsig_head(key, f);
+    let data = signed_data(&rdata, owner, f, rdatas);
+    rdata.extend_from_slice(&key.sign(&data));
+    rdata
+}
+
+/// RRSIG RDATA up to the signature (RFC 4034 §3.1).
+fn rrsig_head(key: &SigningKey, f: &SigFields<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18 + f.signer.len() + 1 + 64);
+    out.extend_from_slice(&u16::from(f.covered).to_be_bytes());
+    out.push(key.algorithm().number());
+    out.push(f.labels);
+    out.extend_from_slice(&f.original_ttl.to_be_bytes());
+    out.extend_from_slice(&f.expiration.to_be_bytes());
+    out.extend_from_slice(&f.inception.to_be_bytes());
+    out.extend_from_slice(&key.key_tag().to_be_bytes());
+    out.extend_from_slice(&name_wire(f.signer));
+    out
+}
+
+/// The data an RRSIG signs (RFC 4034 §3.1.8.1): its RDATA up to the signature, then every RR
+/// of the set in canonical form and order, with the original TTL.
+pub fn signed_data(head: &[u8], owner: &Name, f: &SigFields<'_>, rdatas: &[Vec<u8>]) -> Vec<u8> {
+    let mut sorted: Vec<&Vec<u8>> = rdatas.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let owner = name_wire(owner);
+    let mut data = head.to_vec();
+    for rd in sorted {
+        data.extend_from_slice(&owner);
+        data.extend_from_slice(&u16::from(f.covered).to_be_bytes());
+        data.extend_from_slice(&IN.to_be_bytes());
+        data.extend_from_slice(&f.original_ttl.to_be_bytes());
+        data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+        data.extend_from_slice(rd);
+    }
+    data
+}
+
+/// Verifies an RRSIG (RDATA as [`rrsig_rdata`] makes it) over `rdatas` at `owner` with `key`'s
+/// public half: for tests and self-checks.
+pub fn verify_rrsig(key: &SigningKey, rrsig: &[u8], owner: &Name, rdatas: &[Vec<u8>]) -> bool {
+    let sig_len = key.algorithm().signature_len();
+    if rrsig.len() < 18 + 1 + sig_len {
+        return false;
+    }
+    let (head, sig) = rrsig.split_at(rrsig.len() - sig_len);
+    let f = SigFields {
+        covered: RecordType::from(u16::from_be_bytes([head[0], head[1]])),
+        labels: head[3],
+        original_ttl: u32::from_be_bytes(head[4..8].try_into().expect("4 bytes")),
+        expiration: 0,
+        inception: 0,
+        signer: owner,
+    };
+    let data = signed_data(head, owner, &f, rdatas);
+    super::keys::verify(key.algorithm(), key.public_key(), &data, sig)
+}
+
+/// One RRset to sign.
+struct ToSign {
+    name: Name,
+    rtype: RecordType,
+    ttl: u32,
+    rdatas: Vec<Vec<u8>>,
+}
+
+/// The SOA RDATA as published with `serial`.
+fn soa_rdata(data: &ZoneData, serial: u32) -> RData {
+    let s = &data.soa;
+    RData::SOA(SOA::new(
+        s.mname.clone(),
+        s.rname.clone(),
+        serial,
+        s.refresh as i32,
+        s.retry as i32,
+        s.expire as i32,
+        s.minimum,
+    ))
+}
+
+/// Signs `data` published with `serial` with `keys` at `now` (seconds since the epoch).
+pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> SignedZone {
+    let origin = data.origin.to_lowercase();
+    let inception = now.saturating_sub(INCEPTION_BACKDATE);
+    let expiration = now.saturating_add(VALIDITY);
+    let soa_ttl = data.soa.ttl;
+    let nsec3_ttl = data.soa.ttl.min(data.soa.minimum);
+    let depth = origin.num_labels();
+
+    // Delegation points: names strictly below the apex with NS.
+    let cuts: HashSet<Name> = data
+        .records
+        .iter()
+        .filter(|(n, sets)| {
+            sets.get(&RecordType::NS)
+                .is_some_and(|s| !s.rdata.is_empty())
+                && n.to_lowercase() != origin
+        })
+        .map(|(n, _)| n.to_lowercase())
+        .collect();
+    let below_cut = |name: &Name| -> bool {
+        let mut n = name.base_name();
+        while n.num_labels() > depth {
+            if cuts.contains(&n) {
+                return true;
+            }
+            n = n.base_name();
+        }
+        false
+    };
+
+    let mut to_sign: Vec<ToSign> = Vec::new();
+    // name -> the types its NSEC3 lists (empty for an empty non-terminal)
+    let mut chain: BTreeMap<Name, BTreeSet<u16>> = BTreeMap::new();
+
+    // The apex additions.
+    let mut apex = Vec::new();
+    let dnskeys: Vec<Vec<u8>> = keys.all().map(SigningKey::dnskey_rdata).collect();
+    let cds: Vec<Vec<u8>> = keys.all().map(|k| k.ds_rdata(&origin.to_ascii())).collect();
+    let param = vec![nsec3param_rdata()];
+    for (rtype, ttl, rdatas) in [
+        (RecordType::DNSKEY, soa_ttl, &dnskeys),
+        (RecordType::CDNSKEY, soa_ttl, &dnskeys),
+        (RecordType::CDS, soa_ttl, &cds),
+        (RecordType::NSEC3PARAM, nsec3_ttl, &param),
+    ] {
+        for rd in rdatas {
+            apex.push(DnssecRecord {
+                name: origin.clone(),
+                ttl,
+                rtype,
+                rdata: rd.clone(),
+            });
+        }
+        to_sign.push(ToSign {
+            name: origin.clone(),
+            rtype,
+            ttl,
+            rdatas: rdatas.clone(),
+        });
+        chain
+            .entry(origin.clone())
+            .or_default()
+            .insert(u16::from(rtype));
+    }
+    let soa = canonical_rdata(&soa_rdata(data, serial)).expect("an SOA encodes");
+    to_sign.push(ToSign {
+        name: origin.clone(),
+        rtype: RecordType::SOA,
+        ttl: soa_ttl,
+        rdatas: vec![soa],
+    });
+    chain
+        .entry(origin.clone())
+        .or_default()
+        .extend([u16::from(RecordType::SOA), u16::from(RecordType::RRSIG)]);
+
+    for (name, sets) in &data.records {
+        let name = name.to_lowercase();
+        if !origin.zone_of(&name) || below_cut(&name) {
+            continue; // glue and whatever else a cut occludes: not ours to sign or deny
+        }
+        let cut = cuts.contains(&name);
+        let mut types = BTreeSet::new();
+        for (rtype, set) in sets {
+            if *rtype == RecordType::SOA || set.rdata.is_empty() {
+                continue;
+            }
+            if cut && !matches!(rtype, RecordType::NS | RecordType::DS) {
+                continue; // the child's data (glue at the cut): not the parent's
+            }
+            types.insert(u16::from(*rtype));
+            if cut && *rtype == RecordType::NS {
+                continue; // the delegation NS is the child's, unsigned
+            }
+            let rdatas: Vec<Vec<u8>> = set.rdata.iter().filter_map(canonical_rdata).collect();
+            to_sign.push(ToSign {
+                name: name.clone(),
+                rtype: *rtype,
+                ttl: set.ttl,
+                rdatas,
+            });
+            types.insert(u16::from(RecordType::RRSIG));
+        }
+        if types.is_empty() {
+            continue;
+        }
+        // empty non-terminals: the ancestors between the apex and this name
+        let mut n = name.base_name();
+        while n.num_labels() > depth {
+            chain.entry(n.clone()).or_default();
+            n = n.base_name();
+        }
+        chain.entry(name).or_default().extend(types);
+    }
+
+    // The NSEC3 chain, in hash order.
+    let mut hashed: Vec<([u8; 20], BTreeSet<u16>)> = chain
+        .into_iter()
+        .map(|(name, types)| (nsec3_hash(&name, &[], NSEC3_ITERATIONS), types))
+        .collect();
+    hashed.sort_unstable_by_key(|h| h.0);
+    let mut nsec3 = Vec::with_capacity(hashed.len());
+    for (i, (hash, types)) in hashed.iter().enumerate() {
+        let next = &hashed[(i + 1) % hashed.len()].0;
+        let owner = origin
+            .prepend_label(base32hex(hash).as_bytes())
+            .expect("a 32-character label below a valid apex");
+        let rdata = nsec3_rdata(next, types);
+        to_sign.push(ToSign {
+            name: owner.clone(),
+            rtype: RecordType::NSEC3,
+            ttl: nsec3_ttl,
+            rdatas: vec![rdata.clone()],
+        });
+        nsec3.push((
+            *hash,
+            DnssecRecord {
+                name: owner,
+                ttl: nsec3_ttl,
+                rtype: RecordType::NSEC3,
+                rdata,
+            },
+        ));
+    }
+
+    // Every RRSIG, on every core for a large zone.
+    let signer = &origin;
+    let sigs = crate::parallel::map_chunks(&to_sign, 1024, |chunk| {
+        let mut out = Vec::with_capacity(chunk.len() * 2);
+        for s in chunk {
+            let f = SigFields {
+                covered: s.rtype,
+                labels: s.name.num_labels(),
+                original_ttl: s.ttl,
+                expiration,
+                inception,
+                signer,
+            };
+            for key in keys.all() {
+                out.push(DnssecRecord {
+                    name: s.name.clone(),
+                    ttl: s.ttl,
+                    rtype: RecordType::RRSIG,
+                    rdata: rrsig_rdata(key, &f, &s.name, &s.rdatas),
+                });
+            }
+        }
+        out
+    });
+    let mut rrsigs: BTreeMap<Name, Vec<DnssecRecord>> = BTreeMap::new();
+    for r in sigs {
+        rrsigs.entry(r.name.clone()).or_default().push(r);
+    }
+    SignedZone {
+        origin,
+        apex,
+        rrsigs,
+        nsec3,
+        inception,
+        expiration,
+    }
+}
+
+/// `YYYYMMDDHHmmSS` (UTC) of a time in seconds since the epoch, as RRSIG presentation writes
+/// inception and expiration (RFC 4034 §3.2).
+pub fn rrsig_time(t: u32) -> String {
+    let secs = u64::from(t);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil_from_days
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A type's mnemonic, or `TYPEnnn` (RFC 3597) for one hickory does not name.
+fn type_name(t: u16) -> String {
+    match RecordType::from(t) {
+        RecordType::Unknown(n) => format!("TYPE{n}"),
+        known => known.to_string(),
+    }
+}
+
+/// The type bit maps field as a list of mnemonics (`A RRSIG`), after a leading space each.
+fn bitmap_text(mut b: &[u8]) -> String {
+    let mut out = String::new();
+    while b.len() >= 2 {
+        let (window, len) = (u16::from(b[0]), b[1] as usize);
+        let bits = &b[2..(2 + len).min(b.len())];
+        for (i, byte) in bits.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    out.push(' ');
+                    out.push_str(&type_name((window << 8) | (i * 8 + bit) as u16));
+                }
+            }
+        }
+        b = &b[(2 + len).min(b.len())..];
+    }
+    out
+}
+
+/// A name from its wire form at the start of `b` (uncompressed): the name and its length.
+fn read_name(b: &[u8]) -> (Name, usize) {
+    let mut labels: Vec<&[u8]> = Vec::new();
+    let mut i = 0;
+    while i < b.len() && b[i] != 0 {
+        let len = b[i] as usize;
+        labels.push(&b[i + 1..i + 1 + len]);
+        i += 1 + len;
+    }
+    let name = Name::from_labels(labels).unwrap_or_else(|_| Name::root());
+    (name, i + 1)
+}
+
+/// The presentation form of a record's RDATA (RFC 4034 §2.2, 3.2, 5.3; RFC 5155 §3.3, 4.3).
+pub fn rdata_presentation(r: &DnssecRecord) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let d = &r.rdata;
+    match r.rtype {
+        RecordType::DNSKEY | RecordType::CDNSKEY => format!(
+            "{} {} {} {}",
+            u16::from_be_bytes([d[0], d[1]]),
+            d[2],
+            d[3],
+            b64(&d[4..])
+        ),
+        RecordType::CDS | RecordType::DS => {
+            let hex: String = d[4..].iter().map(|b| format!("{b:02X}")).collect();
+            format!(
+                "{} {} {} {hex}",
+                u16::from_be_bytes([d[0], d[1]]),
+                d[2],
+                d[3]
+            )
+        }
+        RecordType::NSEC3PARAM => {
+            let salt_len = d[4] as usize;
+            let salt: String = if salt_len == 0 {
+                "-".into()
+            } else {
+                d[5..5 + salt_len]
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect()
+            };
+            format!(
+                "{} {} {} {salt}",
+                d[0],
+                d[1],
+                u16::from_be_bytes([d[2], d[3]])
+            )
+        }
+        RecordType::NSEC3 => {
+            let salt_len = d[4] as usize;
+            let salt: String = if salt_len == 0 {
+                "-".into()
+            } else {
+                d[5..5 + salt_len]
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect()
+            };
+            let at = 5 + salt_len;
+            let hash_len = d[at] as usize;
+            let next = base32hex(&d[at + 1..at + 1 + hash_len]);
+            format!(
+                "{} {} {} {salt} {next}{}",
+                d[0],
+                d[1],
+                u16::from_be_bytes([d[2], d[3]]),
+                bitmap_text(&d[at + 1 + hash_len..])
+            )
+        }
+        RecordType::RRSIG => {
+            let u32_at = |i: usize| u32::from_be_bytes(d[i..i + 4].try_into().expect("4 bytes"));
+            let (signer, len) = read_name(&d[18..]);
+            format!(
+                "{} {} {} {} {} {} {} {} {}",
+                type_name(u16::from_be_bytes([d[0], d[1]])),
+                d[2],
+                d[3],
+                u32_at(4),
+                rrsig_time(u32_at(8)),
+                rrsig_time(u32_at(12)),
+                u16::from_be_bytes([d[16], d[17]]),
+                signer.to_ascii(),
+                b64(&d[18 + len..])
+            )
+        }
+        _ => {
+            let hex: String = d.iter().map(|b| format!("{b:02X}")).collect();
+            format!("\\# {} {hex}", d.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::keys::{ACTIVE_KEY, Algorithm};
+    use hickory_proto::rr::rdata::{A, CNAME, NS, TXT};
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn keys(alg: Algorithm) -> ZoneKeys {
+        let pem = SigningKey::generate(alg).unwrap().to_pkcs8_pem();
+        ZoneKeys::from_entries("test", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes())).unwrap()
+    }
+
+    /// RFC 5155 Appendix A: `example` with salt aabbccdd and 12 iterations, and a few of its
+    /// names.
+    #[test]
+    fn nsec3_hash_matches_rfc5155_appendix_a() {
+        let salt = [0xaa, 0xbb, 0xcc, 0xdd];
+        for (name, hash) in [
+            ("example.", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"),
+            ("a.example.", "35mthgpgcu1qg68fab165klnsnk3dpvl"),
+            ("ai.example.", "gjeqe526plbf1g8mklp59enfd789njgi"),
+            ("ns1.example.", "2t7b4g4vsa5smi47k61mv5bv1a22bojr"),
+            ("*.w.example.", "r53bq7cc2uvmubfu5ocmm6pers9tk9en"),
+            ("x.w.example.", "b4um86eghhds6nea196smvmlo4ors995"),
+        ] {
+            assert_eq!(base32hex(&nsec3_hash(&n(name), &salt, 12)), hash, "{name}");
+        }
+        // case does not matter: the canonical form is lowercase
+        assert_eq!(
+            nsec3_hash(&n("A.Example."), &salt, 12),
+            nsec3_hash(&n("a.example."), &salt, 12)
+        );
+    }
+
+    #[test]
+    fn base32hex_rfc4648_vectors_without_padding() {
+        for (input, out) in [
+            ("", ""),
+            ("f", "co"),
+            ("fo", "cpng"),
+            ("foo", "cpnmu"),
+            ("foob", "cpnmuog"),
+            ("fooba", "cpnmuoj1"),
+            ("foobar", "cpnmuoj1e8"),
+        ] {
+            assert_eq!(base32hex(input.as_bytes()), out, "{input:?}");
+        }
+        assert_eq!(base32hex(&[0u8; 20]).len(), 32);
+    }
+
+    /// RFC 4034 §4.3: "A MX RRSIG NSEC TYPE1234".
+    #[test]
+    fn type_bitmap_matches_rfc4034_example() {
+        let types: BTreeSet<u16> = [1, 15, 46, 47, 1234].into();
+        let mut want = vec![0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03];
+        want.extend([0x04, 0x1b]);
+        want.extend([0u8; 26]);
+        want.push(0x20);
+        assert_eq!(type_bitmap(&types), want);
+        assert_eq!(bitmap_text(&want), " A MX RRSIG NSEC TYPE1234");
+        assert!(type_bitmap(&BTreeSet::new()).is_empty());
+        assert_eq!(bitmap_text(&[]), "");
+    }
+
+    #[test]
+    fn rrsig_times_are_utc_calendar_dates() {
+        assert_eq!(rrsig_time(0), "19700101000000");
+        assert_eq!(rrsig_time(1284026679), "20100909100439"); // RFC 6605 §6.1
+        assert_eq!(rrsig_time(1281607479), "20100812100439");
+        assert_eq!(rrsig_time(951782400), "20000229000000");
+        assert_eq!(rrsig_time(u32::MAX), "21060207062815");
+    }
+
+    /// A zone with what a test needs: A/AAAA/TXT/CNAME at names, a wildcard, an empty
+    /// non-terminal (`b.deep` exists only through `a.b.deep`), and a delegation `child` with
+    /// glue at `ns.child`.
+    fn zone() -> ZoneData {
+        let mut d = ZoneData::acme_example();
+        let a = |s: &str| RData::A(A(s.parse().unwrap()));
+        d.add(
+            n("acme.example.com."),
+            3600,
+            RData::NS(NS(n("ns1.acme.example.com."))),
+        );
+        d.add(n("ns1.acme.example.com."), 300, a("192.0.2.53"));
+        d.add(n("www.acme.example.com."), 60, a("192.0.2.1"));
+        d.add(n("www.acme.example.com."), 60, a("192.0.2.2"));
+        d.add(
+            n("www.acme.example.com."),
+            60,
+            RData::TXT(TXT::new(vec!["hello".into()])),
+        );
+        d.add(
+            n("alias.acme.example.com."),
+            60,
+            RData::CNAME(CNAME(n("www.acme.example.com."))),
+        );
+        d.add(n("*.wild.acme.example.com."), 60, a("192.0.2.9"));
+        d.add(n("a.b.deep.acme.example.com."), 60, a("192.0.2.3"));
+        d.add(
+            n("child.acme.example.com."),
+            3600,
+            RData::NS(NS(n("ns.child.acme.example.com."))),
+        );
+        d.add(n("ns.child.acme.example.com."), 3600, a("192.0.2.77"));
+        d
+    }
+
+    fn rdatas(d: &ZoneData, name: &Name, t: RecordType) -> Vec<Vec<u8>> {
+        d.rrset(name, t)
+            .unwrap()
+            .rdata
+            .iter()
+            .map(|rd| canonical_rdata(rd).unwrap())
+            .collect()
+    }
+
+    fn types_of(r: &DnssecRecord) -> String {
+        let d = &r.rdata;
+        bitmap_text(&d[6 + d[5] as usize..])
+    }
+
+    #[test]
+    fn signs_authoritative_rrsets_and_not_delegation_ns_or_glue() {
+        for alg in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            let k = keys(alg);
+            let d = zone();
+            let now = 1_800_000_000;
+            let s = sign_zone(&d, 7, &k, now);
+            assert_eq!(s.inception, now - 3600);
+            assert_eq!(s.expiration, now + 14 * 86400);
+            let covered = |name: &str| -> BTreeSet<String> {
+                s.rrsigs
+                    .get(&n(name))
+                    .into_iter()
+                    .flatten()
+                    .map(|r| type_name(u16::from_be_bytes([r.rdata[0], r.rdata[1]])))
+                    .collect()
+            };
+            let set =
+                |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
+            assert_eq!(
+                covered("acme.example.com."),
+                set(&["SOA", "NS", "DNSKEY", "CDS", "CDNSKEY", "NSEC3PARAM"])
+            );
+            assert_eq!(covered("www.acme.example.com."), set(&["A", "TXT"]));
+            assert_eq!(covered("alias.acme.example.com."), set(&["CNAME"]));
+            assert_eq!(covered("*.wild.acme.example.com."), set(&["A"]));
+            assert!(
+                covered("child.acme.example.com.").is_empty(),
+                "delegation NS"
+            );
+            assert!(covered("ns.child.acme.example.com.").is_empty(), "glue");
+            assert!(covered("b.deep.acme.example.com.").is_empty(), "ENT");
+
+            // each RRSIG verifies over its RRset; a changed record does not
+            let www = n("www.acme.example.com.");
+            let a_rdatas: Vec<Vec<u8>> = rdatas(&d, &www, RecordType::A);
+            let sig = s.rrsigs_for(&www, RecordType::A).next().unwrap();
+            assert!(verify_rrsig(&k.active, &sig.rdata, &www, &a_rdatas));
+            let mut reversed = a_rdatas.clone();
+            reversed.reverse();
+            assert!(
+                verify_rrsig(&k.active, &sig.rdata, &www, &reversed),
+                "order-free"
+            );
+            assert!(!verify_rrsig(&k.active, &sig.rdata, &www, &a_rdatas[..1]));
+            assert!(!verify_rrsig(
+                &k.active,
+                &sig.rdata,
+                &n("x.acme.example.com."),
+                &a_rdatas
+            ));
+            let p = rdata_presentation(sig);
+            assert!(
+                p.starts_with(&format!(
+                    "A {} 4 60 {} {} {} acme.example.com. ",
+                    alg.number(),
+                    rrsig_time(now + 14 * 86400),
+                    rrsig_time(now - 3600),
+                    k.active.key_tag()
+                )),
+                "{p}"
+            );
+            // the wildcard's labels field does not count the `*`
+            let w = s
+                .rrsigs_for(&n("*.wild.acme.example.com."), RecordType::A)
+                .next()
+                .unwrap();
+            assert_eq!(w.rdata[3], 4);
+            // SOA signed with the serial it is published with
+            let soa = canonical_rdata(&soa_rdata(&d, 7)).unwrap();
+            let sig = s
+                .rrsigs_for(&n("acme.example.com."), RecordType::SOA)
+                .next()
+                .unwrap();
+            let apex = n("acme.example.com.");
+            assert!(verify_rrsig(
+                &k.active,
+                &sig.rdata,
+                &apex,
+                std::slice::from_ref(&soa)
+            ));
+            let soa8 = canonical_rdata(&soa_rdata(&d, 8)).unwrap();
+            assert!(!verify_rrsig(&k.active, &sig.rdata, &apex, &[soa8]));
+            // the DNSKEY RRset
+            let sig = s.rrsigs_for(&apex, RecordType::DNSKEY).next().unwrap();
+            assert!(verify_rrsig(
+                &k.active,
+                &sig.rdata,
+                &apex,
+                &[k.active.dnskey_rdata()]
+            ));
+        }
+    }
+
+    #[test]
+    fn nsec3_chain_covers_names_ents_and_delegations_not_glue() {
+        let k = keys(Algorithm::Ed25519);
+        let s = sign_zone(&zone(), 1, &k, 1_800_000_000);
+        let by_name = |name: &str| -> &DnssecRecord {
+            let h = base32hex(&nsec3_hash(&n(name), &[], 0));
+            &s.nsec3
+                .iter()
+                .find(|(_, r)| r.name.to_ascii().starts_with(&h))
+                .unwrap_or_else(|| panic!("no NSEC3 for {name}"))
+                .1
+        };
+        assert_eq!(
+            types_of(by_name("acme.example.com.")),
+            " NS SOA RRSIG DNSKEY NSEC3PARAM CDS CDNSKEY"
+        );
+        assert_eq!(types_of(by_name("www.acme.example.com.")), " A TXT RRSIG");
+        assert_eq!(
+            types_of(by_name("child.acme.example.com.")),
+            " NS",
+            "no RRSIG bit"
+        );
+        assert_eq!(types_of(by_name("b.deep.acme.example.com.")), "", "ENT");
+        assert_eq!(types_of(by_name("deep.acme.example.com.")), "", "ENT");
+        assert_eq!(types_of(by_name("wild.acme.example.com.")), "", "ENT");
+        assert_eq!(types_of(by_name("*.wild.acme.example.com.")), " A RRSIG");
+        let glue = base32hex(&nsec3_hash(&n("ns.child.acme.example.com."), &[], 0));
+        assert!(
+            !s.nsec3
+                .iter()
+                .any(|(_, r)| r.name.to_ascii().starts_with(&glue))
+        );
+        // apex, ns1, www, alias, wild ENT, *.wild, deep, b.deep, a.b.deep, child
+        assert_eq!(s.nsec3.len(), 10);
+        // a ring in hash order; every NSEC3 signed; RFC 9276 parameters; TTL min(SOA, MINIMUM)
+        for (i, (h, r)) in s.nsec3.iter().enumerate() {
+            let next = &s.nsec3[(i + 1) % s.nsec3.len()].0;
+            assert!(i + 1 == s.nsec3.len() || h < next);
+            assert_eq!(&r.rdata[..6], &[1, 0, 0, 0, 0, 20]);
+            assert_eq!(&r.rdata[6..26], next);
+            assert_eq!(r.ttl, 300);
+            assert_eq!(
+                r.name.to_ascii(),
+                format!("{}.acme.example.com.", base32hex(h))
+            );
+            let sig = s.rrsigs_for(&r.name, RecordType::NSEC3).next().unwrap();
+            assert!(verify_rrsig(
+                &k.active,
+                &sig.rdata,
+                &r.name,
+                std::slice::from_ref(&r.rdata)
+            ));
+        }
+        let param = s
+            .apex
+            .iter()
+            .find(|r| r.rtype == RecordType::NSEC3PARAM)
+            .unwrap();
+        assert_eq!(rdata_presentation(param), "1 0 0 -");
+        let nsec3 = &s.nsec3[0].1;
+        let p = rdata_presentation(nsec3);
+        assert!(p.starts_with("1 0 0 - "), "{p}");
+        assert_eq!(p.split(' ').nth(4).unwrap(), base32hex(&s.nsec3[1].0));
+    }
+
+    #[test]
+    fn apex_publishes_every_key_in_dnskey_cds_and_cdnskey() {
+        let a = SigningKey::generate(Algorithm::EcdsaP256Sha256)
+            .unwrap()
+            .to_pkcs8_pem();
+        let b = SigningKey::generate(Algorithm::EcdsaP256Sha256)
+            .unwrap()
+            .to_pkcs8_pem();
+        let k = ZoneKeys::from_entries("test", |name| match name {
+            "key.pem" => Some(a.as_bytes()),
+            "next.pem" => Some(b.as_bytes()),
+            _ => None,
+        })
+        .unwrap();
+        let s = sign_zone(&zone(), 1, &k, 1_800_000_000);
+        let of = |t: RecordType| s.apex.iter().filter(|r| r.rtype == t).count();
+        assert_eq!(of(RecordType::DNSKEY), 2);
+        assert_eq!(of(RecordType::CDNSKEY), 2);
+        assert_eq!(of(RecordType::CDS), 2);
+        assert_eq!(of(RecordType::NSEC3PARAM), 1);
+        let cds = s.apex.iter().find(|r| r.rtype == RecordType::CDS).unwrap();
+        assert_eq!(
+            rdata_presentation(cds),
+            k.active.ds_text("acme.example.com")
+        );
+        let dnskey = s
+            .apex
+            .iter()
+            .find(|r| r.rtype == RecordType::DNSKEY)
+            .unwrap();
+        assert_eq!(
+            format!(
+                "acme.example.com. 3600 IN DNSKEY {}",
+                rdata_presentation(dnskey)
+            ),
+            k.active.dnskey_presentation("acme.example.com", 3600)
+        );
+        // both keys sign every RRset
+        let www = n("www.acme.example.com.");
+        let sigs: Vec<_> = s.rrsigs_for(&www, RecordType::A).collect();
+        assert_eq!(sigs.len(), 2);
+        let rdatas = rdatas(&zone(), &www, RecordType::A);
+        assert!(verify_rrsig(&k.active, &sigs[0].rdata, &www, &rdatas));
+        assert!(verify_rrsig(
+            k.next.as_ref().unwrap(),
+            &sigs[1].rdata,
+            &www,
+            &rdatas
+        ));
+    }
+
+    /// A DS at a delegation is the parent's: signed, and in the delegation's NSEC3.
+    #[test]
+    fn ds_at_a_delegation_is_signed() {
+        let mut d = zone();
+        let ds = RData::Unknown {
+            code: RecordType::DS,
+            rdata: hickory_proto::rr::rdata::NULL::with(vec![0x30, 0x39, 13, 2, 0xab, 0xcd]),
+        };
+        d.add(n("child.acme.example.com."), 3600, ds);
+        let k = keys(Algorithm::Ed25519);
+        let s = sign_zone(&d, 1, &k, 1_800_000_000);
+        let child = n("child.acme.example.com.");
+        assert_eq!(s.rrsigs_for(&child, RecordType::DS).count(), 1);
+        assert_eq!(s.rrsigs_for(&child, RecordType::NS).count(), 0);
+        let h = base32hex(&nsec3_hash(&child, &[], 0));
+        let r = &s
+            .nsec3
+            .iter()
+            .find(|(_, r)| r.name.to_ascii().starts_with(&h))
+            .unwrap()
+            .1;
+        assert_eq!(types_of(r), " NS DS RRSIG");
+    }
+
+    #[test]
+    fn resign_when_less_than_seven_days_are_left() {
+        let s = sign_zone(&zone(), 1, &keys(Algorithm::Ed25519), 1_000_000);
+        assert!(!needs_resign(&s, 1_000_000));
+        assert!(!needs_resign(&s, 1_000_000 + 7 * 86400));
+        assert!(needs_resign(&s, 1_000_000 + 7 * 86400 + 1));
+        assert!(needs_resign(&s, 1_000_000 + 30 * 86400));
+    }
+
+    /// Ed25519 is deterministic: signing the same content at the same time twice gives the same
+    /// records (the property the incremental pipeline will be checked against).
+    #[test]
+    fn ed25519_signing_is_reproducible() {
+        let k = keys(Algorithm::Ed25519);
+        assert_eq!(
+            sign_zone(&zone(), 3, &k, 1_800_000_000),
+            sign_zone(&zone(), 3, &k, 1_800_000_000)
+        );
+    }
+}
