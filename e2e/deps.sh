@@ -14,6 +14,12 @@ TOOLS=(
   kdig:knot-dnsutils
   named-checkzone:bind9-utils
   knotd:knot
+  # DNSSEC: zone verifiers on `zonegate render --dnssec` (tests/dnssec_verify.rs), validators
+  ldns-verify-zone:ldnsutils
+  kzonecheck:knot-dnssecutils
+  dnssec-verify:bind9-utils
+  delv:bind9-dnsutils
+  unbound:unbound
   nsd:nsd
   dnsmasq:dnsmasq-base
   dnsperf:dnsperf

@@ -61,6 +61,14 @@ enum Command {
         /// Only this DNSZone, as NAMESPACE/NAME.
         #[arg(long)]
         zone: Option<String>,
+        /// Print the zones with `spec.dnssec.enabled` signed: DNSKEY, CDS, CDNSKEY, NSEC3PARAM,
+        /// the NSEC3 chain and every RRSIG (docs/dnssec.md). The key is the tree's Secret
+        /// `<zone>-dnssec`, else the one `serve --state-dir` generated (or generates now).
+        #[arg(long)]
+        dnssec: bool,
+        /// With --dnssec: the `serve --state-dir` directory holding generated keys.
+        #[arg(long, requires = "dnssec", env = "ZONEGATE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Validate a directory of manifests offline; exits non-zero with precise messages.
     Check {
@@ -94,7 +102,16 @@ fn main() -> ExitCode {
             0
         }
         Command::Check { manifests, format } => files_mode::check(manifests, format),
-        Command::Render { manifests, zone } => files_mode::render(manifests, zone),
+        Command::Render {
+            manifests,
+            zone,
+            dnssec,
+            state_dir,
+        } => files_mode::render(
+            manifests,
+            zone,
+            dnssec.then_some(files_mode::RenderDnssec { state_dir }),
+        ),
         Command::Serve {
             manifests,
             zone,

@@ -44,6 +44,34 @@ pub fn master_file(data: &ZoneData, serial: u32) -> String {
     out
 }
 
+/// Renders `data` with `serial` and what signing added to it: the zone as [`master_file`]
+/// writes it, then the apex DNSKEY, CDS, CDNSKEY and NSEC3PARAM, the NSEC3 chain and every
+/// RRSIG (the form `ldns-verify-zone`, `kzonecheck` and `dnssec-verify` read).
+pub fn master_file_signed(
+    data: &ZoneData,
+    serial: u32,
+    signed: &crate::dnssec::sign::SignedZone,
+) -> String {
+    let mut out = master_file(data, serial);
+    let _ = writeln!(
+        out,
+        "; DNSSEC: signatures valid from {} to {} (UTC)",
+        crate::dnssec::sign::rrsig_time(signed.inception),
+        crate::dnssec::sign::rrsig_time(signed.expiration)
+    );
+    for r in signed.records() {
+        let _ = writeln!(
+            out,
+            "{}\t{}\tIN\t{}\t{}",
+            r.name.to_ascii(),
+            r.ttl,
+            r.rtype,
+            crate::dnssec::sign::rdata_presentation(r)
+        );
+    }
+    out
+}
+
 /// RDATA in presentation format: hickory's Display, except TXT, whose strings are quoted and
 /// escaped (`compile::txt::quote`) so that the text parses back to the same bytes.
 fn presentation(rd: &RData) -> String {

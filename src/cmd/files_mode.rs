@@ -30,6 +30,8 @@ pub struct Compiled {
     pub content_time: u64,
     /// Where each object came from (`file.yaml#2`), by `Kind namespace/name`.
     pub locations: BTreeMap<String, String>,
+    /// The objects loaded (the zones' DNSSEC key Secrets are looked up in it).
+    pub store: crate::objects::store::ObjectStore,
 }
 
 /// Loads and compiles every zone under the loader's directory.
@@ -42,6 +44,7 @@ pub fn load_and_compile(loader: &mut ManifestLoader, publisher: &mut Publisher) 
         files: loaded.files,
         content_time: loaded.newest_mtime,
         locations: loaded.locations,
+        store: loaded.store,
     }
 }
 
@@ -161,15 +164,46 @@ pub fn check(dir: PathBuf, format: CheckFormat) -> i32 {
     if report.ok { 0 } else { 1 }
 }
 
+/// `zonegate render --dnssec`: sign the zones with `spec.dnssec.enabled`, with their keys from
+/// the tree or `state_dir` (`crate::dnssec::source`).
+pub struct RenderDnssec {
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Keys and signing of one DNSSEC zone: the keys of `ns/name` (from the tree's Secret or the
+/// state directory), or why there are none.
+fn zone_keys(
+    store: &crate::objects::store::ObjectStore,
+    zone: &str,
+    state_dir: Option<&std::path::Path>,
+) -> Option<std::result::Result<crate::dnssec::keys::ZoneKeys, String>> {
+    let (ns, name) = zone.split_once('/')?;
+    let entry = store.zones.get(&(ns.to_string(), name.to_string()))?;
+    let spec = entry.zone.spec.dnssec_enabled()?;
+    Some(
+        crate::dnssec::source::files_mode_keys(ns, name, spec.algorithm, store, state_dir)
+            .map(|(k, _)| k),
+    )
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
 /// `zonegate render`: master files on stdout. Problems go to stderr; exit 1 if the zone asked
-/// for does not exist.
-pub fn render(dir: PathBuf, zone: Option<String>) -> i32 {
+/// for does not exist (or, with `--dnssec`, a signed zone has no key).
+pub fn render(dir: PathBuf, zone: Option<String>, dnssec: Option<RenderDnssec>) -> i32 {
     let mut loader = ManifestLoader::new(&dir);
     let mut publisher = Publisher::default();
     let Compiled {
         load_problems,
         mut reports,
         content_time,
+        store,
         ..
     } = load_and_compile(&mut loader, &mut publisher);
     for p in &load_problems {
@@ -193,8 +227,28 @@ pub fn render(dir: PathBuf, zone: Option<String>) -> i32 {
             if shown > 0 {
                 println!();
             }
-            println!("; DNSZone {} from {}", r.zone, r.origin);
-            print!("{}", crate::render::master_file(data, serial));
+            let keys = match &dnssec {
+                Some(d) => zone_keys(&store, &r.zone, d.state_dir.as_deref()),
+                None => None,
+            };
+            match keys {
+                None => {
+                    println!("; DNSZone {} from {}", r.zone, r.origin);
+                    print!("{}", crate::render::master_file(data, serial));
+                }
+                Some(Ok(keys)) => {
+                    let signed = crate::dnssec::sign::sign_zone(data, serial, &keys, unix_now());
+                    println!("; DNSZone {} from {}", r.zone, r.origin);
+                    print!(
+                        "{}",
+                        crate::render::master_file_signed(data, serial, &signed)
+                    );
+                }
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
             shown += 1;
         }
     }
@@ -239,6 +293,12 @@ struct Reloader {
     zone_count: usize,
     /// The watch of the tree's directories, brought in step before each load (`serve` only).
     watch: Option<TreeWatch<Debounced>>,
+    /// `--state-dir`: where DNSSEC keys without a Secret in the tree are generated.
+    state_dir: Option<PathBuf>,
+    /// DNSSEC keys of the zones with `spec.dnssec.enabled`, by `namespace/name`.
+    keys: BTreeMap<String, Arc<crate::dnssec::keys::ZoneKeys>>,
+    /// Why zones with `spec.dnssec.enabled` have no keys, after the last reload.
+    key_errors: Vec<String>,
 }
 
 /// `1 zone`, `2 zones`.
@@ -247,6 +307,35 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 impl Reloader {
+    /// The DNSSEC keys of every served zone with `spec.dnssec.enabled` (`key_errors` says why
+    /// a zone has none). Keys are signing input only; serving signed answers is to come.
+    fn load_keys(&mut self, store: &crate::objects::store::ObjectStore, reports: &[ZoneReport]) {
+        let before = std::mem::take(&mut self.keys);
+        self.key_errors.clear();
+        for r in reports.iter().filter(|r| r.apex.is_some()) {
+            match zone_keys(store, &r.zone, self.state_dir.as_deref()) {
+                None => {}
+                Some(Ok(k)) => {
+                    let tags: Vec<u16> = k.all().map(|k| k.key_tag()).collect();
+                    let known = before
+                        .get(&r.zone)
+                        .is_some_and(|b| b.all().map(|k| k.key_tag()).eq(tags.iter().copied()));
+                    if !known {
+                        let domain = r.domain.trim_end_matches('.');
+                        tracing::info!(
+                            zone = %r.zone,
+                            key_tags = ?tags,
+                            ds = ?k.ds_presentation(domain, 3600),
+                            "DNSSEC keys loaded"
+                        );
+                    }
+                    self.keys.insert(r.zone.clone(), Arc::new(k));
+                }
+                Some(Err(e)) => self.key_errors.push(e),
+            }
+        }
+    }
+
     /// Loads, compiles and swaps in the zones; returns how many are served. Every problem is
     /// one warning line, and the summary line counts exactly those: `problems` =
     /// `manifest_problems` (files, objects, zones not served) + `zone_problems` (the sum of
@@ -260,15 +349,20 @@ impl Reloader {
             files,
             content_time,
             locations,
+            store,
         } = load_and_compile(&mut self.loader, &mut self.publisher);
+        self.load_keys(&store, &reports);
         let set = self
             .publisher
             .build_zone_set(&mut reports, &mut self.keeper, content_time);
         if let Err(e) = self.keeper.persist() {
             tracing::warn!(error = %e, "cannot persist SOA serials");
         }
-        let mut manifest_problems = load_problems.len();
+        let mut manifest_problems = load_problems.len() + self.key_errors.len();
         let mut zone_problems = 0;
+        for e in &self.key_errors {
+            tracing::warn!(problem = %e, "DNSSEC key problem");
+        }
         for p in &load_problems {
             tracing::warn!(problem = %p, "manifest problem");
         }
@@ -456,8 +550,15 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         notifier: None,
         zone_count: 0,
         watch: Some(watch),
+        state_dir: opts.state_dir.clone(),
+        keys: BTreeMap::new(),
+        key_errors: Vec::new(),
     };
     reloader = reload_off_workers(reloader).await?;
+    // a zone asking for DNSSEC without a key is refused at start (later: a warning each reload)
+    if !reloader.key_errors.is_empty() {
+        return Err(Error::Command(reloader.key_errors.join("; ")));
+    }
     if reloader.zone_count == 0 && !opts.allow_empty {
         tracing::warn!(
             dir = %opts.dir.display(),

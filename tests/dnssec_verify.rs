@@ -1,0 +1,325 @@
+//! `zonegate render --dnssec` output checked by three independent DNSSEC zone verifiers:
+//! `ldns-verify-zone` (ldnsutils), `kzonecheck -d on` (knot-dnssecutils) and `dnssec-verify`
+//! (bind9-utils), for both algorithms and both files-mode key sources (a Secret in the tree, a
+//! key generated into `--state-dir`); and the same zone with one signature changed, which they
+//! reject (so the check is real). `e2e/deps.sh` installs the tools. A missing tool skips the
+//! test with a message, except under CI (`CI` set), where it fails.
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::sockets::TempDir;
+
+const ZONE: &str = "acme.example.com";
+
+/// A zone with A/AAAA/CNAME/TXT/MX, a wildcard, an empty non-terminal (`b.deep` exists only
+/// through `a.b.deep`) and two delegations without DS: `lab` with glue in the zone, `ext` with
+/// an out-of-zone nameserver.
+fn zone_yaml(algorithm: &str) -> String {
+    format!(
+        r#"apiVersion: zonegate.dev/v1alpha1
+kind: DNSZone
+metadata: {{name: acme, namespace: acme}}
+spec:
+  domain: {ZONE}
+  dnssec: {{enabled: true, algorithm: {algorithm}}}
+  soa: {{negativeTtl: 300}}
+  records:
+    - {{name: "@", type: MX, values: ["10 mail.{ZONE}."]}}
+    - {{name: "@", type: TXT, values: ['"v=spf1 -all"']}}
+    - {{name: mail, type: A, values: ["192.0.2.25"]}}
+    - {{name: www, type: A, values: ["192.0.2.1", "192.0.2.2"]}}
+    - {{name: www, type: AAAA, values: ["2001:db8::1"]}}
+    - {{name: www, type: TXT, values: ['"hello world"', '"second"']}}
+    - {{name: alias, type: CNAME, values: ["www.{ZONE}."]}}
+    - {{name: "*.wild", type: A, values: ["192.0.2.9"]}}
+    - {{name: a.b.deep, type: A, values: ["192.0.2.3"]}}
+  delegations:
+    - {{name: lab, nameservers: [{{hostname: ns1.lab.{ZONE}, addresses: [192.0.2.80, "2001:db8::80"]}}]}}
+    - {{name: ext, nameservers: [{{hostname: ns.example.net}}]}}
+status:
+  nameservers:
+    - {{hostname: ns1.{ZONE}, addresses: [192.0.2.53]}}
+    - {{hostname: ns2.{ZONE}, addresses: [192.0.2.54, "2001:db8::54"]}}
+"#
+    )
+}
+
+/// A verifier, or `None` (and a message) when it is not installed and this is not CI.
+fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{name} ({package}) is not installed and CI is set: run e2e/deps.sh");
+    }
+    eprintln!("SKIP: {name} ({package}) is not installed; run e2e/deps.sh");
+    None
+}
+
+/// Every verifier present; an empty list means the test is skipped.
+fn verifiers() -> Vec<(&'static str, PathBuf)> {
+    [
+        ("ldns-verify-zone", "ldnsutils"),
+        ("kzonecheck", "knot-dnssecutils"),
+        ("dnssec-verify", "bind9-utils"),
+    ]
+    .into_iter()
+    .filter_map(|(n, p)| tool(n, p).map(|path| (n, path)))
+    .collect()
+}
+
+/// Runs verifier `name` on the zone file; (accepted, its output).
+fn verify(name: &str, path: &Path, file: &Path) -> (bool, String) {
+    let mut cmd = Command::new(path);
+    match name {
+        "ldns-verify-zone" => cmd.arg(file),
+        "kzonecheck" => cmd.args(["-o", ZONE, "-d", "on"]).arg(file),
+        // -z: the one key is a CSK (SEP bit set) that signs everything
+        "dnssec-verify" => cmd.args(["-o", ZONE, "-z"]).arg(file),
+        _ => unreachable!(),
+    };
+    let out = cmd.output().unwrap_or_else(|e| panic!("{name}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `zonegate render --dnssec` of `dir`, with `--state-dir` when given.
+fn render(dir: &Path, state: Option<&Path>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zonegate"));
+    cmd.args(["render", "--dnssec", "--manifests"]).arg(dir);
+    cmd.env_remove("ZONEGATE_STATE_DIR");
+    if let Some(s) = state {
+        cmd.arg("--state-dir").arg(s);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The zone with the signature of the first RRSIG covering `www`'s A RRset changed in one
+/// base64 character.
+fn mutate(zone: &str) -> String {
+    let mut done = false;
+    zone.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if !done
+                && f.len() == 5
+                && f[0] == format!("www.{ZONE}.")
+                && f[3] == "RRSIG"
+                && f[4].starts_with("A ")
+            {
+                done = true;
+                let mut rdata = f[4].to_string();
+                // a character in the middle of the signature's base64
+                let i = rdata.len() - 20;
+                let c = rdata.as_bytes()[i];
+                let new = if c == b'A' { 'B' } else { 'A' };
+                rdata.replace_range(i..i + 1, &new.to_string());
+                format!("{}\t{}\t{}\t{}\t{rdata}", f[0], f[1], f[2], f[3])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn check(algorithm: &str, key_in_tree: bool) {
+    let tools = verifiers();
+    if tools.is_empty() {
+        return;
+    }
+    let dir = TempDir::new(&format!("dnssec-verify-{algorithm}"));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("zone.yaml"), zone_yaml(algorithm)).unwrap();
+    let state = dir.path().join("state");
+    if key_in_tree {
+        let genpkey: &[&str] = match algorithm {
+            "ED25519" => &["genpkey", "-algorithm", "ed25519"],
+            _ => &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ],
+        };
+        let pem = Command::new("openssl").args(genpkey).output().unwrap();
+        assert!(pem.status.success());
+        let pem = String::from_utf8(pem.stdout).unwrap();
+        let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+        std::fs::write(
+            tree.join("key.yaml"),
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: acme-dnssec, namespace: acme}}\nstringData:\n  key.pem: |\n{indented}"
+            ),
+        )
+        .unwrap();
+    }
+    let signed = render(&tree, (!key_in_tree).then_some(state.as_path()));
+    if !key_in_tree {
+        // generated once: the second render signs with the same key
+        let again = render(&tree, Some(&state));
+        let dnskey = |z: &str| -> String {
+            z.lines()
+                .find(|l| l.contains("\tDNSKEY\t"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(dnskey(&signed), dnskey(&again));
+    }
+    let alg = if algorithm == "ED25519" { "15" } else { "13" };
+    for want in [
+        "\tDNSKEY\t257 3 ",
+        "\tCDS\t",
+        "\tCDNSKEY\t257 3 ",
+        "\tNSEC3PARAM\t1 0 0 -",
+        "\tNSEC3\t1 0 0 - ",
+    ] {
+        assert!(signed.contains(want), "{want:?} missing:\n{signed}");
+    }
+    assert!(signed.contains(&format!("\tDNSKEY\t257 3 {alg} ")));
+    // no signature over the delegation NS or the glue
+    for l in signed.lines().filter(|l| l.contains("\tRRSIG\t")) {
+        assert!(!l.starts_with("lab.") && !l.starts_with("ns1.lab."), "{l}");
+        assert!(!l.starts_with("ext."), "{l}");
+    }
+    let file = dir.path().join("signed.zone");
+    std::fs::write(&file, &signed).unwrap();
+    for (name, path) in &tools {
+        let (ok, out) = verify(name, path, &file);
+        assert!(
+            ok,
+            "{name} rejects the signed zone:\n{out}\n--- zone:\n{signed}"
+        );
+        eprintln!(
+            "{name} ({algorithm}): accepted: {}",
+            out.trim().replace('\n', " | ")
+        );
+    }
+    let bad = mutate(&signed);
+    assert_ne!(bad, signed, "a signature was changed");
+    let bad_file = dir.path().join("bad.zone");
+    std::fs::write(&bad_file, &bad).unwrap();
+    for (name, path) in &tools {
+        let (ok, out) = verify(name, path, &bad_file);
+        assert!(
+            !ok,
+            "{name} accepts a zone with a changed signature:\n{out}"
+        );
+        eprintln!(
+            "{name} ({algorithm}): rejected the changed signature: {}",
+            out.trim().replace('\n', " | ")
+        );
+    }
+}
+
+#[test]
+fn ecdsa_zone_with_a_generated_key_passes_three_verifiers() {
+    check("ECDSAP256SHA256", false);
+}
+
+#[test]
+fn ed25519_zone_with_a_secret_in_the_tree_passes_three_verifiers() {
+    check("ED25519", true);
+}
+
+#[test]
+fn ecdsa_zone_with_a_secret_in_the_tree_passes_three_verifiers() {
+    check("ECDSAP256SHA256", true);
+}
+
+/// `render --dnssec` without a key source says which zone needs what; without `--dnssec` the
+/// zone renders unsigned, as before.
+#[test]
+fn without_a_key_render_dnssec_names_the_zone() {
+    let dir = TempDir::new("dnssec-nokey");
+    dir.write("zone.yaml", &zone_yaml("ECDSAP256SHA256"));
+    let out = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["render", "--dnssec", "--manifests"])
+        .arg(dir.path())
+        .env_remove("ZONEGATE_STATE_DIR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DNSZone acme/acme: spec.dnssec.enabled needs a signing key"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["render", "--manifests"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("RRSIG") && !text.contains("DNSKEY"),
+        "{text}"
+    );
+}
+
+/// `serve --manifests` refuses to start when a zone asks for DNSSEC and has no key source.
+#[test]
+fn serve_refuses_dnssec_without_a_key() {
+    let dir = TempDir::new("dnssec-serve-nokey");
+    dir.write("zone.yaml", &zone_yaml("ED25519"));
+    let port = support::sockets::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["serve", "--manifests"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("ZONEGATE_STATE_DIR")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running without a DNSSEC key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(!status.success());
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("DNSZone acme/acme: spec.dnssec.enabled needs a signing key"),
+        "{all}"
+    );
+}
