@@ -5,6 +5,7 @@ use crate::api::DNSZone;
 use crate::compile::{CompileOptions, Problem, ZoneCompiler};
 use crate::dns::journal::{self, History};
 use crate::dns::{CompiledZone, ZoneSet};
+use crate::dnssec::keys::ZoneKeys;
 use crate::domain::{self, Claim, Mode, Verdict, ZoneKey};
 use crate::objects::store::ObjectStore;
 use crate::serial::{SerialKeeper, content_hash_from, name_hash, names_sum};
@@ -60,6 +61,8 @@ pub struct ZonePipeline {
     history: Option<Arc<History>>,
     /// Whether the last `compile` recompiled the whole zone.
     pub last_full: bool,
+    /// The zone's DNSSEC keys when it is signed (`spec.dnssec`; set by the feed).
+    keys: Option<Arc<ZoneKeys>>,
 }
 
 impl ZonePipeline {
@@ -120,13 +123,40 @@ impl ZonePipeline {
         self.transfer.as_ref()
     }
 
+    /// Sets the DNSSEC keys (None: unsigned); the next `publish` signs with them.
+    pub fn set_keys(&mut self, keys: Option<Arc<ZoneKeys>>) {
+        self.keys = keys;
+    }
+
+    /// Whether `last` must be signed again at `now`: signing was turned on or off, the keys
+    /// changed, or its signatures have less than `sign::REFRESH_BEFORE` left.
+    fn resign_due(&self, last: &CompiledZone, now: u32) -> bool {
+        match (&self.keys, last.dnssec()) {
+            (None, None) => false,
+            (Some(keys), Some(signed)) => {
+                let tags: Vec<u16> = keys.all().map(|k| k.key_tag()).collect();
+                let dnskeys: Vec<u16> = signed
+                    .apex
+                    .iter()
+                    .filter(|r| r.rtype == hickory_proto::rr::RecordType::DNSKEY)
+                    .map(|r| crate::dnssec::keys::key_tag(&r.rdata))
+                    .collect();
+                tags != dnskeys || crate::dnssec::sign::needs_resign(signed, now)
+            }
+            _ => true,
+        }
+    }
+
     /// The serving index of the last compile with `serial`: the last one again when nothing
     /// changed, a patched copy when some names did, a fresh build otherwise.
     pub fn publish(&mut self, serial: u32) -> Arc<CompiledZone> {
         let pending = std::mem::take(&mut self.pending);
         let data = self.compiler.data();
+        let now = unix_now() as u32;
         let (zone, names) = match (&self.published, pending) {
-            (Some(last), Pending::Nothing) if last.serial() == serial => {
+            (Some(last), Pending::Nothing)
+                if last.serial() == serial && !self.resign_due(last, now) =>
+            {
                 if self.transfer.is_none() {
                     self.history = None;
                 }
@@ -135,6 +165,13 @@ impl ZonePipeline {
             (Some(last), Pending::Nothing) => (last.patch(data, [], serial), Some(Vec::new())),
             (Some(last), Pending::Names(names)) => (last.patch(data, &names, serial), Some(names)),
             _ => (CompiledZone::build(data, serial), None),
+        };
+        // signed whole, from the content and serial published (not incrementally yet)
+        let zone = match &self.keys {
+            Some(keys) => zone.with_dnssec(Arc::new(crate::dnssec::sign::sign_zone(
+                data, serial, keys, now,
+            ))),
+            None => zone,
         };
         let zone = Arc::new(zone);
         // the difference to the last version, for IXFR: only for zones that allow transfers
@@ -233,6 +270,14 @@ impl Publisher {
         self.pipelines = live;
         self.held = held;
         reports
+    }
+
+    /// Sets the DNSSEC keys of the zone `namespace/name` (None: unsigned), for the next
+    /// `build_zone_set`.
+    pub fn set_keys(&mut self, zone: &str, keys: Option<Arc<ZoneKeys>>) {
+        if let Some(p) = self.pipelines.get_mut(zone) {
+            p.set_keys(keys);
+        }
     }
 
     /// The compiled content of a served zone (`namespace/name`).
@@ -383,6 +428,63 @@ mod tests {
                 {"hostname": "ns1.acme.example.com", "addresses": ["192.0.2.10"]},
                 {"hostname": "ns2.example.net", "addresses": ["192.0.2.11"]}]}),
         )
+    }
+
+    /// A pipeline with keys publishes signed: the same index again while nothing changes, a
+    /// new signature after a change, new keys or none re-sign or unsign.
+    #[test]
+    fn signed_pipeline_signs_on_change_and_on_new_keys() {
+        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
+        let keys = || {
+            let pem = SigningKey::generate(Algorithm::Ed25519)
+                .unwrap()
+                .to_pkcs8_pem();
+            Arc::new(
+                ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes()))
+                    .unwrap(),
+            )
+        };
+        let opts = CompileOptions::default();
+        let zone =
+            zone(json!({"records": [{"name": "www", "type": "A", "values": ["192.0.2.1"]}]}));
+        let store = ObjectStore::default();
+        let mut p = ZonePipeline::default();
+        p.compile(&zone, &store, &opts);
+        let unsigned = p.publish(1);
+        assert!(unsigned.dnssec().is_none());
+        let k1 = keys();
+        p.set_keys(Some(k1.clone()));
+        let a = p.publish(1);
+        let signed = a.dnssec().expect("signed");
+        assert_eq!(
+            crate::dnssec::keys::key_tag(&signed.apex[0].rdata),
+            k1.active.key_tag()
+        );
+        assert!(
+            Arc::ptr_eq(&a, &p.publish(1)),
+            "nothing changed: the same index"
+        );
+        assert!(*a == *p.publish(1));
+        // a change: patched and signed again with the new serial
+        let zone2 = zone_with_www("192.0.2.2");
+        p.compile(&zone2, &store, &opts);
+        let b = p.publish(2);
+        assert_ne!(a.dnssec(), b.dnssec());
+        assert_eq!(b.serial(), 2);
+        // new keys: re-signed at the same serial
+        let k2 = keys();
+        p.set_keys(Some(k2.clone()));
+        let c = p.publish(2);
+        assert_eq!(
+            crate::dnssec::keys::key_tag(&c.dnssec().unwrap().apex[0].rdata),
+            k2.active.key_tag()
+        );
+        p.set_keys(None);
+        assert!(p.publish(2).dnssec().is_none());
+    }
+
+    fn zone_with_www(ip: &str) -> crate::api::DNSZone {
+        zone(json!({"records": [{"name": "www", "type": "A", "values": [ip]}]}))
     }
 
     #[test]

@@ -352,6 +352,10 @@ impl Reloader {
             store,
         } = load_and_compile(&mut self.loader, &mut self.publisher);
         self.load_keys(&store, &reports);
+        for r in &reports {
+            let keys = self.keys.get(&r.zone).cloned();
+            self.publisher.set_keys(&r.zone, keys);
+        }
         let set = self
             .publisher
             .build_zone_set(&mut reports, &mut self.keeper, content_time);
@@ -489,6 +493,9 @@ fn set_ready(health: &Health, listening: bool, zones: usize, allow_empty: bool) 
 /// checkout`) is reloaded once.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
+/// How often `serve` checks whether a signed zone needs new signatures.
+const RESIGN_CHECK: Duration = Duration::from_secs(3600);
+
 /// `zonegate serve --manifests DIR`.
 pub async fn serve(opts: ServeFiles) -> Result<()> {
     if !opts.dir.exists() {
@@ -592,9 +599,18 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
 
     let shutdown = process::shutdown();
     tokio::pin!(shutdown);
+    // signed zones: an hourly reload re-signs those whose signatures have less than
+    // sign::REFRESH_BEFORE left, also when the tree does not change
+    let mut resign = tokio::time::interval(RESIGN_CHECK);
+    resign.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resign.tick().await;
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            _ = resign.tick(), if !reloader.keys.is_empty() => {
+                reloader = reload_off_workers(reloader).await?;
+                set_ready(&health, true, reloader.zone_count, opts.allow_empty);
+            }
             ev = rx.recv() => {
                 if ev.is_none() {
                     return Err(Error::Stopped("the file watcher"));

@@ -49,7 +49,12 @@ pub struct CompiledZone {
     /// Delegation points (NS below the apex).
     cuts: HashSet<Name>,
     record_count: usize,
+    /// What signing added (`spec.dnssec`): answered with DO (see `signed.rs`); None for an
+    /// unsigned zone, whose answers are exactly those of [`Self::lookup`].
+    dnssec: Option<Arc<crate::dnssec::sign::SignedZone>>,
 }
+
+mod signed;
 
 /// The SOA record as published, and with the negative-caching TTL for the authority section
 /// of negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
@@ -136,6 +141,7 @@ impl CompiledZone {
             below: HashMap::new(),
             cuts: HashSet::new(),
             record_count: 1,
+            dnssec: None,
         };
         zone.nodes.insert(
             origin.clone(),
@@ -183,6 +189,7 @@ impl CompiledZone {
             below: self.below.clone(),
             cuts: self.cuts.clone(),
             record_count: self.record_count,
+            dnssec: None,
         };
         if let Some(apex) = zone.nodes.get_mut(&zone.origin) {
             apex.rrsets[0] = (RecordType::SOA, soa);
@@ -252,6 +259,16 @@ impl CompiledZone {
 
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+    /// This index answering with the DNSSEC records of `signed` (made from the same content
+    /// and serial).
+    pub fn with_dnssec(mut self, signed: Arc<crate::dnssec::sign::SignedZone>) -> Self {
+        self.dnssec = Some(signed);
+        self
+    }
+    /// What signing added, for a signed zone.
+    pub fn dnssec(&self) -> Option<&Arc<crate::dnssec::sign::SignedZone>> {
+        self.dnssec.as_ref()
     }
     /// The apex as text (`acme.example.com.`).
     pub fn label(&self) -> &Arc<str> {

@@ -436,7 +436,9 @@ fn decide_plain(
         // EDNS EXPIRE (RFC 7314) when asked
         edns = Some(super::xfr::response_edns(ce, zone));
     }
-    let lookup = zone.lookup(&qname, qtype);
+    // DO (RFC 3225): RRSIGs and NSEC3 proofs from a signed zone
+    let dnssec_ok = client_edns.is_some_and(|e| e.flags().dnssec_ok);
+    let lookup = zone.lookup_for(&qname, qtype, dnssec_ok);
     resp.metadata.authoritative = lookup.outcome != Outcome::Referral;
     resp.metadata.response_code = match lookup.outcome {
         Outcome::NxDomain => ResponseCode::NXDomain,

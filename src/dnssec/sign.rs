@@ -72,6 +72,27 @@ impl SignedZone {
             .chain(self.rrsigs.values().flatten())
     }
 
+    /// The NSEC3 whose owner is the hash of `name`.
+    pub fn nsec3_matching(&self, name: &Name) -> Option<&DnssecRecord> {
+        let h = nsec3_hash(name, &[], NSEC3_ITERATIONS);
+        self.nsec3
+            .binary_search_by(|(k, _)| k.cmp(&h))
+            .ok()
+            .map(|i| &self.nsec3[i].1)
+    }
+
+    /// The NSEC3 whose interval covers the hash of `name` (for a name that does not exist:
+    /// the one with the greatest hash below it, the last one below the first hash).
+    pub fn nsec3_covering(&self, name: &Name) -> Option<&DnssecRecord> {
+        let h = nsec3_hash(name, &[], NSEC3_ITERATIONS);
+        let i = match self.nsec3.binary_search_by(|(k, _)| k.cmp(&h)) {
+            Ok(i) => i,
+            Err(0) => self.nsec3.len().checked_sub(1)?,
+            Err(i) => i - 1,
+        };
+        self.nsec3.get(i).map(|(_, r)| r)
+    }
+
     /// The RRSIGs at `name` that cover `rtype`.
     pub fn rrsigs_for<'a>(
         &'a self,
