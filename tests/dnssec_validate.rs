@@ -296,3 +296,69 @@ fn do_answers_are_cached_apart_and_truncated_over_udp() {
         "{text}"
     );
 }
+
+/// A key Secret that turns unreadable after start does not unsign the zone (a DS at the parent
+/// would make it bogus): the reload that brings a new record keeps signing with the old key.
+#[test]
+fn a_broken_key_secret_keeps_the_zone_signed_with_the_old_key() {
+    let Some(digp) = tool("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let dir = TempDir::new("dnssec-broken-key");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("zone.yaml"), TREE).unwrap();
+    let pem = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .output()
+        .unwrap();
+    assert!(pem.status.success());
+    let secret = |body: &str| {
+        let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: acme-dnssec, namespace: acme}}\nstringData:\n  key.pem: |\n{indented}"
+        )
+    };
+    std::fs::write(
+        tree.join("key.yaml"),
+        secret(&String::from_utf8(pem.stdout).unwrap()),
+    )
+    .unwrap();
+    let server = Server::start(&tree);
+    let dnskey = |args: &[&str]| -> String {
+        let (_, _, text) = dig(&digp, server.dns, args);
+        text
+    };
+    let short = ["+short", "+norec", "acme.example.com", "DNSKEY"];
+    let before = dnskey(&short);
+    assert!(before.starts_with("257 3 13 "), "{before}");
+    std::fs::write(tree.join("key.yaml"), secret("not a key")).unwrap();
+    std::fs::write(
+        tree.join("zone.yaml"),
+        TREE.replace(
+            "    - {name: mail,",
+            "    - {name: new, type: A, values: [\"192.0.2.77\"]}\n    - {name: mail,",
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = dnskey(&["+dnssec", "+norec", "new.acme.example.com", "A"]);
+        if text.contains("192.0.2.77") {
+            assert!(text.contains("RRSIG"), "the new record is signed:\n{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change was not served:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(dnskey(&short), before, "the same key");
+}

@@ -331,7 +331,17 @@ impl Reloader {
                     }
                     self.keys.insert(r.zone.clone(), Arc::new(k));
                 }
-                Some(Err(e)) => self.key_errors.push(e),
+                Some(Err(e)) => {
+                    // a zone signed before stays signed with the keys it had: going unsigned
+                    // under a DS at the parent would make it bogus for validating resolvers
+                    if let Some(k) = before.get(&r.zone) {
+                        self.keys.insert(r.zone.clone(), k.clone());
+                        self.key_errors
+                            .push(format!("{e}; still signing with the keys loaded before"));
+                    } else {
+                        self.key_errors.push(e);
+                    }
+                }
             }
         }
     }
