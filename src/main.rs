@@ -70,6 +70,19 @@ enum Command {
         #[arg(long, requires = "dnssec", env = "ZONEGATE_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Print the DS records of the zones with `spec.dnssec.enabled`: what to give the
+    /// registrar (docs/registrar.md).
+    Ds {
+        /// Directory of manifests.
+        #[arg(long)]
+        manifests: PathBuf,
+        /// Only this DNSZone, as NAMESPACE/NAME.
+        #[arg(long)]
+        zone: Option<String>,
+        /// The `serve --state-dir` directory holding generated keys.
+        #[arg(long, env = "ZONEGATE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Validate a directory of manifests offline; exits non-zero with precise messages.
     Check {
         /// Directory of manifests.
@@ -101,6 +114,11 @@ fn main() -> ExitCode {
             print!("{}", zonegate::crdgen::crd_yaml());
             0
         }
+        Command::Ds {
+            manifests,
+            zone,
+            state_dir,
+        } => files_mode::ds(manifests, zone, state_dir),
         Command::Check { manifests, format } => files_mode::check(manifests, format),
         Command::Render {
             manifests,

@@ -348,3 +348,59 @@ fn serve_refuses_dnssec_without_a_key() {
         "{all}"
     );
 }
+
+/// `zonegate ds` prints the DS of the key the zone is signed with: what BIND's
+/// `dnssec-dsfromkey -2` computes from the rendered DNSKEY, and the zone's CDS.
+#[test]
+fn ds_command_matches_bind_dsfromkey_and_the_cds() {
+    let Some(dsfromkey) = tool("dnssec-dsfromkey", "bind9-utils") else {
+        return;
+    };
+    let dir = TempDir::new("dnssec-ds");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("zone.yaml"), zone_yaml("ECDSAP256SHA256")).unwrap();
+    let state = dir.path().join("state");
+    let signed = render(&tree, Some(&state));
+    let file = dir.path().join("signed.zone");
+    std::fs::write(&file, &signed).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["ds", "--manifests"])
+        .arg(&tree)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ds = String::from_utf8(out.stdout).unwrap();
+    let ours: Vec<&str> = ds.lines().filter(|l| !l.starts_with(';')).collect();
+    assert_eq!(ours.len(), 1, "{ds}");
+    let rdata = |l: &str| -> String {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f[f.len() - 4..].join(" ")
+    };
+    let bind = Command::new(dsfromkey)
+        .args(["-2", "-f"])
+        .arg(&file)
+        .arg(ZONE)
+        .output()
+        .unwrap();
+    let bind = String::from_utf8(bind.stdout).unwrap();
+    assert_eq!(
+        rdata(ours[0]),
+        rdata(bind.trim()),
+        "ours: {ds}\nBIND: {bind}"
+    );
+    let cds = signed.lines().find(|l| l.contains("\tCDS\t")).unwrap();
+    assert_eq!(rdata(ours[0]), rdata(cds));
+    assert!(ours[0].starts_with(&format!("{ZONE}. 3600 IN DS ")), "{ds}");
+    eprintln!(
+        "zonegate ds: {}\ndnssec-dsfromkey: {}",
+        ours[0],
+        bind.trim()
+    );
+}

@@ -262,6 +262,54 @@ pub fn render(dir: PathBuf, zone: Option<String>, dnssec: Option<RenderDnssec>) 
     0
 }
 
+/// `zonegate ds`: the DS records of the zones with `spec.dnssec.enabled` (every key, SHA-256),
+/// what a tenant gives the registrar; their keys from the tree or `state_dir` as `serve` finds
+/// them (a key is generated there when there is none yet). Exit 1 when no such zone is found
+/// or one has no key.
+pub fn ds(dir: PathBuf, zone: Option<String>, state_dir: Option<PathBuf>) -> i32 {
+    let mut loader = ManifestLoader::new(&dir);
+    let loaded = loader.load();
+    let store = &loaded.store;
+    let (mut shown, mut failed) = (0, false);
+    for ((ns, name), entry) in &store.zones {
+        let key = format!("{ns}/{name}");
+        if zone.as_ref().is_some_and(|z| *z != key) {
+            continue;
+        }
+        let Some(spec) = entry.zone.spec.dnssec_enabled() else {
+            continue;
+        };
+        let domain = entry.zone.spec.domain.trim_end_matches('.');
+        match crate::dnssec::source::files_mode_keys(
+            ns,
+            name,
+            spec.algorithm,
+            store,
+            state_dir.as_deref(),
+        ) {
+            Ok((keys, from)) => {
+                println!("; DNSZone {key}, key from {from}");
+                for line in keys.ds_presentation(domain, 3600) {
+                    println!("{line}");
+                }
+                shown += 1;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if shown == 0 && !failed {
+        eprintln!(
+            "error: no DNSZone with spec.dnssec.enabled{}",
+            zone.map(|z| format!(" named {z}")).unwrap_or_default()
+        );
+        return 1;
+    }
+    i32::from(failed)
+}
+
 /// Options of `serve --manifests`.
 pub struct ServeFiles {
     pub dir: PathBuf,
