@@ -5,7 +5,6 @@
 use super::journal::History;
 use crate::zone::transfer::TransferPolicy;
 use crate::zone::{RRsets, ZoneData};
-use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,15 +59,7 @@ mod signed;
 /// of negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
 fn soa_records(origin: &Name, data: &ZoneData, serial: u32) -> (Arc<[Record]>, Arc<[Record]>) {
     let s = &data.soa;
-    let rdata = RData::SOA(SOA::new(
-        s.mname.clone(),
-        s.rname.clone(),
-        serial,
-        s.refresh as i32,
-        s.retry as i32,
-        s.expire as i32,
-        s.minimum,
-    ));
+    let rdata = data.soa_rdata(serial);
     let soa = Arc::from(vec![Record::from_rdata(
         origin.clone(),
         s.ttl,

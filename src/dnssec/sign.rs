@@ -18,7 +18,6 @@
 
 use super::keys::{SigningKey, ZoneKeys};
 use crate::zone::ZoneData;
-use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -302,20 +301,6 @@ struct ToSign {
     rdatas: Vec<Vec<u8>>,
 }
 
-/// The SOA RDATA as published with `serial`.
-fn soa_rdata(data: &ZoneData, serial: u32) -> RData {
-    let s = &data.soa;
-    RData::SOA(SOA::new(
-        s.mname.clone(),
-        s.rname.clone(),
-        serial,
-        s.refresh as i32,
-        s.retry as i32,
-        s.expire as i32,
-        s.minimum,
-    ))
-}
-
 /// Signs `data` published with `serial` with `keys` at `now` (seconds since the epoch).
 pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> SignedZone {
     let origin = data.origin.to_lowercase();
@@ -381,7 +366,7 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
             .or_default()
             .insert(u16::from(rtype));
     }
-    let soa = canonical_rdata(&soa_rdata(data, serial)).expect("an SOA encodes");
+    let soa = canonical_rdata(&data.soa_rdata(serial)).expect("an SOA encodes");
     to_sign.push(ToSign {
         name: origin.clone(),
         rtype: RecordType::SOA,
@@ -563,6 +548,18 @@ fn read_name(b: &[u8]) -> (Name, usize) {
     (name, i + 1)
 }
 
+/// The salt of NSEC3 or NSEC3PARAM RDATA (`d`: hash algorithm, flags, iterations, salt length,
+/// salt): its length and its presentation form (hex, `-` when empty).
+fn salt_text(d: &[u8]) -> (usize, String) {
+    let len = d[4] as usize;
+    let text = if len == 0 {
+        "-".into()
+    } else {
+        d[5..5 + len].iter().map(|b| format!("{b:02X}")).collect()
+    };
+    (len, text)
+}
+
 /// The presentation form of a record's RDATA (RFC 4034 §2.2, 3.2, 5.3; RFC 5155 §3.3, 4.3).
 pub fn rdata_presentation(r: &DnssecRecord) -> String {
     use base64::Engine as _;
@@ -586,15 +583,7 @@ pub fn rdata_presentation(r: &DnssecRecord) -> String {
             )
         }
         RecordType::NSEC3PARAM => {
-            let salt_len = d[4] as usize;
-            let salt: String = if salt_len == 0 {
-                "-".into()
-            } else {
-                d[5..5 + salt_len]
-                    .iter()
-                    .map(|b| format!("{b:02X}"))
-                    .collect()
-            };
+            let (_, salt) = salt_text(d);
             format!(
                 "{} {} {} {salt}",
                 d[0],
@@ -603,15 +592,7 @@ pub fn rdata_presentation(r: &DnssecRecord) -> String {
             )
         }
         RecordType::NSEC3 => {
-            let salt_len = d[4] as usize;
-            let salt: String = if salt_len == 0 {
-                "-".into()
-            } else {
-                d[5..5 + salt_len]
-                    .iter()
-                    .map(|b| format!("{b:02X}"))
-                    .collect()
-            };
+            let (salt_len, salt) = salt_text(d);
             let at = 5 + salt_len;
             let hash_len = d[at] as usize;
             let next = base32hex(&d[at + 1..at + 1 + hash_len]);
@@ -840,7 +821,7 @@ mod tests {
                 .unwrap();
             assert_eq!(w.rdata[3], 4);
             // SOA signed with the serial it is published with
-            let soa = canonical_rdata(&soa_rdata(&d, 7)).unwrap();
+            let soa = canonical_rdata(&d.soa_rdata(7)).unwrap();
             let sig = s
                 .rrsigs_for(&n("acme.example.com."), RecordType::SOA)
                 .next()
@@ -852,7 +833,7 @@ mod tests {
                 &apex,
                 std::slice::from_ref(&soa)
             ));
-            let soa8 = canonical_rdata(&soa_rdata(&d, 8)).unwrap();
+            let soa8 = canonical_rdata(&d.soa_rdata(8)).unwrap();
             assert!(!verify_rrsig(&k.active, &sig.rdata, &apex, &[soa8]));
             // the DNSKEY RRset
             let sig = s.rrsigs_for(&apex, RecordType::DNSKEY).next().unwrap();

@@ -485,15 +485,14 @@ mod tests {
             })
             .collect();
         assert_eq!(listed, want);
-        assert_eq!(
-            others,
-            BTreeSet::from([
-                "GET /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
-                    .to_string(),
-                "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
-                    .to_string(),
-            ])
-        );
+        assert_eq!(others, gateway_reader_requests());
+    }
+
+    /// The requests besides the watches: the shared Gateway reader ClusterRole, read and
+    /// applied (the same for every scope).
+    fn gateway_reader_requests() -> BTreeSet<String> {
+        let path = "/apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader";
+        BTreeSet::from([format!("GET {path}"), format!("PATCH {path}")])
     }
 
     /// A scoped operator lists (and watches) namespaced kinds in its namespaces only, and
@@ -524,14 +523,6 @@ mod tests {
             }
         }
         assert_eq!(listed, want);
-        assert_eq!(
-            others,
-            BTreeSet::from([
-                "GET /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
-                    .to_string(),
-                "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/zonegate-gateway-reader"
-                    .to_string(),
-            ])
-        );
+        assert_eq!(others, gateway_reader_requests());
     }
 }

@@ -128,6 +128,21 @@ pub struct ZoneData {
 }
 
 impl ZoneData {
+    /// The SOA RDATA as published with `serial` (the one place it is built: the compiled zone
+    /// and the DNSSEC signer both use it).
+    pub fn soa_rdata(&self, serial: u32) -> RData {
+        let s = &self.soa;
+        RData::SOA(hickory_proto::rr::rdata::SOA::new(
+            s.mname.clone(),
+            s.rname.clone(),
+            serial,
+            s.refresh as i32,
+            s.retry as i32,
+            s.expire as i32,
+            s.minimum,
+        ))
+    }
+
     pub fn new(origin: Name, soa: SoaData) -> Self {
         Self {
             origin,
