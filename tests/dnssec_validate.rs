@@ -9,10 +9,10 @@
 
 mod support;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::peers::Proc;
+use support::peers::{Proc, debian_tool};
 use support::sockets::{Server, TempDir, free_port};
 
 const ZONE: &str = "acme.example.com";
@@ -52,20 +52,6 @@ const CASES: &[(&str, &str, &str)] = &[
     ("lab.acme.example.com", "DS", "NOERROR"),
     ("acme.example.com", "DNSKEY", "NOERROR"),
 ];
-
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{name} ({package}) is not installed and CI is set: run e2e/deps.sh");
-    }
-    eprintln!("SKIP: {name} ({package}) is not installed; run e2e/deps.sh");
-    None
-}
 
 /// The DNSKEY line `render --dnssec` prints with the key in `state` (generated there if none).
 fn dnskey(tree: &Path, state: &Path) -> String {
@@ -152,13 +138,11 @@ fn wait_up(digp: &Path, addr: SocketAddr) {
 
 #[test]
 fn unbound_and_delv_validate_the_served_zone() {
-    let (Some(ub), Some(delv), Some(digp)) = (
-        tool("unbound", "unbound"),
-        tool("delv", "bind9-dnsutils"),
-        tool("dig", "bind9-dnsutils"),
-    ) else {
-        return;
-    };
+    let (ub, delv, digp) = (
+        debian_tool("unbound"),
+        debian_tool("delv"),
+        debian_tool("dig"),
+    );
     let dir = TempDir::new("dnssec-validate");
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
@@ -239,9 +223,7 @@ fn unbound_and_delv_validate_the_served_zone() {
 
 #[test]
 fn do_answers_are_cached_apart_and_truncated_over_udp() {
-    let Some(digp) = tool("dig", "bind9-dnsutils") else {
-        return;
-    };
+    let digp = debian_tool("dig");
     let dir = TempDir::new("dnssec-do");
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
@@ -301,9 +283,7 @@ fn do_answers_are_cached_apart_and_truncated_over_udp() {
 /// would make it bogus): the reload that brings a new record keeps signing with the old key.
 #[test]
 fn a_broken_key_secret_keeps_the_zone_signed_with_the_old_key() {
-    let Some(digp) = tool("dig", "bind9-dnsutils") else {
-        return;
-    };
+    let digp = debian_tool("dig");
     let dir = TempDir::new("dnssec-broken-key");
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();

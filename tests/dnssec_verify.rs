@@ -8,6 +8,7 @@
 mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::peers::debian_tool;
 use support::sockets::TempDir;
 
 const ZONE: &str = "acme.example.com";
@@ -45,31 +46,12 @@ status:
     )
 }
 
-/// A verifier, or `None` (and a message) when it is not installed and this is not CI.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{name} ({package}) is not installed and CI is set: run e2e/deps.sh");
-    }
-    eprintln!("SKIP: {name} ({package}) is not installed; run e2e/deps.sh");
-    None
-}
-
-/// Every verifier present; an empty list means the test is skipped.
+/// The three verifiers (`e2e/deps.sh` installs them; a missing one fails the test).
 fn verifiers() -> Vec<(&'static str, PathBuf)> {
-    [
-        ("ldns-verify-zone", "ldnsutils"),
-        ("kzonecheck", "knot-dnssecutils"),
-        ("dnssec-verify", "bind9-utils"),
-    ]
-    .into_iter()
-    .filter_map(|(n, p)| tool(n, p).map(|path| (n, path)))
-    .collect()
+    ["ldns-verify-zone", "kzonecheck", "dnssec-verify"]
+        .into_iter()
+        .map(|n| (n, debian_tool(n)))
+        .collect()
 }
 
 /// Runs verifier `name` on the zone file; (accepted, its output).
@@ -166,9 +148,6 @@ fn check_with(algorithm: &str, key_in_tree: bool, next: bool) {
         .into_iter()
         .filter(|(n, _)| !(next && *n == "kzonecheck"))
         .collect();
-    if tools.is_empty() {
-        return;
-    }
     let dir = TempDir::new(&format!("dnssec-verify-{algorithm}"));
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
@@ -353,9 +332,7 @@ fn serve_refuses_dnssec_without_a_key() {
 /// `dnssec-dsfromkey -2` computes from the rendered DNSKEY, and the zone's CDS.
 #[test]
 fn ds_command_matches_bind_dsfromkey_and_the_cds() {
-    let Some(dsfromkey) = tool("dnssec-dsfromkey", "bind9-utils") else {
-        return;
-    };
+    let dsfromkey = debian_tool("dnssec-dsfromkey");
     let dir = TempDir::new("dnssec-ds");
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
