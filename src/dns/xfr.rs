@@ -204,8 +204,6 @@ pub struct Transfer {
     /// The records to send next, in order (RRsets, shared with the zone).
     items: Vec<Arc<[Record]>>,
     pos: (usize, usize),
-    /// A whole zone still to send after `items`, fetched in chunks of nodes.
-    rest: Option<Rest>,
     signer: Option<ResponseSigner>,
     /// A ready single message (errors), sent instead of `items`.
     single: Option<Vec<u8>>,
@@ -234,7 +232,6 @@ impl Transfer {
             edns: None,
             items: Vec::new(),
             pos: (0, 0),
-            rest: None,
             signer: None,
             single: Some(bytes),
             started: false,
@@ -306,10 +303,10 @@ impl Transfer {
         }
         let edns = msg.edns.as_ref().map(|ce| response_edns(ce, zone));
         let soa = zone.soa().clone();
-        let full = || (vec![soa.clone()], Some(Rest::new(zone)));
-        let ((kind, items), rest) = match query.query_type() {
+        let full = || whole_zone(zone);
+        let (kind, items) = match query.query_type() {
             RecordType::IXFR => match client_serial(&msg) {
-                Some(s) if !serial_lt(s, zone.serial()) => ((Kind::IxfrCurrent, vec![soa]), None),
+                Some(s) if !serial_lt(s, zone.serial()) => (Kind::IxfrCurrent, vec![soa]),
                 Some(s) => match zones
                     .history(zone.origin())
                     .and_then(|h| h.since(s))
@@ -318,34 +315,22 @@ impl Transfer {
                     // RFC 1995 §4: our SOA, the client's SOA, deletions, our SOA, additions,
                     // our SOA (one condensed step)
                     Some(c) => (
-                        (
-                            Kind::IxfrIncremental,
-                            vec![
-                                soa.clone(),
-                                Arc::from(vec![c.from_soa]),
-                                Arc::from(c.removed),
-                                soa.clone(),
-                                Arc::from(c.added),
-                                soa,
-                            ],
-                        ),
-                        None,
+                        Kind::IxfrIncremental,
+                        vec![
+                            soa.clone(),
+                            Arc::from(vec![c.from_soa]),
+                            Arc::from(c.removed),
+                            soa.clone(),
+                            Arc::from(c.added),
+                            soa,
+                        ],
                     ),
                     // no history from there: the whole zone, AXFR-style
-                    None => {
-                        let (items, rest) = full();
-                        ((Kind::IxfrFull, items), rest)
-                    }
+                    None => (Kind::IxfrFull, full()),
                 },
-                None => {
-                    let (items, rest) = full();
-                    ((Kind::IxfrFull, items), rest)
-                }
+                None => (Kind::IxfrFull, full()),
             },
-            _ => {
-                let (items, rest) = full();
-                ((Kind::Axfr, items), rest)
-            }
+            _ => (Kind::Axfr, full()),
         };
         Self {
             zone: label,
@@ -358,7 +343,6 @@ impl Transfer {
             edns,
             items,
             pos: (0, 0),
-            rest,
             signer,
             single: None,
             started: false,
@@ -373,7 +357,6 @@ impl Transfer {
             self.messages += 1;
             return Some(b);
         }
-        self.refill();
         if self.started && self.pos.0 >= self.items.len() {
             return None;
         }
@@ -418,7 +401,6 @@ impl Transfer {
                 }
             }
             self.pos = (self.pos.0 + 1, 0);
-            self.refill();
         }
         let mut buf = pack.into_inner();
         buf[6..8].copy_from_slice(&answers.to_be_bytes());
@@ -480,69 +462,23 @@ pub fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
-impl Transfer {
-    /// When `items` is used up and a zone is left to send: its next chunk of RRsets.
-    fn refill(&mut self) {
-        while self.pos.0 >= self.items.len() {
-            let Some(rest) = &mut self.rest else { return };
-            match rest.next_chunk() {
-                Some(chunk) => {
-                    self.items = chunk;
-                    self.pos = (0, 0);
-                }
-                None => self.rest = None,
+/// A whole zone as RFC 5936 §2.2 sends it: the SOA, every other RRset, the SOA again; the
+/// names in canonical order. Any order is correct, but a secondary builds its tree far faster
+/// from sorted names: a fresh Knot secondary went on for 0.37 s after our last message of a
+/// 100 000-name zone in hash order, for 0.09 s after one in canonical order. The list holds
+/// the zone's RRsets (shared, not copied) and lives as long as the transfer.
+fn whole_zone(zone: &CompiledZone) -> Vec<Arc<[Record]>> {
+    let mut items = Vec::with_capacity(zone.record_count() + 2);
+    items.push(zone.soa().clone());
+    for node in zone.canonical_nodes() {
+        for (rtype, set) in node.rrsets() {
+            if *rtype != RecordType::SOA {
+                items.push(set.clone());
             }
         }
     }
-}
-
-/// Nodes of a whole-zone transfer per chunk: their records are encoded while still in the
-/// cache (one pass over a 100 000-name zone touched every RRset twice, the second time from
-/// memory).
-const CHUNK_NODES: usize = 2048;
-
-/// The part of a whole zone not yet sent (RFC 5936 §2.2: SOA, every other RRset, SOA; the
-/// first SOA is in `items` from the start). The zone is immutable, so its nodes come in the
-/// same order on every pass; a chunk resumes by skipping the nodes sent, which reads only the
-/// map's control bytes.
-struct Rest {
-    zone: Arc<CompiledZone>,
-    sent_nodes: usize,
-    done: bool,
-}
-
-impl Rest {
-    fn new(zone: &Arc<CompiledZone>) -> Self {
-        Self {
-            zone: zone.clone(),
-            sent_nodes: 0,
-            done: false,
-        }
-    }
-
-    /// The next chunk: the RRsets of up to `CHUNK_NODES` nodes, the SOA left out; then the
-    /// closing SOA; then `None`.
-    fn next_chunk(&mut self) -> Option<Vec<Arc<[Record]>>> {
-        if self.done {
-            return None;
-        }
-        let mut items = Vec::with_capacity(CHUNK_NODES + 1);
-        let mut taken = 0;
-        for node in self.zone.nodes().skip(self.sent_nodes).take(CHUNK_NODES) {
-            taken += 1;
-            for (rtype, set) in node.rrsets() {
-                if *rtype != RecordType::SOA {
-                    items.push(set.clone());
-                }
-            }
-        }
-        self.sent_nodes += taken;
-        if taken < CHUNK_NODES {
-            items.push(self.zone.soa().clone());
-            self.done = true;
-        }
-        Some(items)
-    }
+    items.push(zone.soa().clone());
+    items
 }
 
 #[cfg(test)]
@@ -645,15 +581,11 @@ mod tests {
         assert!(!is_transfer(&[0; 11]));
     }
 
-    /// The whole zone, SOA first and last and nowhere else, every record once, in messages of
-    /// at most 64 KiB, the question only in the first.
+    /// The whole zone, SOA first and last and nowhere else, every record once, in canonical
+    /// name order, in messages of at most 64 KiB, the question only in the first.
     #[test]
-    fn axfr_of_zones_around_the_chunk_size_sends_every_record_once() {
-        let base = zones(0, None)
-            .get(&n("acme.example.com."))
-            .unwrap()
-            .node_count();
-        for names in (CHUNK_NODES - base - 2)..(CHUNK_NODES - base + 3) {
+    fn axfr_sends_every_record_once_in_canonical_order() {
+        for names in [0, 1, 2, 700, 3000] {
             let zones = zones(names, Some(policy(KeyRequirement::None)));
             let zone = zones.get(&n("acme.example.com.")).unwrap();
             let req = request("acme.example.com.", RecordType::AXFR);
@@ -667,6 +599,14 @@ mod tests {
             assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
             let unique: BTreeSet<String> = records.iter().map(|r| r.to_string()).collect();
             assert_eq!(unique.len(), records.len() - 1, "{names} names");
+            let owners: Vec<&Name> = records[..records.len() - 1]
+                .iter()
+                .map(|r| &r.name)
+                .collect();
+            assert!(
+                owners.windows(2).all(|w| w[0] <= w[1]),
+                "{names} names: owners out of canonical order"
+            );
         }
     }
 
