@@ -272,6 +272,7 @@ async fn run_cluster(args: HostsArgs) -> Result<()> {
         state_dir: None,
         encrypted: Default::default(),
         policy: Default::default(),
+        dnssec_keys: None,
         on_publish: Some(hook),
     });
     tokio::pin!(serve);

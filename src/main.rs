@@ -45,6 +45,12 @@ enum Command {
         /// Directory to persist SOA serials in, so they never go backwards across restarts.
         #[arg(long, env = "ZONEGATE_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// With --zone: the directory holding the zone's DNSSEC keys (`key.pem`, and
+        /// `next.pem` during a rollover): the Secret `<zone>-dnssec` as mounted, which the
+        /// operator's pods get. Needed when the zone has `spec.dnssec.enabled`; re-read every
+        /// 10 seconds.
+        #[arg(long, requires = "zone")]
+        dnssec_keys: Option<PathBuf>,
         /// With --manifests: report ready (/readyz 200) even when no zone is served.
         #[arg(long, requires = "manifests")]
         allow_empty: bool,
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
             http,
             state_dir,
             allow_empty,
+            dnssec_keys,
             encrypted,
             policy,
         } => {
@@ -166,6 +173,7 @@ fn main() -> ExitCode {
                                 state_dir,
                                 encrypted,
                                 policy,
+                                dnssec_keys,
                                 on_publish: None,
                             },
                         )

@@ -33,10 +33,20 @@ pub struct ServeCluster {
     pub encrypted: crate::dns::hickory::EncryptedArgs,
     /// Query ACL, cookies, identity and rate limiting of every listener.
     pub policy: std::sync::Arc<crate::dns::policy::Policy>,
+    /// `--dnssec-keys DIR`: the zone's key Secret as mounted (`key.pem`, maybe `next.pem`),
+    /// re-read every [`KEY_CHECK`]. Needed when the zone has `spec.dnssec.enabled`.
+    pub dnssec_keys: Option<PathBuf>,
     /// Called with the zone's content each time it is published (`zonegate hosts`). A process
     /// with no `listen` address answers no DNS and takes no part in serial agreement.
     pub on_publish: Option<PublishHook>,
 }
+
+/// How often the key directory is read again: the kubelet updates a Secret volume within
+/// about a minute of a change, so this adds little to that.
+const KEY_CHECK: Duration = Duration::from_secs(10);
+/// How often a signed zone is republished so that signatures close to expiry are renewed
+/// (`dnssec::sign::needs_resign`: with 7 of 14 days left), as `serve --manifests` does.
+const RESIGN_CHECK: Duration = Duration::from_secs(3600);
 
 /// See `ServeCluster::on_publish`.
 pub type PublishHook = Box<dyn FnMut(&crate::zone::ZoneData) + Send>;
@@ -81,6 +91,7 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
         metrics.clone(),
         zones.clone(),
     );
+    index.set_key_dir(opts.dnssec_keys.clone());
 
     let (tx, mut rx) = mpsc::unbounded_channel::<FeedMsg>();
     let mut running: BTreeMap<WatchKey, JoinHandle<()>> = BTreeMap::new();
@@ -89,6 +100,8 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
     let mut discovery_tick = tokio::time::interval(Duration::from_secs(10));
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     let mut serial_recheck = tokio::time::interval(Duration::from_secs(5));
+    let mut key_check = tokio::time::interval(KEY_CHECK);
+    let mut resign_check = tokio::time::interval(RESIGN_CHECK);
     let shutdown = process::shutdown();
     tokio::pin!(shutdown);
 
@@ -114,6 +127,13 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
         }
         if listening && matches!(published, Published::Zone { .. }) {
             notifier.published(&zones.load());
+        }
+        if !listening
+            && !opts.listen.is_empty()
+            && let Some(e) = index.dnssec_refused()
+        {
+            // a server of a signed zone never starts answering unsigned
+            return Err(Error::Command(e.to_string()));
         }
         if !listening && index.synced_once() {
             super::listeners::start(
@@ -150,6 +170,8 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
                 }
             }
             _ = status_tick.tick() => index.export_health(),
+            _ = key_check.tick(), if opts.dnssec_keys.is_some() => index.reload_keys(),
+            _ = resign_check.tick() => index.refresh_signatures(),
             _ = serial_recheck.tick(), if !opts.listen.is_empty() => {
                 if index.recheck_serial(&mut serials).await.is_some() && listening {
                     notifier.published(&zones.load());

@@ -1,7 +1,10 @@
-//! Where a zone's DNSSEC keys come from in files mode (`serve --manifests`, `render`): the
+//! Where a zone's DNSSEC keys come from. Files mode (`serve --manifests`, `render`): the
 //! `v1 Secret` `<zone>-dnssec` of the zone's namespace in the manifest tree when there is one,
 //! else a key generated once into `--state-dir` (`dnssec/<namespace>/<zone>/key.pem`, mode
-//! 0600) and read from there afterwards; neither is an error naming the zone.
+//! 0600) and read from there afterwards; neither is an error naming the zone. Cluster mode: the
+//! operator creates the same Secret with [`new_secret_data`], the zone's pods mount it and read
+//! it with `ZoneKeys::from_dir` (`serve --dnssec-keys`), and both check it with
+//! [`check_algorithm`].
 
 use super::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
 use crate::objects::store::ObjectStore;
@@ -52,6 +55,19 @@ pub fn files_mode_keys(
                  private key), or --state-dir DIR to generate one into"
         ));
     };
+    check_algorithm(namespace, name, &from, &keys, algorithm)?;
+    Ok((keys, from))
+}
+
+/// Refuses keys of another algorithm than `spec.dnssec.algorithm` of DNSZone `namespace/name`
+/// (`from` names where they were read).
+pub fn check_algorithm(
+    namespace: &str,
+    name: &str,
+    from: &str,
+    keys: &ZoneKeys,
+    algorithm: Algorithm,
+) -> Result<(), String> {
     for k in keys.all() {
         if k.algorithm() != algorithm {
             return Err(format!(
@@ -60,7 +76,14 @@ pub fn files_mode_keys(
             ));
         }
     }
-    Ok((keys, from))
+    Ok(())
+}
+
+/// The `data` of a new key Secret `<zone>-dnssec` (entry name -> bytes): a fresh `key.pem` of
+/// `algorithm`, the form [`ZoneKeys::from_entries`] reads back.
+pub fn new_secret_data(algorithm: Algorithm) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let key = SigningKey::generate(algorithm).map_err(|e| e.to_string())?;
+    Ok(vec![(ACTIVE_KEY, key.to_pkcs8_pem().into_bytes())])
 }
 
 /// Writes a new key to `dir/key.pem`, readable only by its owner.
@@ -162,5 +185,29 @@ mod tests {
         // a Secret of another namespace is not the zone's
         let e = files_mode_keys("other", "acme", Algorithm::Ed25519, &store, None).unwrap_err();
         assert!(e.contains("DNSZone other/acme"), "{e}");
+    }
+
+    /// What the operator puts in a new key Secret reads back as one key of the algorithm
+    /// asked for, a different one each time.
+    #[test]
+    fn new_secret_data_reads_back_as_one_key() {
+        for alg in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            let read = |data: &[(&str, Vec<u8>)]| {
+                ZoneKeys::from_entries("Secret acme/acme-dnssec", |k| {
+                    data.iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| v.as_slice())
+                })
+                .unwrap()
+            };
+            let a = new_secret_data(alg).unwrap();
+            assert_eq!(a.len(), 1);
+            assert_eq!(a[0].0, "key.pem");
+            let (ka, kb) = (read(&a), read(&new_secret_data(alg).unwrap()));
+            assert_eq!(ka.active.algorithm(), alg);
+            assert!(ka.next.is_none());
+            assert_ne!(ka.active.public_key(), kb.active.public_key());
+            check_algorithm("acme", "acme", "Secret acme/acme-dnssec", &ka, alg).unwrap();
+        }
     }
 }

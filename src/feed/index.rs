@@ -22,6 +22,7 @@ use crate::api::{DNSZone, DNSZoneGrantSpec, SourceKind};
 use crate::compile::CompileOptions;
 use crate::dns::ZoneSet;
 use crate::dns::server::SharedZones;
+use crate::dnssec::keys::ZoneKeys;
 use crate::metrics::{NamespaceLabels, ServerMetrics, WatchLabels};
 use crate::objects::SourceObject;
 use crate::objects::secret::Secret;
@@ -178,6 +179,23 @@ pub struct ZoneIndex {
     failing_exported: Vec<WatchLabels>,
     metrics: Arc<ServerMetrics>,
     zones: SharedZones,
+    /// DNSSEC keys (see [`ZoneIndex::set_key_dir`]).
+    dnssec: DnssecKeys,
+}
+
+/// The DNSSEC keys of a signed zone in cluster mode: the key Secret as the pod mounts it
+/// (`serve --dnssec-keys DIR`), read at start and on each [`ZoneIndex::reload_keys`].
+#[derive(Default)]
+struct DnssecKeys {
+    dir: Option<std::path::PathBuf>,
+    /// The keys read last from `dir`, or why they could not be read.
+    read: Option<Result<Arc<ZoneKeys>, String>>,
+    /// The keys the zone is signed with now (kept through a later unreadable key).
+    signing: Option<Arc<ZoneKeys>>,
+    /// Why a zone with `spec.dnssec.enabled` is not signed, after the last publish.
+    refused: Option<String>,
+    /// The last key problem logged, to say it once.
+    warned: Option<String>,
 }
 
 impl ZoneIndex {
@@ -222,6 +240,120 @@ impl ZoneIndex {
             failing_exported: Vec::new(),
             metrics,
             zones,
+            dnssec: DnssecKeys::default(),
+        }
+    }
+
+    /// Where the zone's DNSSEC keys are (`key.pem`, maybe `next.pem`: the mounted Secret
+    /// `<zone>-dnssec`); reads them now. Without a directory a zone with `spec.dnssec.enabled`
+    /// is not signed ([`ZoneIndex::dnssec_refused`] says why).
+    pub fn set_key_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.dnssec.dir = dir;
+        self.reload_keys();
+    }
+
+    /// Reads the key directory again; a change of keys marks the zone for publication (signed
+    /// with the new keys). An unreadable or broken key after a good one keeps the good one
+    /// (a Secret volume is swapped whole, so this is a broken Secret, not a half-written one).
+    pub fn reload_keys(&mut self) {
+        let Some(dir) = &self.dnssec.dir else {
+            return;
+        };
+        let read = ZoneKeys::from_dir(dir).map(Arc::new);
+        let same = match (&self.dnssec.read, &read) {
+            (Some(Ok(a)), Ok(b)) => a
+                .all()
+                .map(|k| k.public_key())
+                .eq(b.all().map(|k| k.public_key())),
+            (Some(Err(a)), Err(b)) => a == b,
+            _ => false,
+        };
+        if !same {
+            self.dnssec.read = Some(read);
+            self.dirty = true;
+        }
+    }
+
+    /// Why the zone (with `spec.dnssec.enabled`) was published unsigned, if it was: no key
+    /// directory, no usable key in it, or a key of another algorithm. `serve` refuses to start
+    /// then.
+    pub fn dnssec_refused(&self) -> Option<&str> {
+        self.dnssec.refused.as_deref()
+    }
+
+    /// The keys to sign `zone` with: None when it is not signed.
+    fn signing_keys(&mut self, zone: &DNSZone) -> Option<Arc<ZoneKeys>> {
+        self.dnssec.refused = None;
+        let Some(spec) = zone.spec.dnssec_enabled() else {
+            self.dnssec.signing = None;
+            self.dnssec.warned = None;
+            return None;
+        };
+        let (ns, name) = (&self.seen.zone_ns, &self.seen.zone_name);
+        let secret = crate::dnssec::source::secret_name(name);
+        let keys = match (&self.dnssec.dir, &self.dnssec.read) {
+            (None, _) | (_, None) => Err(format!(
+                "DNSZone {ns}/{name}: spec.dnssec.enabled needs a signing key: serve \
+                 --dnssec-keys DIR, the Secret {secret} mounted there (the operator's \
+                 nameserver pods do this)"
+            )),
+            (Some(_), Some(Err(e))) => Err(format!(
+                "DNSZone {ns}/{name}: spec.dnssec.enabled: the key Secret {secret}: {e}"
+            )),
+            (Some(dir), Some(Ok(k))) => crate::dnssec::source::check_algorithm(
+                ns,
+                name,
+                &dir.display().to_string(),
+                k,
+                spec.algorithm,
+            )
+            .map(|()| k.clone()),
+        };
+        match keys {
+            Ok(k) => {
+                let known = self.dnssec.signing.as_ref().is_some_and(|s| {
+                    s.all()
+                        .map(|k| k.public_key())
+                        .eq(k.all().map(|k| k.public_key()))
+                });
+                if !known {
+                    let domain = zone.spec.domain.trim_end_matches('.');
+                    tracing::info!(
+                        zone = %format!("{ns}/{name}"),
+                        key_tags = ?k.all().map(|k| k.key_tag()).collect::<Vec<_>>(),
+                        ds = ?k.ds_presentation(domain, 3600),
+                        "DNSSEC keys loaded"
+                    );
+                }
+                self.dnssec.signing = Some(k.clone());
+                self.dnssec.warned = None;
+                Some(k)
+            }
+            Err(e) => {
+                // a zone signed before stays signed with the keys it had: going unsigned
+                // under a DS at the parent would make it bogus for validating resolvers
+                let kept = self.dnssec.signing.clone();
+                if self.dnssec.warned.as_deref() != Some(&e) {
+                    if kept.is_some() {
+                        tracing::warn!(problem = %e, "DNSSEC keys unusable; still signing with the keys loaded before");
+                    } else {
+                        tracing::warn!(problem = %e, "DNSSEC keys unusable; the zone is served unsigned");
+                    }
+                    self.dnssec.warned = Some(e.clone());
+                }
+                if kept.is_none() {
+                    self.dnssec.refused = Some(e);
+                }
+                kept
+            }
+        }
+    }
+
+    /// Marks a signed zone for publication, so that signatures close to expiry are renewed
+    /// also when nothing changes (`ZonePipeline::publish` re-signs only when due).
+    pub fn refresh_signatures(&mut self) {
+        if self.dnssec.signing.is_some() {
+            self.dirty = true;
         }
     }
 
@@ -371,6 +503,8 @@ impl ZoneIndex {
         let copts = CompileOptions {
             namespaces: Some(access.allowed.keys().cloned().collect()),
         };
+        let keys = self.signing_keys(&zone);
+        self.pipeline.set_keys(keys);
         let hash = self.pipeline.compile(&zone, &store, &copts);
         let problems: BTreeSet<String> = self
             .pipeline
@@ -1182,6 +1316,106 @@ mod tests {
             }
         );
         assert_eq!(f.publish().await, Published::Clean);
+    }
+
+    /// `spec.dnssec.enabled`: without `--dnssec-keys` the zone is published unsigned and
+    /// `dnssec_refused` names the zone, the field and the flag (serve refuses to start on it);
+    /// with the mounted key it is signed with it; a new key in the directory is picked up on
+    /// `reload_keys`, a broken one keeps the last good key; a key of another algorithm is
+    /// refused naming both.
+    #[tokio::test]
+    async fn a_signed_zone_signs_with_the_mounted_key_and_follows_it() {
+        use crate::dnssec::keys::{Algorithm, SigningKey};
+        let signed_zone: DNSZone = serde_json::from_value(json!({
+            "apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+            "metadata": {"name": "z", "namespace": "acme"},
+            "spec": {"domain": "acme.example.com", "dnssec": {"enabled": true},
+                "sources": {"namespaces": ["acme"], "kinds": ["DNSEndpoint"]}}
+        }))
+        .unwrap();
+        let item = BTreeMap::from([("z".to_string(), Item::Zone(Arc::new(signed_zone)))]);
+        let dir = std::env::temp_dir().join(format!("zg-index-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |k: &SigningKey| std::fs::write(dir.join("key.pem"), k.to_pkcs8_pem()).unwrap();
+        let dnskey_tags = |f: &Fixture| -> Option<Vec<u16>> {
+            let set = f.zones.load();
+            let z = set.find(&Name::from_ascii("acme.example.com.").unwrap())?;
+            let signed = z.dnssec()?;
+            Some(
+                signed
+                    .apex
+                    .iter()
+                    .filter(|r| r.rtype == RecordType::DNSKEY)
+                    .map(|r| crate::dnssec::keys::key_tag(&r.rdata))
+                    .collect(),
+            )
+        };
+
+        let mut f = fixture(&[]);
+        f.ix.set_key_dir(None);
+        assert_eq!(started(&f.ix.plan_watches()), vec![zone_key()]);
+        f.listed(zone_key(), item.clone().into_iter().collect());
+        f.ix.plan_watches();
+        f.listed(
+            endpoints("acme"),
+            vec![endpoint("acme", "web", "www.acme.example.com", "192.0.2.1")],
+        );
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        let e = f.ix.dnssec_refused().expect("refused").to_string();
+        assert!(
+            e.starts_with("DNSZone acme/z: spec.dnssec.enabled needs a signing key")
+                && e.contains("--dnssec-keys")
+                && e.contains("z-dnssec"),
+            "{e}"
+        );
+        assert_eq!(dnskey_tags(&f), None, "unsigned");
+
+        let k1 = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+        write(&k1);
+        f.ix.set_key_dir(Some(dir.clone()));
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        assert_eq!(f.ix.dnssec_refused(), None);
+        assert_eq!(dnskey_tags(&f), Some(vec![k1.key_tag()]));
+        f.ix.reload_keys();
+        assert_eq!(
+            f.publish().await,
+            Published::Clean,
+            "same key: nothing to do"
+        );
+
+        let k2 = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+        write(&k2);
+        f.ix.reload_keys();
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        assert_eq!(dnskey_tags(&f), Some(vec![k2.key_tag()]));
+
+        std::fs::write(dir.join("key.pem"), "not a key").unwrap();
+        f.ix.reload_keys();
+        assert!(matches!(f.publish().await, Published::Zone { .. }));
+        assert_eq!(
+            dnskey_tags(&f),
+            Some(vec![k2.key_tag()]),
+            "the good key stays"
+        );
+        assert_eq!(f.ix.dnssec_refused(), None);
+
+        // a fresh server with a key of another algorithm than spec.dnssec.algorithm
+        write(&SigningKey::generate(Algorithm::Ed25519).unwrap());
+        let mut g = fixture(&[]);
+        g.ix.set_key_dir(Some(dir.clone()));
+        g.ix.plan_watches();
+        g.listed(zone_key(), item.into_iter().collect());
+        g.ix.plan_watches();
+        g.listed(endpoints("acme"), vec![]);
+        assert!(matches!(g.publish().await, Published::Zone { .. }));
+        let e = g.ix.dnssec_refused().expect("refused").to_string();
+        assert!(
+            e.contains("holds an ED25519 key, spec.dnssec.algorithm is ECDSAP256SHA256"),
+            "{e}"
+        );
+        assert_eq!(dnskey_tags(&g), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A serial ConfigMap that cannot be reached.

@@ -14,6 +14,7 @@
 //! | PodDisruptionBudget (all of the zone's pods, maxUnavailable 1) | `Z-dns` | N | the DNSZone |
 //! | ConfigMap the servers share the SOA serial through (they get and update only it) | `Z-serial` | N | the DNSZone |
 //! | Secret: the DNS cookie secret every server of the zone signs with (created once, never rewritten) | `Z-cookie` | N | the DNSZone |
+//! | Secret: the DNSSEC signing key, with `spec.dnssec.enabled` (created once, never rewritten) | `Z-dnssec` | N | the DNSZone |
 //!
 //! Namespaced objects can only be owned by objects of their own namespace, and cluster-scoped
 //! ones only by cluster-scoped owners, hence the two kinds without owner.
@@ -44,6 +45,8 @@ const TLS_DIR: &str = "/etc/zonegate/tls";
 /// Where the server pods mount the zone's cookie Secret, and the key (file) of its secrets.
 const COOKIE_DIR: &str = "/etc/zonegate/cookie";
 pub const COOKIE_SECRET_KEY: &str = "cookie-secrets";
+/// Where the server pods of a signed zone mount its key Secret (`serve --dnssec-keys`).
+pub const DNSSEC_DIR: &str = "/etc/zonegate/dnssec";
 /// Most nameservers a zone can have (`spec.nameservers.count`, CRD maximum).
 pub const MAX_NAMESERVERS: usize = 4;
 /// UID/GID the server runs as (the distroless `nonroot` user).
@@ -178,6 +181,8 @@ impl OwnedKind {
 pub enum SecretSeed {
     /// 128 random bits, as one line of 32 hex digits (`serve --cookie-secret-file`).
     Cookie,
+    /// A new DNSSEC signing key of this algorithm (`key.pem`, `dnssec::source::new_secret_data`).
+    Dnssec(crate::dnssec::keys::Algorithm),
 }
 
 impl SecretSeed {
@@ -195,6 +200,20 @@ impl SecretSeed {
                     json!(base64::engine::general_purpose::STANDARD.encode(line)),
                 );
                 m
+            }
+            SecretSeed::Dnssec(algorithm) => {
+                // ring draws from getrandom(2), as `random::fill` does: it fails only where
+                // the kernel has no random source, and then no secret can be made at all
+                let data = crate::dnssec::source::new_secret_data(algorithm)
+                    .expect("a DNSSEC key from the system's random source");
+                data.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                        )
+                    })
+                    .collect()
             }
         }
     }
@@ -267,6 +286,11 @@ pub fn serial_configmap_name(zone: &str) -> String {
 /// The Secret holding the DNS cookie secret all the zone's servers share (RFC 9018).
 pub fn cookie_secret_name(zone: &str) -> String {
     format!("{zone}-cookie")
+}
+/// The Secret holding the zone's DNSSEC keys (`spec.dnssec.enabled`), the name files mode
+/// reads too.
+pub fn dnssec_secret_name(zone: &str) -> String {
+    crate::dnssec::source::secret_name(zone)
 }
 pub fn gateway_binding_name(zone_ns: &str, zone: &str) -> String {
     format!("zonegate.{zone_ns}.{zone}.gateways")
@@ -406,6 +430,7 @@ pub fn desired_objects(
         desired_serial_configmap(zone),
         desired_cookie_secret(zone),
     ];
+    out.extend(desired_dnssec_secret(zone));
     out.extend(desired_rbac(zone, grants));
     for i in 1..=zone.spec.nameservers.count.max(1) as usize {
         out.push(desired_deployment(zone, settings, i));
@@ -451,6 +476,24 @@ pub fn desired_cookie_secret(zone: &DNSZone) -> DesiredObject {
     );
     o.seed = Some(SecretSeed::Cookie);
     o
+}
+
+/// The key Secret of a zone with `spec.dnssec.enabled`: created once with a new key of
+/// `spec.dnssec.algorithm`, then never written again (a key that changed under a DS at the
+/// parent makes the zone bogus); only the kubelet reads it, to mount it into the zone's pods.
+/// A zone that turns DNSSEC off loses it with the other objects it no longer needs.
+pub fn desired_dnssec_secret(zone: &DNSZone) -> Option<DesiredObject> {
+    let spec = zone.spec.dnssec_enabled()?;
+    let key = key_of(zone);
+    let mut o = DesiredObject::new(
+        OwnedKind::Secret,
+        json!({
+            "metadata": owned_meta(zone, dnssec_secret_name(&key.name), zone_labels(&key)),
+            "type": "Opaque",
+        }),
+    );
+    o.seed = Some(SecretSeed::Dnssec(spec.algorithm));
+    Some(o)
 }
 
 /// Roles and bindings of the zone's ServiceAccount: in its namespace, in each other namespace it
@@ -681,6 +724,9 @@ pub fn desired_deployment(zone: &DNSZone, settings: &ServerSettings, i: usize) -
             .expect("volumes")
             .push(json!({ "name": "tls", "secret": { "secretName": tls.secret_name, "defaultMode": 0o440 } }));
     }
+    if zone.spec.dnssec_enabled().is_some() {
+        mount_dnssec_keys(&mut pod, &key.name);
+    }
     // an unknown profile keeps the default placement (the reconciler reports it)
     let placement = settings
         .placements
@@ -746,6 +792,24 @@ fn server_protections(container: &mut Value, ns: &crate::api::NameserversSpec) {
             .expect("volumeMounts")
             .push(json!({ "name": "tls", "mountPath": TLS_DIR, "readOnly": true }));
     }
+}
+
+/// A signed zone's pods: the key Secret read-only (0440, like the cookie) at [`DNSSEC_DIR`], and
+/// `serve --dnssec-keys` reading it. Not `optional`: a pod waits for the Secret rather than
+/// start without the key.
+fn mount_dnssec_keys(pod: &mut Value, zone: &str) {
+    pod["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .push(json!({ "name": "dnssec", "secret": { "secretName": dnssec_secret_name(zone), "defaultMode": 0o440 } }));
+    let container = &mut pod["containers"][0];
+    container["volumeMounts"]
+        .as_array_mut()
+        .expect("volumeMounts")
+        .push(json!({ "name": "dnssec", "mountPath": DNSSEC_DIR, "readOnly": true }));
+    let args = container["args"].as_array_mut().expect("args");
+    args.push(json!("--dnssec-keys"));
+    args.push(json!(DNSSEC_DIR));
 }
 
 /// The Service of nameserver `i`: port 53 UDP and TCP to the pods' 5353 (and with
@@ -927,6 +991,82 @@ mod tests {
                 }
                 OwnedKind::ClusterRole => unreachable!(),
             }
+        }
+    }
+
+    /// `spec.dnssec.enabled`: the key Secret `web-dnssec`, owned, created once (seeded, no
+    /// key in the body) with a key of `spec.dnssec.algorithm` that `ZoneKeys` reads back;
+    /// every nameserver pod mounts it read-only and passes `--dnssec-keys`; the pods' Role
+    /// never names it. Without `spec.dnssec` (or `enabled: false`) none of that.
+    #[test]
+    fn a_signed_zone_gets_a_key_secret_mounted_by_every_nameserver() {
+        use base64::Engine;
+        let z = zone(
+            json!({"domain": "acme.example.com", "nameservers": {"count": 2},
+            "dnssec": {"enabled": true, "algorithm": "ED25519"}}),
+        );
+        let objs = desired_objects(&z, &ServerSettings::default(), &[]);
+        let secret = find(&objs, OwnedKind::Secret, Some("acme"), "web-dnssec");
+        let alg = crate::dnssec::keys::Algorithm::Ed25519;
+        assert_eq!(secret.seed, Some(SecretSeed::Dnssec(alg)));
+        assert_eq!(secret.body["type"], "Opaque");
+        assert!(secret.body.get("data").is_none(), "no key in the body");
+        assert_eq!(secret.body["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(
+            secret.body["metadata"]["labels"][LABEL_MANAGED_BY],
+            MANAGED_BY
+        );
+        let data = SecretSeed::Dnssec(alg).data();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["key.pem"]);
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data["key.pem"].as_str().unwrap())
+            .unwrap();
+        let keys = crate::dnssec::keys::ZoneKeys::from_entries("t", |k| {
+            (k == "key.pem").then_some(pem.as_slice())
+        })
+        .unwrap();
+        assert_eq!(keys.active.algorithm(), alg);
+        for i in 1..=2 {
+            let d = find(
+                &objs,
+                OwnedKind::Deployment,
+                Some("acme"),
+                &format!("web-ns{i}"),
+            );
+            let pod = &d.body["spec"]["template"]["spec"];
+            assert!(
+                pod["volumes"].as_array().unwrap().contains(
+                    &json!({"name": "dnssec", "secret": {"secretName": "web-dnssec", "defaultMode": 0o440}})
+                ),
+                "{pod}"
+            );
+            let c = &pod["containers"][0];
+            assert!(
+                c["volumeMounts"].as_array().unwrap().contains(
+                    &json!({"name": "dnssec", "mountPath": "/etc/zonegate/dnssec", "readOnly": true})
+                ),
+                "{c}"
+            );
+            let args = c["args"].as_array().unwrap();
+            let at = args
+                .iter()
+                .position(|a| *a == "--dnssec-keys")
+                .expect("flag");
+            assert_eq!(args[at + 1], "/etc/zonegate/dnssec");
+            assert!(serde_json::from_value::<Deployment>(d.body.clone()).is_ok());
+        }
+        let role = find(&objs, OwnedKind::Role, Some("acme"), "web-dns");
+        assert!(!role.body["rules"].to_string().contains("secrets"));
+
+        for spec in [
+            json!({"domain": "acme.example.com"}),
+            json!({"domain": "acme.example.com", "dnssec": {"enabled": false}}),
+        ] {
+            let objs = desired_objects(&zone(spec), &ServerSettings::default(), &[]);
+            assert!(!objs.iter().any(|o| o.name == "web-dnssec"));
+            let d = find(&objs, OwnedKind::Deployment, Some("acme"), "web-ns1");
+            let text = d.body.to_string();
+            assert!(!text.contains("dnssec"), "{text}");
         }
     }
 

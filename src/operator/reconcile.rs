@@ -806,6 +806,70 @@ mod tests {
             );
         }
 
+        /// `spec.dnssec.enabled`: the key Secret `web-dnssec` is created once (owned by the
+        /// zone, a `key.pem` of the zone's algorithm) and, once in the cache, never written
+        /// again: the key stays the one the parent's DS names.
+        #[tokio::test]
+        async fn the_dnssec_key_secret_is_created_once() {
+            use base64::Engine;
+            let dnssec = |calls: &[Call]| -> Vec<Call> {
+                calls
+                    .iter()
+                    .filter(|c| {
+                        c.path.contains("/secrets") && c.body["metadata"]["name"] == "web-dnssec"
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let mut f = Fixture::new(config());
+            let z = zone(
+                "acme",
+                "web",
+                json!({"domain": "acme.example.com", "dnssec": {"enabled": true}}),
+            );
+            f.add_zone(&z);
+            let (result, calls) = f.reconcile(&z, echo(&z)).await;
+            result.expect("reconcile");
+            let created = dnssec(&calls);
+            assert_eq!(
+                lines(&created),
+                vec!["POST /api/v1/namespaces/acme/secrets"]
+            );
+            let body = &created[0].body;
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["uid"],
+                "uid-acme-web"
+            );
+            assert_eq!(body["metadata"]["ownerReferences"][0]["kind"], "DNSZone");
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(body["data"]["key.pem"].as_str().unwrap())
+                .unwrap();
+            let keys = crate::dnssec::keys::ZoneKeys::from_entries("created", |k| {
+                (k == "key.pem").then_some(pem.as_slice())
+            })
+            .unwrap();
+            assert_eq!(
+                keys.active.algorithm(),
+                crate::dnssec::keys::Algorithm::EcdsaP256Sha256
+            );
+
+            let mut live = body.clone();
+            live["metadata"]["resourceVersion"] = json!("7");
+            f.owned.apply_json(OwnedKind::Secret, live);
+            for i in 0..2 {
+                let (result, calls) = f.reconcile(&z, echo(&z)).await;
+                result.expect("reconcile");
+                let touched: Vec<Call> = calls
+                    .iter()
+                    .filter(|c| {
+                        c.path.contains("web-dnssec") || c.body["metadata"]["name"] == "web-dnssec"
+                    })
+                    .cloned()
+                    .collect();
+                assert!(touched.is_empty(), "reconcile {i}: {:?}", lines(&touched));
+            }
+        }
+
         #[tokio::test]
         async fn a_converged_zone_causes_no_request() {
             let mut f = Fixture::new(config());

@@ -195,7 +195,7 @@ owned_kinds! {
         names: |z| vec![desired::gateway_binding_name(&z.namespace, &z.name)],
         elsewhere: Elsewhere::No;
     Secret => secrets,
-        names: |z| vec![desired::cookie_secret_name(&z.name)],
+        names: |z| vec![desired::cookie_secret_name(&z.name), desired::dnssec_secret_name(&z.name)],
         elsewhere: Elsewhere::No;
 }
 
