@@ -663,8 +663,9 @@ pub struct DNSZoneStatus {
 
     /// `Accepted` (the domain claim is valid and not in conflict), `Ready` (server pods are
     /// available and every nameserver has an address), `Delegated` (the parent zone returns our
-    /// NS set), and with `spec.transfer.notify` `SecondariesInSync` (every secondary serves
-    /// the zone's serial).
+    /// NS set), with `spec.transfer.notify` `SecondariesInSync` (every secondary serves the
+    /// zone's serial), and with `spec.dnssec.enabled` `DNSSECReady` (the key Secret exists and
+    /// holds a usable key: reason `KeyLoaded`, else `KeyMissing` or `KeyInvalid`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 
@@ -708,6 +709,25 @@ pub struct DNSZoneStatus {
     /// serial the zone's nameservers serve. The `SecondariesInSync` condition sums it up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secondaries: Vec<SecondaryStatus>,
+
+    /// With `spec.dnssec.enabled`, once the key Secret `<name>-dnssec` holds a usable key: its
+    /// key tag, and the DS and DNSKEY records to give the registrar (docs/registrar.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecStatus>,
+}
+
+/// The zone's DNSSEC key as the operator read it from the Secret `<name>-dnssec`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DnssecStatus {
+    /// The key tag of the active key (`key.pem`).
+    pub key_tag: u16,
+    /// The DS record of every key (SHA-256), one zone-file line each, exactly what `zonegate
+    /// ds` prints: what to paste at the registrar.
+    pub ds: Vec<String>,
+    /// The DNSKEY record of every key, one zone-file line each (for registrars that take the
+    /// DNSKEY rather than the DS).
+    pub dnskey: Vec<String>,
 }
 
 /// A secondary nameserver as the operator last saw it.

@@ -289,7 +289,7 @@ pub fn ds(dir: PathBuf, zone: Option<String>, state_dir: Option<PathBuf>) -> i32
         ) {
             Ok((keys, from)) => {
                 println!("; DNSZone {key}, key from {from}");
-                for line in keys.ds_presentation(domain, 3600) {
+                for line in keys.ds_presentation(domain, crate::dnssec::keys::DS_TTL) {
                     println!("{line}");
                 }
                 shown += 1;

@@ -339,6 +339,10 @@ fn hex_upper(bytes: &[u8]) -> String {
     s
 }
 
+/// The TTL of the DS and DNSKEY lines given to the registrar (`zonegate ds`,
+/// `status.dnssec`): the registry picks its own TTL, this is only the line's field.
+pub const DS_TTL: u32 = 3600;
+
 /// The Secret `<zone>-dnssec` key holding the active key.
 pub const ACTIVE_KEY: &str = "key.pem";
 /// The optional Secret key holding a key being rolled in: published and signing too.

@@ -418,6 +418,11 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     let serial_configmap = owned
         .config_maps
         .get(&ObjectRef::new(&desired::serial_configmap_name(&key.name)).within(ns));
+    let dnssec_secret = zone.spec.dnssec_enabled().and_then(|_| {
+        owned
+            .secrets
+            .get(&ObjectRef::new(&desired::dnssec_secret_name(&key.name)).within(ns))
+    });
     let node_addresses = if zone.spec.nameservers.service.type_ == ServiceType::NodePort {
         let nodes = ctx.stores.nodes.state();
         let refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
@@ -435,6 +440,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         delegation_ttl: ctx.config.delegation_ttl,
         placements: &ctx.config.server.placements,
         serial_configmap: serial_configmap.as_deref(),
+        dnssec_secret: dnssec_secret.as_deref(),
     };
     let now = now_seconds();
     let targets = notify_targets(zone);

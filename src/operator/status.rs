@@ -1,14 +1,14 @@
 //! What a DNSZone's status says: its nameservers and their addresses, the records to create at
-//! the parent, its secondaries' serials, and the `Accepted`, `Ready`, `Delegated` and
-//! `SecondariesInSync` conditions. Pure: observed objects in, status out, plus the events that
+//! the parent, its secondaries' serials, its DNSSEC key's DS and DNSKEY, and the `Accepted`,
+//! `Ready`, `Delegated`, `SecondariesInSync` and `DNSSECReady` conditions. Pure: observed objects in, status out, plus the events that
 //! a change of status deserves.
 
 use super::desired::{nameserver_hostnames, nameserver_object_name};
 use super::placement::Placements;
-use crate::api::{DNSZone, DNSZoneStatus, NameserverStatus, SecondaryStatus};
+use crate::api::{DNSZone, DNSZoneStatus, DnssecStatus, NameserverStatus, SecondaryStatus};
 use crate::domain::{Verdict, is_at_or_below, normalize};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::net::IpAddr;
 
@@ -16,6 +16,7 @@ pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const DELEGATED: &str = "Delegated";
 pub const SECONDARIES_IN_SYNC: &str = "SecondariesInSync";
+pub const DNSSEC_READY: &str = "DNSSECReady";
 
 /// What the last look at the zone's secondaries (`spec.transfer.notify`) found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct Observed<'a> {
     pub placements: &'a Placements,
     /// The ConfigMap `<name>-serial` the nameservers publish their serial through.
     pub serial_configmap: Option<&'a ConfigMap>,
+    /// The key Secret `<name>-dnssec` (read only with `spec.dnssec.enabled`).
+    pub dnssec_secret: Option<&'a Secret>,
 }
 
 /// `status.serial`, `status.records` and `status.lastServed` from the serial ConfigMap: the
@@ -347,6 +350,12 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         conditions.push(c);
         secondaries = s;
     }
+    let mut dnssec = None;
+    if let Some(spec) = zone.spec.dnssec_enabled() {
+        let (c, d) = dnssec_condition(zone, spec.algorithm, obs, generation);
+        conditions.push(c);
+        dnssec = d;
+    }
     carry_transition_times(
         zone.status
             .as_ref()
@@ -375,6 +384,69 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         delegation,
         core_dns_stanza,
         secondaries,
+        dnssec,
+    }
+}
+
+/// `DNSSECReady` and `status.dnssec` of a zone with `spec.dnssec.enabled`: True with the key
+/// tag, DS and DNSKEY of the key Secret's keys when it exists, parses and is of
+/// `spec.dnssec.algorithm` (the nameservers sign with the same Secret); else `KeyMissing` or
+/// `KeyInvalid`. The DS and DNSKEY lines are `zonegate ds`'s (`ZoneKeys::ds_presentation`).
+pub fn dnssec_condition(
+    zone: &DNSZone,
+    algorithm: crate::dnssec::keys::Algorithm,
+    obs: &Observed<'_>,
+    generation: Option<i64>,
+) -> (Condition, Option<DnssecStatus>) {
+    let ns = zone.metadata.namespace.as_deref().unwrap_or_default();
+    let name = zone.metadata.name.as_deref().unwrap_or_default();
+    let secret = crate::dnssec::source::secret_name(name);
+    if !obs.verdict.is_accepted() {
+        let m = "the zone is not accepted, so it has no signing key".to_string();
+        return (
+            condition(DNSSEC_READY, "Unknown", "NotAccepted", m, generation),
+            None,
+        );
+    }
+    let Some(s) = obs.dnssec_secret else {
+        let m = format!(
+            "the key Secret {secret} does not exist yet (the operator creates it; the nameserver \
+             pods wait for it)"
+        );
+        return (
+            condition(DNSSEC_READY, "False", "KeyMissing", m, generation),
+            None,
+        );
+    };
+    let what = format!("Secret {ns}/{secret}");
+    let data = s.data.as_ref();
+    let keys = crate::dnssec::keys::ZoneKeys::from_entries(&what, |k| {
+        data.and_then(|d| d.get(k)).map(|b| b.0.as_slice())
+    })
+    .and_then(|keys| {
+        crate::dnssec::source::check_algorithm(ns, name, &what, &keys, algorithm).map(|()| keys)
+    });
+    match keys {
+        Ok(keys) => {
+            let domain = zone.spec.domain.trim_end_matches('.');
+            let tag = keys.active.key_tag();
+            let m = format!(
+                "signing with key {tag} ({algorithm}) from {what}; give the registrar the DS in \
+                 status.dnssec.ds"
+            );
+            (
+                condition(DNSSEC_READY, "True", "KeyLoaded", m, generation),
+                Some(DnssecStatus {
+                    key_tag: tag,
+                    ds: keys.ds_presentation(domain, crate::dnssec::keys::DS_TTL),
+                    dnskey: keys.dnskey_presentation(domain, crate::dnssec::keys::DS_TTL),
+                }),
+            )
+        }
+        Err(e) => (
+            condition(DNSSEC_READY, "False", "KeyInvalid", e, generation),
+            None,
+        ),
     }
 }
 
@@ -824,6 +896,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
@@ -901,6 +974,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &placements,
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         let r = cond(&st, READY);
@@ -928,6 +1002,102 @@ mod tests {
 
     /// The serial ConfigMap's serial, record count and first-served time reach the status; the
     /// count and time only while they describe the serial (an older server may have replaced
+    /// `spec.dnssec.enabled`: `DNSSECReady` False/KeyMissing without the key Secret,
+    /// False/KeyInvalid for a Secret without a usable key or with a key of another algorithm,
+    /// True/KeyLoaded with `status.dnssec` holding the key tag and exactly the DS and DNSKEY
+    /// lines `zonegate ds` prints for the key; without `spec.dnssec` neither condition nor
+    /// field.
+    #[test]
+    fn dnssec_status_comes_from_the_key_secret() {
+        use crate::dnssec::keys::{Algorithm, SigningKey, ZoneKeys};
+        use base64::Engine;
+        let z = zone(
+            json!({"domain": "acme.example.com.", "dnssec": {"enabled": true}}),
+            None,
+        );
+        let secret = |pem: &str| -> Secret {
+            serde_json::from_value(
+                json!({"metadata": {"name": "web-dnssec", "namespace": "acme"},
+                "data": {"key.pem": base64::engine::general_purpose::STANDARD.encode(pem)}}),
+            )
+            .unwrap()
+        };
+        let status_with = |z: &DNSZone, s: Option<&Secret>| {
+            let obs = Observed {
+                secondaries: &SecondariesCheck::Pending,
+                verdict: &Verdict::Accepted,
+                deployments: vec![None, None],
+                services: vec![None, None],
+                node_addresses: &[],
+                delegation: &DelegationCheck::Pending,
+                delegation_ttl: 3600,
+                placements: &Placements::default(),
+                serial_configmap: None,
+                dnssec_secret: s,
+            };
+            let st = compute_status(z, &obs, now());
+            let c = st
+                .conditions
+                .iter()
+                .find(|c| c.type_ == DNSSEC_READY)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+            (c, st.dnssec)
+        };
+        let (c, d) = status_with(&z, None);
+        let c = c.unwrap();
+        assert_eq!((c.0.as_str(), c.1.as_str()), ("False", "KeyMissing"));
+        assert!(c.2.contains("web-dnssec"), "{}", c.2);
+        assert_eq!(d, None);
+
+        let (c, d) = status_with(&z, Some(&secret("not a key")));
+        let c = c.unwrap();
+        assert_eq!((c.0.as_str(), c.1.as_str()), ("False", "KeyInvalid"));
+        assert!(
+            c.2.starts_with("Secret acme/web-dnssec: key.pem"),
+            "{}",
+            c.2
+        );
+        assert_eq!(d, None);
+
+        let ed = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let (c, _) = status_with(&z, Some(&secret(&ed.to_pkcs8_pem())));
+        let c = c.unwrap();
+        assert_eq!(c.1, "KeyInvalid");
+        assert!(
+            c.2.contains("holds an ED25519 key, spec.dnssec.algorithm is ECDSAP256SHA256"),
+            "{}",
+            c.2
+        );
+
+        let key = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+        let pem = key.to_pkcs8_pem();
+        let (c, d) = status_with(&z, Some(&secret(&pem)));
+        let c = c.unwrap();
+        assert_eq!((c.0.as_str(), c.1.as_str()), ("True", "KeyLoaded"));
+        let d = d.expect("status.dnssec");
+        assert_eq!(d.key_tag, key.key_tag());
+        // what `zonegate ds` prints for the same key and domain
+        let keys =
+            ZoneKeys::from_entries("t", |k| (k == "key.pem").then_some(pem.as_bytes())).unwrap();
+        assert_eq!(d.ds, keys.ds_presentation("acme.example.com", 3600));
+        assert_eq!(d.ds.len(), 1);
+        let tag = key.key_tag();
+        assert!(
+            d.ds[0].starts_with(&format!("acme.example.com. 3600 IN DS {tag} 13 2 ")),
+            "{}",
+            d.ds[0]
+        );
+        assert_eq!(d.dnskey, keys.dnskey_presentation("acme.example.com", 3600));
+        assert!(
+            d.dnskey[0].contains(" IN DNSKEY 257 3 13 "),
+            "{}",
+            d.dnskey[0]
+        );
+
+        let plain = zone(json!({"domain": "acme.example.com"}), None);
+        assert_eq!(status_with(&plain, Some(&secret(&pem))), (None, None));
+    }
+
     /// the serial alone), nothing while the ConfigMap is empty or the zone is not accepted.
     #[test]
     fn serial_records_and_last_served_come_from_the_serial_configmap() {
@@ -949,6 +1119,7 @@ mod tests {
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
                 serial_configmap: c,
+                dnssec_secret: None,
             };
             let st = compute_status(&z, &obs, now());
             (st.serial, st.records, st.last_served)
@@ -991,6 +1162,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: Some(&published),
+            dnssec_secret: None,
         };
         let v = serde_json::to_value(compute_status(&z, &obs, now())).unwrap();
         assert_eq!(
@@ -1019,6 +1191,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.observed_generation, Some(3));
@@ -1084,6 +1257,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         let r = cond(&st, READY);
@@ -1131,6 +1305,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         let a = cond(&st, ACCEPTED);
@@ -1162,6 +1337,7 @@ mod tests {
             delegation_ttl: 86400,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, vec!["abc.elb.example"]);
@@ -1202,6 +1378,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(st.nameservers[0].addresses, nodes);
@@ -1285,6 +1462,7 @@ mod tests {
         let status = |z: &DNSZone, c: SecondariesCheck, verdict: &Verdict| {
             let obs = Observed {
                 serial_configmap: None,
+                dnssec_secret: None,
                 verdict,
                 deployments: vec![Some(&d)],
                 services: vec![Some(&s)],
@@ -1412,6 +1590,7 @@ mod tests {
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
                 serial_configmap: None,
+                dnssec_secret: None,
             };
             cond(&compute_status(&z, &obs, now()), DELEGATED).clone()
         };
@@ -1482,6 +1661,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         assert_eq!(
@@ -1523,6 +1703,7 @@ mod tests {
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: None,
+            dnssec_secret: None,
         };
         let st = compute_status(&z, &obs, now());
         let ev = status_events(None, &st);
