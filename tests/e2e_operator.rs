@@ -2458,3 +2458,170 @@ async fn a_scoped_operator_leaves_other_namespaces_alone() {
         sas.items.iter().map(|r| r.name_any()).collect::<Vec<_>>()
     );
 }
+
+/// `spec.dnssec.enabled`: the operator creates the key Secret `<zone>-dnssec` once (owned by
+/// the zone, created and never applied, a key of the zone's algorithm that the zone's
+/// ServiceAccount cannot read), mounts it into the nameserver pods with `--dnssec-keys`, and
+/// reports its DS and DNSKEY (what `zonegate ds` prints) in `status.dnssec` with
+/// `DNSSECReady=True`. A spec change (a second reconcile) and a restarted operator leave the
+/// Secret exactly as it was.
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn a_signed_zone_gets_one_stable_key_secret_and_its_ds_in_the_status() {
+    use zonegate::dnssec::keys::{Algorithm, ZoneKeys};
+    let client = client().await;
+    let ns = TestNamespace::create(&client).await;
+    let id = operator_identity(&client, &ns, &[]).await;
+    let mut op = Operator::start(&id, &ns, &[]);
+    let domain = domain_of(&ns);
+    let spec = |replicas: u32| {
+        json!({"domain": domain, "nameservers": {"count": 1, "replicas": replicas},
+            "dnssec": {"enabled": true, "algorithm": "ED25519"}})
+    };
+    apply_zone(&ns, "signed", spec(1)).await;
+    let (reason, message) = wait_condition(&ns, "signed", "DNSSECReady", "True").await;
+    assert_eq!(reason, "KeyLoaded", "{message}");
+
+    let secrets = ns.api::<Secret>();
+    let secret = secrets.get("signed-dnssec").await.unwrap();
+    let zone = ns.api::<DNSZone>().get("signed").await.unwrap();
+    let uid = zone.metadata.uid.clone().unwrap();
+    let refs = secret.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        refs.iter()
+            .map(|r| (
+                r.kind.as_str(),
+                r.name.as_str(),
+                r.uid.as_str(),
+                r.controller
+            ))
+            .collect::<Vec<_>>(),
+        vec![("DNSZone", "signed", uid.as_str(), Some(true))]
+    );
+    let managers: Vec<String> = secret
+        .metadata
+        .managed_fields
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        vec!["zonegate-operator Update"],
+        "created, never applied"
+    );
+    let data = secret.data.clone().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["key.pem"]);
+    let keys = ZoneKeys::from_entries("Secret signed-dnssec", |k| {
+        data.get(k).map(|b| b.0.as_slice())
+    })
+    .unwrap();
+    assert_eq!(keys.active.algorithm(), Algorithm::Ed25519);
+
+    // the status: the key's tag, and exactly the lines `zonegate ds` prints for it
+    let st = zone.status.clone().unwrap().dnssec.expect("status.dnssec");
+    assert_eq!(st.key_tag, keys.active.key_tag());
+    assert_eq!(st.ds, keys.ds_presentation(&domain, 3600));
+    assert_eq!(st.dnskey, keys.dnskey_presentation(&domain, 3600));
+    assert!(
+        st.ds[0].starts_with(&format!("{domain}. 3600 IN DS {} 15 2 ", st.key_tag)),
+        "{:?}",
+        st.ds
+    );
+
+    // the pods mount it and sign with it; their ServiceAccount cannot read it
+    let d = ns.api::<Deployment>().get("signed-ns1").await.unwrap();
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let vol = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "dnssec")
+        .expect("volume");
+    let sv = vol.secret.unwrap();
+    assert_eq!(
+        (sv.secret_name.as_deref(), sv.default_mode, sv.optional),
+        (Some("signed-dnssec"), Some(0o440), None)
+    );
+    let c = &pod.containers[0];
+    let args = c.args.clone().unwrap();
+    let at = args
+        .iter()
+        .position(|a| a == "--dnssec-keys")
+        .expect("--dnssec-keys");
+    assert_eq!(args[at + 1], "/etc/zonegate/dnssec");
+    let mount = c
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "dnssec")
+        .expect("mount");
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/etc/zonegate/dnssec", Some(true))
+    );
+    let sa_user = format!("system:serviceaccount:{}:signed-dns", ns.name());
+    let out = kubectl(&[
+        "auth",
+        "can-i",
+        "get",
+        "secrets/signed-dnssec",
+        "-n",
+        ns.name(),
+        "--as",
+        &sa_user,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+
+    // a second reconcile (a spec change) and a restarted operator keep the Secret as it is
+    let rv = secret.metadata.resource_version.clone().unwrap();
+    apply_zone(&ns, "signed", spec(2)).await;
+    wait_for("the spec change reconciled", WAIT, || async {
+        let z = ns
+            .api::<DNSZone>()
+            .get("signed")
+            .await
+            .map_err(|e| e.to_string())?;
+        let seen = z.status.as_ref().and_then(|s| s.observed_generation);
+        if seen == z.metadata.generation && seen.is_some_and(|g| g >= 2) {
+            Ok(())
+        } else {
+            Err(format!(
+                "observed {seen:?}, generation {:?}",
+                z.metadata.generation
+            ))
+        }
+    })
+    .await;
+    op.stop();
+    let op = Operator::start(&id, &ns, &[]);
+    wait_for("the new operator reconciled the zone", WAIT, || async {
+        if op.metric("zonegate_operator_reconciles_total", "result=\"ok\"") >= 1.0 {
+            Ok(())
+        } else {
+            Err(())
+        }
+    })
+    .await;
+    let again = secrets.get("signed-dnssec").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
+    assert_eq!(again.data, secret.data, "the same key");
+    assert_eq!(
+        op.metric("zonegate_operator_api_writes_total", "kind=\"Secret\""),
+        0.0,
+        "no Secret written by the restarted operator"
+    );
+    let z = ns.api::<DNSZone>().get("signed").await.unwrap();
+    assert_eq!(z.status.unwrap().dnssec.unwrap().ds, st.ds, "the same DS");
+}
