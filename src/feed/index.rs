@@ -6,8 +6,9 @@
 //! (`cmd/cluster_mode.rs`) only drives it: it starts and stops the watches
 //! [`ZoneIndex::plan_watches`] asks for and calls [`ZoneIndex::publish`], which recompiles when
 //! something changed and every watch that can list has listed, and swaps the compiled zone in.
-//! No I/O happens here except through the [`SerialSource`] handed to `publish`, so the index is
-//! unit-tested with typed objects (the tests at the end).
+//! No I/O happens here except through the [`SerialSource`] handed to `publish` and the reads of
+//! the DNSSEC key directory ([`ZoneIndex::reload_keys`]), so the index is unit-tested with typed
+//! objects (the tests at the end).
 //!
 //! Rules it keeps:
 //! - Only namespaced watches, only of the kinds the zone uses, only in namespaces it may read:
