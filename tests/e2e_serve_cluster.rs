@@ -380,3 +380,90 @@ async fn two_servers_answer_identically_serial_included() {
     let c = ClusterServer::start(&ns, "z");
     assert_eq!(soa_serial(c.dns, &zone), serial);
 }
+
+/// The key tags of the DNSKEY RRset `zone` answers (wire RDATA, so no DNSSEC support is needed
+/// in the client library).
+fn dnskey_tags(dns: std::net::SocketAddr, zone: &str) -> Vec<u16> {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let m = support::sockets::udp(
+        dns,
+        &support::sockets::query_msg(zone, RecordType::DNSKEY, None),
+    );
+    let mut tags: Vec<u16> = m
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::DNSKEY)
+        .map(|r| zonegate::dnssec::keys::key_tag(&r.data.to_bytes().unwrap()))
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// A zone with `spec.dnssec.enabled`: `serve --zone` without `--dnssec-keys` refuses to start
+/// (exit 1, naming the zone, the field and the flag) and never answers; with the key directory
+/// (the Secret as the pods mount it) it serves the key's DNSKEY, and a new key written there is
+/// served within the re-read interval, without a restart.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the e2e control plane: make test"]
+async fn a_signed_zone_is_served_only_with_its_mounted_key() {
+    use zonegate::dnssec::keys::{Algorithm, SigningKey};
+    let client = support::client().await;
+    let ns = TestNamespace::create(&client).await;
+    let ns = ns.name().to_string();
+    let d = format!("{ns}.example.com");
+    apply(&ns, &zone_yaml("z", &d, "  dnssec: {enabled: true}\n"));
+
+    let log = std::env::temp_dir().join(format!("zg-signed-{}-{ns}.log", std::process::id()));
+    let port = support::sockets::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["serve", "--zone", &format!("{ns}/z")])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--kubeconfig")
+        .arg(&support::env().kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("serve --zone of a signed zone without a key did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "DNSZone {ns}/z: spec.dnssec.enabled needs a signing key: serve --dnssec-keys DIR"
+        )),
+        "{err}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("zg-signed-keys-{}-{ns}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let k1 = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+    std::fs::write(dir.join("key.pem"), k1.to_pkcs8_pem()).unwrap();
+    let s = ClusterServer::start_with(&ns, "z", &["--dnssec-keys", dir.to_str().unwrap()]);
+    assert_eq!(dnskey_tags(s.dns, &format!("{d}.")), vec![k1.key_tag()]);
+
+    // a new key, as the kubelet swaps in an updated Secret
+    let k2 = SigningKey::generate(Algorithm::EcdsaP256Sha256).unwrap();
+    std::fs::write(dir.join(".key.tmp"), k2.to_pkcs8_pem()).unwrap();
+    std::fs::rename(dir.join(".key.tmp"), dir.join("key.pem")).unwrap();
+    let t0 = std::time::Instant::now();
+    while dnskey_tags(s.dns, &format!("{d}.")) != vec![k2.key_tag()] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the new key was not served: {:?}",
+            dnskey_tags(s.dns, &format!("{d}."))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

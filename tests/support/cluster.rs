@@ -35,6 +35,17 @@ impl ClusterServer {
         panic!("serve --zone {ns}/{zone} exited before it was ready, 5 times");
     }
 
+    /// [`start`](Self::start) with more flags (retried on new ports like it).
+    pub fn start_with(ns: &str, zone: &str, extra: &[&str]) -> Self {
+        for _ in 0..5 {
+            let mut s = Self::spawn_with(ns, zone, &support::env().kubeconfig, extra);
+            if s.wait_ready_or_exit(Duration::from_secs(60)) {
+                return s;
+            }
+        }
+        panic!("serve --zone {ns}/{zone} {extra:?} exited before it was ready, 5 times");
+    }
+
     /// Waits until /readyz says ready (true) or the process exits (false).
     fn wait_ready_or_exit(&mut self, timeout: Duration) -> bool {
         let t0 = Instant::now();
@@ -57,11 +68,17 @@ impl ClusterServer {
     }
 
     pub fn spawn_as(ns: &str, zone: &str, kubeconfig: &std::path::Path) -> Self {
+        Self::spawn_with(ns, zone, kubeconfig, &[])
+    }
+
+    /// [`spawn_as`](Self::spawn_as) with more flags.
+    pub fn spawn_with(ns: &str, zone: &str, kubeconfig: &std::path::Path, extra: &[&str]) -> Self {
         let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
             .args(["serve", "--zone", &format!("{ns}/{zone}")])
             .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
+            .args(extra)
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .env(
