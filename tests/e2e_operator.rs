@@ -2624,4 +2624,14 @@ async fn a_signed_zone_gets_one_stable_key_secret_and_its_ds_in_the_status() {
     );
     let z = ns.api::<DNSZone>().get("signed").await.unwrap();
     assert_eq!(z.status.unwrap().dnssec.unwrap().ds, st.ds, "the same DS");
+    // the reconcile that created the Secret reported its key: no transient KeyMissing
+    let events = events_of(&client, ns.name(), "signed").await;
+    assert!(
+        events.iter().any(|(_, reason, _)| reason == "KeyLoaded"),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|(_, reason, _)| reason == "KeyMissing"),
+        "{events:?}"
+    );
 }

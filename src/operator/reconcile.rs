@@ -379,10 +379,19 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     });
     tracing::debug!(?verdict, objects = desired.len(), "desired");
     let owned = &ctx.stores.owned;
+    // the key Secret if this reconcile created it: the status reads it before the cache has it
+    let mut created_dnssec_secret: Option<k8s_openapi::api::core::v1::Secret> = None;
     for obj in &desired {
         let live = owned.live(obj.kind, obj.namespace.as_deref(), &obj.name);
         if obj.seed.is_some() {
-            ctx.writer.create_once(obj, live).await?;
+            let created = ctx.writer.create_once(obj, live).await?;
+            if matches!(obj.seed, Some(desired::SecretSeed::Dnssec(_))) {
+                created_dnssec_secret = created.and_then(|o| {
+                    serde_json::to_value(o)
+                        .ok()
+                        .and_then(|v| serde_json::from_value(v).ok())
+                });
+            }
         } else {
             ctx.writer.ensure(obj, live).await?;
         }
@@ -422,6 +431,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         owned
             .secrets
             .get(&ObjectRef::new(&desired::dnssec_secret_name(&key.name)).within(ns))
+            .or_else(|| created_dnssec_secret.map(Arc::new))
     });
     let node_addresses = if zone.spec.nameservers.service.type_ == ServiceType::NodePort {
         let nodes = ctx.stores.nodes.state();
@@ -858,6 +868,29 @@ mod tests {
                 keys.active.algorithm(),
                 crate::dnssec::keys::Algorithm::EcdsaP256Sha256
             );
+            // the status of the same reconcile already has the created key's DS (the cache
+            // has not seen the Secret yet): no KeyMissing warning for a new zone
+            let status = calls
+                .iter()
+                .find(|c| c.path.ends_with("/status"))
+                .map(|c| c.body["status"].clone())
+                .expect("a status patch");
+            let ready = status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "DNSSECReady")
+                .cloned()
+                .unwrap();
+            assert_eq!(
+                (&ready["status"], &ready["reason"]),
+                (&json!("True"), &json!("KeyLoaded"))
+            );
+            assert_eq!(
+                status["dnssec"]["ds"],
+                json!(keys.ds_presentation("acme.example.com", 3600))
+            );
+            assert_eq!(status["dnssec"]["keyTag"], json!(keys.active.key_tag()));
 
             let mut live = body.clone();
             live["metadata"]["resourceVersion"] = json!("7");

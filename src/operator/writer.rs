@@ -103,17 +103,18 @@ impl Writer {
     /// Creates a created-once Secret (`obj.seed` set) when it is missing, with fresh contents;
     /// an existing one is never written, whatever it holds (so its secret is never rotated by
     /// the operator). `AlreadyExists` (a cache that has not seen the Secret yet) is fine.
-    /// Returns whether it created.
+    /// Returns the object it created (as the apiserver stored it), if it did.
     pub async fn create_once(
         &self,
         obj: &DesiredObject,
         live: Option<(Value, String)>,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<DynamicObject>, Error> {
         let Some(seed) = obj.seed else {
-            return self.ensure(obj, live).await;
+            self.ensure(obj, live).await?;
+            return Ok(None);
         };
         if live.is_some() {
-            return Ok(false);
+            return Ok(None);
         }
         let mut body = obj.body.clone();
         body["data"] = Value::Object(seed.data());
@@ -129,13 +130,13 @@ impl Writer {
             )
             .await
         {
-            Ok(_) => {
+            Ok(created) => {
                 self.metrics.write(obj.kind.kind(), "create");
                 tracing::info!(object = %obj.describe(), "created");
-                Ok(true)
+                Ok(Some(created))
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-            Err(e) if namespace_terminating(&e) => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) if namespace_terminating(&e) => Ok(None),
             Err(source) => Err(Error::Apply {
                 kind: obj.kind,
                 object: obj.describe(),
