@@ -2569,17 +2569,23 @@ async fn a_signed_zone_gets_one_stable_key_secret_and_its_ds_in_the_status() {
         ("/etc/zonegate/dnssec", Some(true))
     );
     let sa_user = format!("system:serviceaccount:{}:signed-dns", ns.name());
-    let out = kubectl(&[
-        "auth",
-        "can-i",
-        "get",
-        "secrets/signed-dnssec",
-        "-n",
-        ns.name(),
-        "--as",
-        &sa_user,
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+    for verb in ["get", "list", "watch"] {
+        let out = kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            "secrets/signed-dnssec",
+            "-n",
+            ns.name(),
+            "--as",
+            &sa_user,
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "no",
+            "the servers cannot {verb} their key Secret"
+        );
+    }
 
     // a second reconcile (a spec change) and a restarted operator keep the Secret as it is
     let rv = secret.metadata.resource_version.clone().unwrap();
