@@ -91,7 +91,12 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
         metrics.clone(),
         zones.clone(),
     );
-    index.set_key_dir(opts.dnssec_keys.clone());
+    if opts.listen.is_empty() {
+        // answers no DNS (`zonegate hosts`): no signing, no key needed
+        index.disable_signing();
+    } else {
+        index.set_key_dir(opts.dnssec_keys.clone());
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel::<FeedMsg>();
     let mut running: BTreeMap<WatchKey, JoinHandle<()>> = BTreeMap::new();
@@ -128,10 +133,7 @@ pub async fn serve(mut opts: ServeCluster) -> Result<()> {
         if listening && matches!(published, Published::Zone { .. }) {
             notifier.published(&zones.load());
         }
-        if !listening
-            && !opts.listen.is_empty()
-            && let Some(e) = index.dnssec_refused()
-        {
+        if !listening && let Some(e) = index.dnssec_refused() {
             // a server of a signed zone never starts answering unsigned
             return Err(Error::Command(e.to_string()));
         }

@@ -197,6 +197,8 @@ struct DnssecKeys {
     refused: Option<String>,
     /// The last key problem logged, to say it once.
     warned: Option<String>,
+    /// Never sign (a process that answers no DNS: `zonegate hosts`).
+    off: bool,
 }
 
 impl ZoneIndex {
@@ -253,6 +255,12 @@ impl ZoneIndex {
         self.reload_keys();
     }
 
+    /// Publishes the zone unsigned whatever its `spec.dnssec` says, without a word: for a
+    /// process that answers no DNS (`zonegate hosts` reads only the names and addresses).
+    pub fn disable_signing(&mut self) {
+        self.dnssec.off = true;
+    }
+
     /// Reads the key directory again; a change of keys marks the zone for publication (signed
     /// with the new keys). An unreadable or broken key after a good one keeps the good one
     /// (a Secret volume is swapped whole, so this is a broken Secret, not a half-written one).
@@ -285,7 +293,8 @@ impl ZoneIndex {
     /// The keys to sign `zone` with: None when it is not signed.
     fn signing_keys(&mut self, zone: &DNSZone) -> Option<Arc<ZoneKeys>> {
         self.dnssec.refused = None;
-        let Some(spec) = zone.spec.dnssec_enabled() else {
+        let spec = zone.spec.dnssec_enabled().filter(|_| !self.dnssec.off);
+        let Some(spec) = spec else {
             self.dnssec.signing = None;
             self.dnssec.warned = None;
             return None;
@@ -1406,7 +1415,7 @@ mod tests {
         let mut g = fixture(&[]);
         g.ix.set_key_dir(Some(dir.clone()));
         g.ix.plan_watches();
-        g.listed(zone_key(), item.into_iter().collect());
+        g.listed(zone_key(), item.clone().into_iter().collect());
         g.ix.plan_watches();
         g.listed(endpoints("acme"), vec![]);
         assert!(matches!(g.publish().await, Published::Zone { .. }));
@@ -1416,6 +1425,17 @@ mod tests {
             "{e}"
         );
         assert_eq!(dnskey_tags(&g), None);
+
+        // a process that answers no DNS (`zonegate hosts`): unsigned, nothing refused
+        let mut h = fixture(&[]);
+        h.ix.disable_signing();
+        h.ix.plan_watches();
+        h.listed(zone_key(), item.into_iter().collect());
+        h.ix.plan_watches();
+        h.listed(endpoints("acme"), vec![]);
+        assert!(matches!(h.publish().await, Published::Zone { .. }));
+        assert_eq!(h.ix.dnssec_refused(), None);
+        assert_eq!(dnskey_tags(&h), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
