@@ -112,6 +112,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    process::configure_allocator();
     let cli = Cli::parse();
     process::init_logging(cli.log_format);
     use zonegate::cmd::files_mode;

@@ -686,6 +686,7 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
 async fn reload_off_workers(mut reloader: Reloader) -> Result<Reloader> {
     tokio::task::spawn_blocking(move || {
         reloader.zone_count = reloader.reload();
+        process::release_freed_memory();
         reloader
     })
     .await
