@@ -2,7 +2,8 @@
 //! `ldns-verify-zone` (ldnsutils), `kzonecheck -d on` (knot-dnssecutils) and `dnssec-verify`
 //! (bind9-utils), for both algorithms and both files-mode key sources (a Secret in the tree, a
 //! key generated into `--state-dir`); and the same zone with one signature changed, which they
-//! reject (so the check is real). `e2e/deps.sh` installs the tools. A missing tool skips the
+//! reject (so the check is real); and a signed zone transferred with `kdig AXFR` from
+//! `zonegate serve --manifests`, checked by `ldns-verify-zone`. `e2e/deps.sh` installs the tools. A missing tool skips the
 //! test with a message, except under CI (`CI` set), where it fails.
 
 mod support;
@@ -379,5 +380,133 @@ fn ds_command_matches_bind_dsfromkey_and_the_cds() {
         "zonegate ds: {}\ndnssec-dsfromkey: {}",
         ours[0],
         bind.trim()
+    );
+}
+
+/// The records of zone text (a master file or `kdig` output) counted per (owner, type, the
+/// type an RRSIG covers); comments, directives and blank lines aside.
+fn record_kinds(text: &str) -> std::collections::BTreeMap<(String, String, String), usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.is_empty() || f[0].starts_with(';') || f[0].starts_with('$') || f.len() < 5 {
+            continue;
+        }
+        let covered = if f[3] == "RRSIG" { f[4] } else { "" };
+        *m.entry((f[0].to_lowercase(), f[3].to_string(), covered.to_string()))
+            .or_insert(0) += 1;
+    }
+    m
+}
+
+/// A signed zone transferred from `zonegate serve --manifests` (key Secret in the tree) with
+/// `kdig AXFR`, over several messages: SOA first and last and only there, every record
+/// `render --dnssec` prints (DNSKEY, CDS, CDNSKEY, NSEC3PARAM, the NSEC3 chain, every RRSIG),
+/// and `ldns-verify-zone` verifies the transferred zone; with one signature changed it
+/// rejects it. Then IXFR from an older serial: the whole signed zone again.
+#[test]
+fn signed_zone_axfr_from_serve_passes_ldns_verify_zone() {
+    let ldns = debian_tool("ldns-verify-zone");
+    let dir = TempDir::new("dnssec-axfr");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let yaml = zone_yaml("ECDSAP256SHA256").replace(
+        "  soa: {negativeTtl: 300}\n",
+        "  soa: {negativeTtl: 300}\n  transfer: {allowFrom: [\"127.0.0.1/32\"]}\n",
+    );
+    assert!(yaml.contains("transfer:"));
+    std::fs::write(tree.join("zone.yaml"), yaml).unwrap();
+    // enough names that the transfer needs several messages
+    let mut many = String::from(
+        "apiVersion: externaldns.k8s.io/v1alpha1\nkind: DNSEndpoint\nmetadata: {name: many, namespace: acme}\nspec:\n  endpoints:\n",
+    );
+    for i in 0..1500 {
+        many.push_str(&format!(
+            "    - {{dnsName: host-{i}.{ZONE}, recordType: A, targets: [10.0.{}.{}]}}\n",
+            i >> 8,
+            i & 255
+        ));
+    }
+    std::fs::write(tree.join("many.yaml"), many).unwrap();
+    let pem: String = genpkey("ECDSAP256SHA256")
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    std::fs::write(
+        tree.join("key.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: acme-dnssec, namespace: acme}}\nstringData:\n  key.pem: |\n{pem}"
+        ),
+    )
+    .unwrap();
+    let s = support::sockets::Server::start(&tree);
+    let port = s.dns.port().to_string();
+    let kdig = |args: &[&str]| -> String {
+        let o = Command::new("kdig")
+            .args(["@127.0.0.1", "-p", &port, "+timeout=10"])
+            .args(args)
+            .output()
+            .expect("kdig runs (e2e/deps.sh installs knot-dnsutils)");
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success(), "kdig {args:?}: {out}");
+        out
+    };
+    let axfr = kdig(&["AXFR", ZONE]);
+    let records: Vec<&str> = axfr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    let is_soa = |l: &str| l.split_whitespace().nth(3) == Some("SOA");
+    assert!(is_soa(records[0]) && is_soa(records[records.len() - 1]));
+    assert_eq!(records.iter().filter(|l| is_soa(l)).count(), 2);
+    // ";; Received 412 B (7 messages, 6062 records)"
+    let messages: usize = axfr
+        .lines()
+        .find_map(|l| l.strip_prefix(";; Received "))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("kdig's message count");
+    assert!(messages >= 2, "{messages} messages");
+    // the zone as transferred, the closing SOA aside: the records `render --dnssec` prints
+    let zone_text = records[..records.len() - 1].join("\n") + "\n";
+    let rendered = render(&tree, None);
+    let (got, want) = (record_kinds(&zone_text), record_kinds(&rendered));
+    for t in ["DNSKEY", "CDS", "CDNSKEY", "NSEC3PARAM", "NSEC3"] {
+        assert!(got.keys().any(|k| k.1 == t), "no {t} transferred");
+    }
+    assert_eq!(got, want, "transferred records differ from render --dnssec");
+    let file = dir.path().join("axfr.zone");
+    std::fs::write(&file, &zone_text).unwrap();
+    let (ok, out) = verify("ldns-verify-zone", &ldns, &file);
+    assert!(ok && out.contains("verified"), "ldns-verify-zone: {out}");
+    eprintln!(
+        "kdig AXFR: {messages} messages, {} records; ldns-verify-zone: {}",
+        records.len(),
+        out.trim().replace('\n', " | ")
+    );
+    // the check is real: one changed signature is rejected
+    let bad = dir.path().join("bad.zone");
+    let changed = mutate(&zone_text);
+    assert_ne!(changed, zone_text, "a signature was changed");
+    std::fs::write(&bad, &changed).unwrap();
+    let (ok, out) = verify("ldns-verify-zone", &ldns, &bad);
+    assert!(!ok, "ldns-verify-zone accepts a changed signature: {out}");
+    // IXFR from an older serial: the whole signed zone, AXFR-style
+    let serial: u32 = records[0]
+        .split_whitespace()
+        .nth(6)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ixfr = kdig(&[&format!("IXFR={}", serial - 1), ZONE]);
+    let ixfr_records: Vec<&str> = ixfr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    assert_eq!(ixfr_records.len(), records.len(), "IXFR: the whole zone");
+    assert_eq!(
+        record_kinds(&(ixfr_records[..ixfr_records.len() - 1].join("\n") + "\n")),
+        want
     );
 }
