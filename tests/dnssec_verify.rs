@@ -3,8 +3,9 @@
 //! (bind9-utils), for both algorithms and both files-mode key sources (a Secret in the tree, a
 //! key generated into `--state-dir`); and the same zone with one signature changed, which they
 //! reject (so the check is real); and a signed zone transferred with `kdig AXFR` from
-//! `zonegate serve --manifests`, checked by `ldns-verify-zone`. `e2e/deps.sh` installs the tools. A missing tool skips the
-//! test with a message, except under CI (`CI` set), where it fails.
+//! `zonegate serve --manifests`, checked by `ldns-verify-zone`. `e2e/deps.sh` installs the
+//! tools. A missing tool skips the test with a message, except under CI (`CI` set), where it
+//! fails.
 
 mod support;
 use std::path::{Path, PathBuf};
