@@ -2,7 +2,8 @@
 //! loopback: kdig and dnspython (which verifies every message's TSIG in the chain) for AXFR,
 //! IXFR and the refusals; Knot (`knotd`) and NSD (`nsd`) as TSIG secondaries that load the
 //! zone, follow changes through NOTIFY, and end up with exactly the records `zonegate render`
-//! prints. Needs kdig, knotd, nsd and python3-dnspython (e2e/deps.sh installs them).
+//! prints; Knot as the secondary of a signed zone, whose copy passes `ldns-verify-zone`.
+//! Needs kdig, knotd, nsd, ldnsutils and python3-dnspython (e2e/deps.sh installs them).
 
 mod support;
 use sockets::*;
@@ -656,4 +657,80 @@ fn knot_and_nsd_follow_through_notify() {
     for l in log.lines().filter(|l| l.contains("IXFR")) {
         eprintln!("knot: {l}");
     }
+}
+
+/// A signed zone (`spec.dnssec`, key Secret in the tree) with Knot as its TSIG secondary:
+/// Knot loads it by AXFR, and the zone Knot then serves, transferred from Knot with
+/// `kdig AXFR`, passes `ldns-verify-zone` ("Zone is verified and complete") and has the
+/// DNSKEY, NSEC3PARAM and NSEC3 chain: what a validator asking the secondary needs.
+#[test]
+fn knot_secondary_of_a_signed_zone_serves_it_verifiably() {
+    let dir = TempDir::new("xfr-signed");
+    let kp = free_port();
+    let target: SocketAddr = format!("127.0.0.1:{kp}").parse().unwrap();
+    let yaml = zone_yaml("127.0.0.1/32", &[target], true, "192.0.2.25").replace(
+        &format!("  domain: {ZONE}\n"),
+        &format!("  domain: {ZONE}\n  dnssec: {{enabled: true}}\n"),
+    );
+    assert!(yaml.contains("dnssec:"));
+    dir.write("zone.yaml", &yaml);
+    dir.write("many.yaml", &many_names(300));
+    let pem = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .output()
+        .unwrap();
+    assert!(pem.status.success());
+    let pem: String = String::from_utf8(pem.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    dir.write(
+        "key.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: acme-dnssec, namespace: acme}}\nstringData:\n  key.pem: |\n{pem}"
+        ),
+    );
+    let s = Server::start(dir.path());
+    let k = knot(s.dns, kp);
+    wait_serial(&[&k], served_serial(&s), Duration::from_secs(20));
+    let o = kdig(&["@127.0.0.1", "-p", &kp.to_string(), "AXFR", ZONE]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let records: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    let count = |t: &str| {
+        records
+            .iter()
+            .filter(|l| l.split_whitespace().nth(3) == Some(t))
+            .count()
+    };
+    assert_eq!(count("DNSKEY"), 1, "{out}");
+    assert_eq!(count("NSEC3PARAM"), 1);
+    assert!(count("NSEC3") > 300, "{} NSEC3", count("NSEC3"));
+    assert!(count("RRSIG") > 600, "{} RRSIG", count("RRSIG"));
+    let file = dir.path().join("from-knot.zone");
+    std::fs::write(&file, records[..records.len() - 1].join("\n") + "\n").unwrap();
+    let v = Command::new(support::peers::debian_tool("ldns-verify-zone"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let verdict = text(&v);
+    assert!(
+        v.status.success() && verdict.contains("verified"),
+        "ldns-verify-zone on Knot's copy: {verdict}"
+    );
+    eprintln!(
+        "knot's copy: {} records; ldns-verify-zone: {}",
+        records.len(),
+        verdict.trim()
+    );
 }
