@@ -534,7 +534,6 @@ impl ZoneIndex {
         let count = self.pipeline.data().record_count() as u64;
         let serial = serials.serial(&origin, hash, count).await;
         let records = self.swap_in(serial);
-        // after the swap, so the new answers do not wait for it
         crate::process::release_freed_memory();
         self.metrics.zones.set(1);
         self.metrics.reloads.inc();
