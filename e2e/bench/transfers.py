@@ -225,6 +225,8 @@ def main():
         res["ixfr_count"] = ixfrs_sent(zg_http) - ixfr0
         res["notify_retried"] = counter(zg_http, "zonegate_notifies_total", 'result="retried"')
         res["rss_after_kib"] = rss_kib(zg.p.pid)
+        res["history_bytes"] = counter(zg_http, "zonegate_ixfr_history_bytes")
+        res["history_versions"] = counter(zg_http, "zonegate_ixfr_history_versions")
         res["knot_secondary_log_ixfr"] = sum(1 for l in open(os.path.join(sdir, "knot.log")) if "IXFR" in l and "finished" in l)
     finally:
         for p in procs:
@@ -242,6 +244,7 @@ def main():
     print(f"| IXFRs served during the changes (zonegate's counter; Knot's log) | {res['ixfr_count']:.0f} of {args.changes}; {res['knot_secondary_log_ixfr']} | | |")
     print(f"| NOTIFY retransmissions (zonegate's counter) | {res['notify_retried']:.0f} | | |")
     print(f"| zonegate RSS before / after the changes (MiB) | {res['rss_before_kib'] / 1024:.1f} / {res['rss_after_kib'] / 1024:.1f} | | |")
+    print(f"| IXFR history after the changes (zonegate's metrics: versions, estimated KiB) | {res['history_versions']:.0f}, {res['history_bytes'] / 1024:.0f} | | |")
     print("\n```json\n" + json.dumps(res, indent=1) + "\n```")
 
 
