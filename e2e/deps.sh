@@ -20,6 +20,8 @@ TOOLS=(
   dnssec-verify:bind9-utils
   delv:bind9-dnsutils
   unbound:unbound
+  # a clock a week ahead for the signing-generation test in tests/xfr.rs
+  /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1:faketime
   nsd:nsd
   dnsmasq:dnsmasq-base
   dnsperf:dnsperf

@@ -128,8 +128,28 @@ impl ZonePipeline {
         self.keys = keys;
     }
 
+    /// What the serial follows, and the floor of a new one, for content `content_hash` dated
+    /// `dated` at `now`: the same two for an unsigned zone; for a signed zone
+    /// `serial::signed_hash` over its keys and signing generation at `now`, and `dated` raised to
+    /// that generation's start. So renewed signatures and new keys come with a new serial, and
+    /// two servers reading the same tree agree on it as they do on the content's.
+    pub fn serial_basis(&self, content_hash: u64, dated: u64, now: u32) -> (u64, u64) {
+        let Some(keys) = &self.keys else {
+            return (content_hash, dated);
+        };
+        let origin = &self.data().origin;
+        let generation = crate::dnssec::sign::generation(origin, now);
+        let dnskeys: Vec<Vec<u8>> = keys.all().map(|k| k.dnskey_rdata()).collect();
+        (
+            crate::serial::signed_hash(content_hash, dnskeys.iter().map(Vec::as_slice), generation),
+            dated.max(u64::from(crate::dnssec::sign::generation_start(
+                origin, generation,
+            ))),
+        )
+    }
+
     /// Whether `last` must be signed again at `now`: signing was turned on or off, the keys
-    /// changed, or its signatures have less than `sign::REFRESH_BEFORE` left.
+    /// changed, or a new signing generation has begun (`sign::needs_resign`).
     fn resign_due(&self, last: &CompiledZone, now: u32) -> bool {
         match (&self.keys, last.dnssec()) {
             (None, None) => false,
@@ -147,12 +167,24 @@ impl ZonePipeline {
         }
     }
 
+    /// Whether the zone published last must be signed again at `now` (a new signing
+    /// generation, or keys changed): cheap, for a periodic check.
+    pub fn resign_due_at(&self, now: u32) -> bool {
+        self.published
+            .as_ref()
+            .is_some_and(|last| self.resign_due(last, now))
+    }
+
     /// The serving index of the last compile with `serial`: the last one again when nothing
     /// changed, a patched copy when some names did, a fresh build otherwise.
     pub fn publish(&mut self, serial: u32) -> Arc<CompiledZone> {
+        self.publish_at(serial, unix_now() as u32)
+    }
+
+    /// `publish` with the signing time `now`.
+    pub fn publish_at(&mut self, serial: u32, now: u32) -> Arc<CompiledZone> {
         let pending = std::mem::take(&mut self.pending);
         let data = self.compiler.data();
-        let now = unix_now() as u32;
         let (zone, names) = match (&self.published, pending) {
             (Some(last), Pending::Nothing)
                 if last.serial() == serial && !self.resign_due(last, now) =>
@@ -280,17 +312,34 @@ impl Publisher {
         }
     }
 
+    /// Whether a published zone must be signed again at `now` (`ZonePipeline::resign_due_at`).
+    pub fn resign_due_at(&self, now: u32) -> bool {
+        self.pipelines.values().any(|p| p.resign_due_at(now))
+    }
+
     /// The compiled content of a served zone (`namespace/name`).
     pub fn data(&self, zone: &str) -> Option<&ZoneData> {
         self.pipelines.get(zone).map(ZonePipeline::data)
     }
 
-    /// Assigns serials and builds the serving snapshot.
+    /// Assigns serials (new ones no lower than `content_time`) and builds the serving
+    /// snapshot, signing the zones that have keys.
     pub fn build_zone_set(
         &mut self,
         reports: &mut [ZoneReport],
         keeper: &mut SerialKeeper,
-        now: u64,
+        content_time: u64,
+    ) -> ZoneSet {
+        self.build_zone_set_at(reports, keeper, content_time, unix_now() as u32)
+    }
+
+    /// `build_zone_set` with the signing time `now`.
+    pub fn build_zone_set_at(
+        &mut self,
+        reports: &mut [ZoneReport],
+        keeper: &mut SerialKeeper,
+        content_time: u64,
+        now: u32,
     ) -> ZoneSet {
         let mut zones = Vec::new();
         let mut transfers = Vec::new();
@@ -298,9 +347,10 @@ impl Publisher {
             if let (Some(apex), Some(hash)) = (&r.apex, r.hash)
                 && let Some(pipeline) = self.pipelines.get_mut(&r.zone)
             {
-                let serial = keeper.serial(&apex.to_ascii(), hash, now);
+                let (basis, dated) = pipeline.serial_basis(hash, content_time, now);
+                let serial = keeper.serial(&apex.to_ascii(), basis, dated);
                 r.serial = Some(serial);
-                let zone = pipeline.publish(serial);
+                let zone = pipeline.publish_at(serial, now);
                 if let Some(t) = pipeline.transfer() {
                     transfers.push((
                         zone.origin().clone(),
@@ -481,6 +531,91 @@ mod tests {
         );
         p.set_keys(None);
         assert!(p.publish(2).dnssec().is_none());
+    }
+
+    /// A signed zone's serial follows its content, its keys and its signing generation: new
+    /// signatures (a generation ends) and new keys come with a new serial that secondaries
+    /// transfer, and every time inside one generation gives the same serial. Unsigned zones keep
+    /// the content hash.
+    #[test]
+    fn signed_serial_follows_keys_and_signing_generation() {
+        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
+        use crate::dnssec::sign::{generation, generation_start};
+        let keys = || {
+            let pem = SigningKey::generate(Algorithm::Ed25519)
+                .unwrap()
+                .to_pkcs8_pem();
+            Arc::new(
+                ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes()))
+                    .unwrap(),
+            )
+        };
+        let opts = CompileOptions::default();
+        let store = ObjectStore::default();
+        let mut p = ZonePipeline::default();
+        let content = p.compile(&zone_with_www("192.0.2.1"), &store, &opts);
+        let origin = p.data().origin.clone();
+        let t0 = 1_800_000_000u32;
+        let g = generation(&origin, t0);
+        let start = generation_start(&origin, g);
+        let next = generation_start(&origin, g + 1);
+        assert_eq!(p.serial_basis(content, 77, t0), (content, 77), "unsigned");
+        let k1 = keys();
+        p.set_keys(Some(k1.clone()));
+        let (h1, dated) = p.serial_basis(content, 77, t0);
+        assert_ne!(h1, content);
+        assert_eq!(dated, u64::from(start), "raised to the generation's start");
+        assert_eq!(
+            p.serial_basis(content, u64::from(next) + 5, t0).1,
+            u64::from(next) + 5
+        );
+        for t in [start, t0, next - 1] {
+            assert_eq!(
+                p.serial_basis(content, 77, t).0,
+                h1,
+                "one generation, one hash"
+            );
+        }
+        let (h2, dated2) = p.serial_basis(content, 77, next);
+        assert_ne!(h2, h1, "a new generation");
+        assert_eq!(dated2, u64::from(next));
+        let k2 = keys();
+        p.set_keys(Some(k2));
+        assert_ne!(p.serial_basis(content, 77, t0).0, h1, "new keys");
+        p.set_keys(Some(k1));
+        assert_eq!(p.serial_basis(content, 77, t0).0, h1, "the same keys again");
+
+        // through SerialKeeper and publish: the serial moves at the generation's end, the
+        // signatures with it, and not before
+        let mut keeper = SerialKeeper::new(None);
+        let serial_at = |p: &mut ZonePipeline, keeper: &mut SerialKeeper, t: u32| {
+            let (basis, dated) = p.serial_basis(content, 1_000, t);
+            let serial = keeper.serial("acme.example.com.", basis, dated);
+            (serial, p.publish_at(serial, t))
+        };
+        let (s1, z1) = serial_at(&mut p, &mut keeper, t0);
+        assert_eq!(
+            s1, start,
+            "a new serial is no lower than the generation's start"
+        );
+        assert!(!p.resign_due_at(next - 1));
+        let (s1b, z1b) = serial_at(&mut p, &mut keeper, next - 1);
+        assert_eq!(s1b, s1);
+        assert!(
+            Arc::ptr_eq(&z1, &z1b),
+            "nothing to do within the generation"
+        );
+        assert!(p.resign_due_at(next), "a new generation is due");
+        let (s2, z2) = serial_at(&mut p, &mut keeper, next);
+        assert_eq!(s2, next);
+        let (sig1, sig2) = (z1.dnssec().unwrap(), z2.dnssec().unwrap());
+        assert_eq!(sig2.inception, next - 3600);
+        assert_eq!(
+            sig2.expiration - sig1.expiration,
+            crate::dnssec::sign::GENERATION
+        );
+        assert_eq!(z2.serial(), s2);
+        assert!(!p.resign_due_at(next + 1));
     }
 
     fn zone_with_www(ip: &str) -> crate::api::DNSZone {

@@ -28,6 +28,25 @@ pub fn content_hash(data: &ZoneData) -> u64 {
     content_hash_from(data, names_sum(data))
 }
 
+/// The serial hash of a signed zone: its `content_hash`, its keys' DNSKEY RDATA (each as a
+/// 2-byte length and the bytes, in the keys' order) and its signing generation
+/// (`dnssec::sign::generation`, 4 bytes), FNV-1a as above. So renewed signatures and a key
+/// change give a new serial as a content change does, and secondaries transfer them (a
+/// secondary that is current never asks again). Unsigned zones keep `content_hash`.
+pub fn signed_hash<'a>(
+    content: u64,
+    dnskeys: impl IntoIterator<Item = &'a [u8]>,
+    generation: u32,
+) -> u64 {
+    let mut h = Fnv1a::new();
+    h.bytes(b"signed").u64(content);
+    for k in dnskeys {
+        h.u16(k.len() as u16).bytes(k);
+    }
+    h.u32(generation);
+    h.finish()
+}
+
 /// The sum of `name_hash` over the zone's names (on every core for a large zone).
 pub fn names_sum(data: &ZoneData) -> u64 {
     let names: Vec<(&Name, &RRsets)> = data.records.iter().collect();

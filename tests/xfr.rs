@@ -16,6 +16,8 @@ use support::sockets;
 const KEY_NAME: &str = "xfr.zonegate.";
 const SECRET: &str = "pRGNUvDz1tJ6cNW7rXn1o6cE2b5nlN8W9bWk8jxjq4M=";
 const ZONE: &str = "acme.example.com";
+/// libfaketime (Debian package faketime), which moves a process's clock.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 fn zone_yaml(allow: &str, notify: &[SocketAddr], with_key: bool, mail: &str) -> String {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
@@ -413,6 +415,11 @@ impl Secondary {
 }
 
 fn knot(primary: SocketAddr, port: u16) -> Secondary {
+    knot_env(primary, port, &[], true)
+}
+
+/// `knot` with extra environment variables for knotd, and with or without the TSIG key.
+fn knot_env(primary: SocketAddr, port: u16, env: &[(String, String)], tsig: bool) -> Secondary {
     let dir = TempDir::new("knot");
     let d = dir.path().display();
     for sub in ["run", "db", "zones"] {
@@ -436,8 +443,7 @@ key:
 remote:
   - id: primary
     address: {}@{}
-    key: {KEY_NAME}
-acl:
+{key}acl:
   - id: notify-in
     remote: primary
     action: notify
@@ -453,12 +459,18 @@ zone:
     acl: [notify-in, transfer-out]
 "#,
         primary.ip(),
-        primary.port()
+        primary.port(),
+        key = if tsig {
+            format!("    key: {KEY_NAME}\n")
+        } else {
+            String::new()
+        },
     );
     dir.write("knot.conf", &conf);
     let child = Command::new("knotd")
         .arg("-c")
         .arg(dir.path().join("knot.conf"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -659,16 +671,10 @@ fn knot_and_nsd_follow_through_notify() {
     }
 }
 
-/// A signed zone (`spec.dnssec`, key Secret in the tree) with Knot as its TSIG secondary:
-/// Knot loads it by AXFR, and the zone Knot then serves, transferred from Knot with
-/// `kdig AXFR`, passes `ldns-verify-zone` ("Zone is verified and complete") and has the
-/// DNSKEY, NSEC3PARAM and NSEC3 chain: what a validator asking the secondary needs.
-#[test]
-fn knot_secondary_of_a_signed_zone_serves_it_verifiably() {
-    let dir = TempDir::new("xfr-signed");
-    let kp = free_port();
-    let target: SocketAddr = format!("127.0.0.1:{kp}").parse().unwrap();
-    let yaml = zone_yaml("127.0.0.1/32", &[target], true, "192.0.2.25").replace(
+/// A signed zone (`spec.dnssec`, a P-256 key Secret made by openssl) of 300 names with
+/// `target` as its secondary (with TSIG when `tsig`), written into `dir`.
+fn signed_tree(dir: &TempDir, target: SocketAddr, tsig: bool) {
+    let yaml = zone_yaml("127.0.0.1/32", &[target], tsig, "192.0.2.25").replace(
         &format!("  domain: {ZONE}\n"),
         &format!("  domain: {ZONE}\n  dnssec: {{enabled: true}}\n"),
     );
@@ -697,6 +703,140 @@ fn knot_secondary_of_a_signed_zone_serves_it_verifiably() {
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: acme-dnssec, namespace: acme}}\nstringData:\n  key.pem: |\n{pem}"
         ),
     );
+}
+
+/// An RRSIG time field (`YYYYMMDDHHmmSS`, RFC 4034 §3.2) in seconds since the epoch.
+fn rrsig_seconds(t: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
+    // days from civil (H. Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    days * 86400 + n(8..10) * 3600 + n(10..12) * 60 + n(12..14)
+}
+
+/// (expiration, inception) of the RRSIG over the zone's SOA that `server` answers.
+fn soa_rrsig_times(server: SocketAddr) -> (i64, i64) {
+    let o = kdig(&[
+        &format!("@{}", server.ip()),
+        "-p",
+        &server.port().to_string(),
+        "+dnssec",
+        "+short",
+        "SOA",
+        ZONE,
+    ]);
+    let out = text(&o);
+    let sig = out
+        .lines()
+        .find(|l| l.starts_with("SOA "))
+        .unwrap_or_else(|| panic!("no RRSIG over the SOA: {out}"));
+    let f: Vec<&str> = sig.split_whitespace().collect();
+    (rrsig_seconds(f[4]), rrsig_seconds(f[5]))
+}
+
+/// A week passes (libfaketime moves the clock of zonegate and of the verifier):
+/// the zone's signing generation ends, zonegate re-signs it with a new serial and NOTIFY, and
+/// Knot, a current secondary that would otherwise keep the old signatures until they expire,
+/// transfers the new ones: its RRSIGs move by exactly the 7-day generation, and its copy
+/// verifies at the new time. Without the serial change Knot would stay at the old serial.
+#[test]
+fn knot_secondary_gets_renewed_signatures_when_a_week_passes() {
+    let dir = TempDir::new("xfr-resign");
+    let kp = free_port();
+    let target: SocketAddr = format!("127.0.0.1:{kp}").parse().unwrap();
+    // no TSIG: only zonegate's clock moves (Knot's event timers do not survive a faked jump),
+    // and TSIG would refuse the week of skew
+    signed_tree(&dir, target, false);
+    // the clock's offset, read by libfaketime at most once a second (outside the tree)
+    let clock_dir = TempDir::new("xfr-clock");
+    let clock = clock_dir.path().join("offset");
+    std::fs::write(&clock, "+0\n").unwrap();
+    assert!(
+        Path::new(FAKETIME).is_file(),
+        "{FAKETIME} is missing: run e2e/deps.sh (Debian package faketime)"
+    );
+    let env: Vec<(String, String)> = [
+        ("LD_PRELOAD", FAKETIME.to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", clock.display().to_string()),
+        ("FAKETIME_CACHE_DURATION", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let s = Server::start_env(dir.path(), &[], &env);
+    let k = knot_env(s.dns, kp, &[], false);
+    let first = served_serial(&s);
+    wait_serial(&[&k], first, Duration::from_secs(20));
+    let (exp1, inc1) = soa_rrsig_times(k.addr);
+    assert_eq!(
+        exp1 - inc1,
+        14 * 86400 + 3600,
+        "window: generation start - 1 h, + 14 days"
+    );
+    assert_eq!(
+        soa_rrsig_times(s.dns),
+        (exp1, inc1),
+        "Knot serves what zonegate signed"
+    );
+
+    std::fs::write(&clock, "+7d\n").unwrap();
+    let t0 = Instant::now();
+    let second = loop {
+        let got = served_serial(&s);
+        if got != first {
+            break got;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "zonegate kept serial {first} a week later"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(second > first, "{second} after {first}");
+    let took = wait_serial(&[&k], second, Duration::from_secs(30));
+    let (exp2, inc2) = soa_rrsig_times(k.addr);
+    assert_eq!(exp2 - exp1, 7 * 86400, "the next generation's signatures");
+    assert_eq!(inc2 - inc1, 7 * 86400);
+    eprintln!("serial {first} -> {second}; Knot had the new signatures {took:?} after zonegate");
+
+    // Knot's copy, checked at the faked time a week on
+    let o = kdig(&["@127.0.0.1", "-p", &kp.to_string(), "AXFR", ZONE]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let records: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    let file = dir.path().join("from-knot.zone");
+    std::fs::write(&file, records[..records.len() - 1].join("\n") + "\n").unwrap();
+    let v = Command::new(support::peers::debian_tool("ldns-verify-zone"))
+        .arg(&file)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let verdict = text(&v);
+    assert!(
+        v.status.success() && verdict.contains("verified"),
+        "ldns-verify-zone on Knot's copy a week on: {verdict}"
+    );
+}
+
+/// A signed zone (`spec.dnssec`, key Secret in the tree) with Knot as its TSIG secondary:
+/// Knot loads it by AXFR, and the zone Knot then serves, transferred from Knot with
+/// `kdig AXFR`, passes `ldns-verify-zone` ("Zone is verified and complete") and has the
+/// DNSKEY, NSEC3PARAM and NSEC3 chain: what a validator asking the secondary needs.
+#[test]
+fn knot_secondary_of_a_signed_zone_serves_it_verifiably() {
+    let dir = TempDir::new("xfr-signed");
+    let kp = free_port();
+    let target: SocketAddr = format!("127.0.0.1:{kp}").parse().unwrap();
+    signed_tree(&dir, target, true);
     let s = Server::start(dir.path());
     let k = knot(s.dns, kp);
     wait_serial(&[&k], served_serial(&s), Duration::from_secs(20));

@@ -44,9 +44,10 @@ pub struct ServeCluster {
 /// How often the key directory is read again: the kubelet updates a Secret volume within
 /// about a minute of a change, so this adds little to that.
 const KEY_CHECK: Duration = Duration::from_secs(10);
-/// How often a signed zone is republished so that signatures close to expiry are renewed
-/// (`dnssec::sign::needs_resign`: with 7 of 14 days left), as `serve --manifests` does.
-const RESIGN_CHECK: Duration = Duration::from_secs(3600);
+/// How often the server checks whether a signed zone's signing generation has ended
+/// (`dnssec::sign::needs_resign`: 7 of 14 days left), as `serve --manifests` does. Short, so
+/// that the servers of a zone move to the new generation's serial within seconds of each other.
+const RESIGN_CHECK: Duration = Duration::from_secs(10);
 
 /// See `ServeCluster::on_publish`.
 pub type PublishHook = Box<dyn FnMut(&crate::zone::ZoneData) + Send>;

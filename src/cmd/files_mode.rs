@@ -209,8 +209,25 @@ pub fn render(dir: PathBuf, zone: Option<String>, dnssec: Option<RenderDnssec>) 
     for p in &load_problems {
         eprintln!("warning: {p}");
     }
+    // with --dnssec the signed zones get their keys first: their serial follows the keys and
+    // the signing generation, as `serve` publishes it
+    let mut key_errors = BTreeMap::new();
+    if let Some(d) = &dnssec {
+        for r in reports
+            .iter()
+            .filter(|r| zone.as_ref().is_none_or(|z| *z == r.zone))
+        {
+            match zone_keys(&store, &r.zone, d.state_dir.as_deref()) {
+                Some(Ok(keys)) => publisher.set_keys(&r.zone, Some(Arc::new(keys))),
+                Some(Err(e)) => {
+                    key_errors.insert(r.zone.clone(), e);
+                }
+                None => {}
+            }
+        }
+    }
     let mut keeper = SerialKeeper::new(None);
-    publisher.build_zone_set(&mut reports, &mut keeper, content_time);
+    let set = publisher.build_zone_set(&mut reports, &mut keeper, content_time);
     let mut shown = 0;
     for r in &reports {
         if zone.as_ref().is_some_and(|z| *z != r.zone) {
@@ -224,30 +241,20 @@ pub fn render(dir: PathBuf, zone: Option<String>, dnssec: Option<RenderDnssec>) 
             continue;
         }
         if let (Some(data), Some(serial)) = (publisher.data(&r.zone), r.serial) {
+            if let Some(e) = key_errors.get(&r.zone) {
+                eprintln!("error: {e}");
+                return 1;
+            }
             if shown > 0 {
                 println!();
             }
-            let keys = match &dnssec {
-                Some(d) => zone_keys(&store, &r.zone, d.state_dir.as_deref()),
-                None => None,
-            };
-            match keys {
-                None => {
-                    println!("; DNSZone {} from {}", r.zone, r.origin);
-                    print!("{}", crate::render::master_file(data, serial));
-                }
-                Some(Ok(keys)) => {
-                    let signed = crate::dnssec::sign::sign_zone(data, serial, &keys, unix_now());
-                    println!("; DNSZone {} from {}", r.zone, r.origin);
-                    print!(
-                        "{}",
-                        crate::render::master_file_signed(data, serial, &signed)
-                    );
-                }
-                Some(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
+            println!("; DNSZone {} from {}", r.zone, r.origin);
+            match set.get(&data.origin).and_then(|z| z.dnssec()) {
+                Some(signed) => print!(
+                    "{}",
+                    crate::render::master_file_signed(data, serial, signed)
+                ),
+                None => print!("{}", crate::render::master_file(data, serial)),
             }
             shown += 1;
         }
@@ -551,8 +558,9 @@ fn set_ready(health: &Health, listening: bool, zones: usize, allow_empty: bool) 
 /// checkout`) is reloaded once.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-/// How often `serve` checks whether a signed zone needs new signatures.
-const RESIGN_CHECK: Duration = Duration::from_secs(3600);
+/// How often `serve` checks whether a signed zone needs new signatures (a new signing
+/// generation: `dnssec::sign::needs_resign`); a reload follows only when one does.
+const RESIGN_CHECK: Duration = Duration::from_secs(10);
 
 /// `zonegate serve --manifests DIR`.
 pub async fn serve(opts: ServeFiles) -> Result<()> {
@@ -657,8 +665,8 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
 
     let shutdown = process::shutdown();
     tokio::pin!(shutdown);
-    // signed zones: an hourly reload re-signs those whose signatures have less than
-    // sign::REFRESH_BEFORE left, also when the tree does not change
+    // signed zones: a reload re-signs them (with a new serial) when a signing generation
+    // ends, also when the tree does not change
     let mut resign = tokio::time::interval(RESIGN_CHECK);
     resign.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resign.tick().await;
@@ -666,8 +674,10 @@ pub async fn serve(opts: ServeFiles) -> Result<()> {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = resign.tick(), if !reloader.keys.is_empty() => {
-                reloader = reload_off_workers(reloader).await?;
-                set_ready(&health, true, reloader.zone_count, opts.allow_empty);
+                if reloader.publisher.resign_due_at(unix_now()) {
+                    reloader = reload_off_workers(reloader).await?;
+                    set_ready(&health, true, reloader.zone_count, opts.allow_empty);
+                }
             }
             ev = rx.recv() => {
                 if ev.is_none() {

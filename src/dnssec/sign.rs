@@ -9,8 +9,14 @@
 //! - NSEC3 (RFC 5155) with the RFC 9276 parameters: SHA-1, 0 extra iterations, empty salt, no
 //!   opt-out. One per authoritative name, delegation point and empty non-terminal, chained in
 //!   hash order; TTL min(SOA TTL, SOA MINIMUM) (RFC 9077).
-//! - Signatures: inception one hour before `now` (clock skew), expiration 14 days after;
-//!   [`needs_resign`] says when less than 7 days are left.
+//! - Signatures are made per *generation* ([`signature_window`]): time is cut into 7-day
+//!   periods, shifted per zone by a hash of its name so a server's zones do not all re-sign at
+//!   once. A zone signed in a generation gets inception one hour before the generation's start
+//!   (clock skew) and expiration 14 days after it, whenever in the generation it is signed; so
+//!   every server of a zone signs with the same window, and [`needs_resign`] is true exactly
+//!   when a new generation begins (7 days left). The generation is part of a signed zone's
+//!   serial (`serial::signed_hash`): renewed signatures come with a new serial, which
+//!   secondaries transfer.
 //!
 //! The signed data is the canonical form of RFC 4034 §3.1.8.1 and §6: owner names lowercase
 //! and uncompressed, RDATA in hickory's canonical encoding (names lowercased in the types RFC
@@ -22,12 +28,14 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-/// Signatures start this long before the signing time (resolver clock skew).
+/// Signatures start this long before their generation's start (resolver clock skew).
 pub const INCEPTION_BACKDATE: u32 = 3600;
-/// Signatures end this long after the signing time.
+/// Signatures end this long after their generation's start.
 pub const VALIDITY: u32 = 14 * 86400;
-/// A zone is re-signed when its earliest signature has less than this left.
+/// A zone is re-signed when its signatures have this much left: a new generation starts.
 pub const REFRESH_BEFORE: u32 = 7 * 86400;
+/// The length of a signing generation.
+pub const GENERATION: u32 = VALIDITY - REFRESH_BEFORE;
 
 /// NSEC3 hash algorithm 1 (SHA-1), the only one defined.
 pub const NSEC3_SHA1: u8 = 1;
@@ -107,10 +115,40 @@ impl SignedZone {
     }
 }
 
-/// Whether a zone signed at `signed.inception + INCEPTION_BACKDATE` must be signed again at
-/// `now`: when its signatures have less than [`REFRESH_BEFORE`] left.
+/// Where the zone `origin`'s generations start within [`GENERATION`]: a stable hash of its
+/// name, so that the zones of one server spread their re-signing over the week.
+fn generation_offset(origin: &Name) -> u64 {
+    crate::fnv::Fnv1a::new().bytes(&name_wire(origin)).finish() % u64::from(GENERATION)
+}
+
+/// The signing generation of the zone `origin` at `now`: a number that grows by one every
+/// [`GENERATION`] seconds, at a moment of the week that depends on the zone's name.
+pub fn generation(origin: &Name, now: u32) -> u32 {
+    ((u64::from(now) + generation_offset(origin)) / u64::from(GENERATION)) as u32
+}
+
+/// When generation `generation` of the zone `origin` started (seconds since the epoch; 0 for
+/// the generations before the epoch's first boundary).
+pub fn generation_start(origin: &Name, generation: u32) -> u32 {
+    (u64::from(generation) * u64::from(GENERATION))
+        .saturating_sub(generation_offset(origin))
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// The (inception, expiration) of signatures made at `now` for the zone `origin`: one hour
+/// before its generation's start and [`VALIDITY`] after it. The same for the whole generation.
+pub fn signature_window(origin: &Name, now: u32) -> (u32, u32) {
+    let start = generation_start(origin, generation(origin, now));
+    (
+        start.saturating_sub(INCEPTION_BACKDATE),
+        start.saturating_add(VALIDITY),
+    )
+}
+
+/// Whether `signed` must be signed again at `now`: a new generation has begun since (its
+/// signatures have [`REFRESH_BEFORE`] or less left).
 pub fn needs_resign(signed: &SignedZone, now: u32) -> bool {
-    signed.expiration.saturating_sub(now) < REFRESH_BEFORE
+    signature_window(&signed.origin, now) != (signed.inception, signed.expiration)
 }
 
 /// A name in canonical wire form: labels lowercase, uncompressed, the root label last.
@@ -301,11 +339,11 @@ struct ToSign {
     rdatas: Vec<Vec<u8>>,
 }
 
-/// Signs `data` published with `serial` with `keys` at `now` (seconds since the epoch).
+/// Signs `data` published with `serial` with `keys` at `now` (seconds since the epoch), with
+/// the [`signature_window`] of `now`.
 pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> SignedZone {
     let origin = data.origin.to_lowercase();
-    let inception = now.saturating_sub(INCEPTION_BACKDATE);
-    let expiration = now.saturating_add(VALIDITY);
+    let (inception, expiration) = signature_window(&origin, now);
     let soa_ttl = data.soa.ttl;
     let nsec3_ttl = data.soa.ttl.min(data.soa.minimum);
     let depth = origin.num_labels();
@@ -759,8 +797,10 @@ mod tests {
             let d = zone();
             let now = 1_800_000_000;
             let s = sign_zone(&d, 7, &k, now);
-            assert_eq!(s.inception, now - 3600);
-            assert_eq!(s.expiration, now + 14 * 86400);
+            let start = generation_start(&d.origin, generation(&d.origin, now));
+            assert!(start <= now && now < start + 7 * 86400, "{start} {now}");
+            assert_eq!(s.inception, start - 3600);
+            assert_eq!(s.expiration, start + 14 * 86400);
             let covered = |name: &str| -> BTreeSet<String> {
                 s.rrsigs
                     .get(&n(name))
@@ -808,8 +848,8 @@ mod tests {
                 p.starts_with(&format!(
                     "A {} 4 60 {} {} {} acme.example.com. ",
                     alg.number(),
-                    rrsig_time(now + 14 * 86400),
-                    rrsig_time(now - 3600),
+                    rrsig_time(start + 14 * 86400),
+                    rrsig_time(start - 3600),
                     k.active.key_tag()
                 )),
                 "{p}"
@@ -987,12 +1027,58 @@ mod tests {
     }
 
     #[test]
-    fn resign_when_less_than_seven_days_are_left() {
-        let s = sign_zone(&zone(), 1, &keys(Algorithm::Ed25519), 1_000_000);
-        assert!(!needs_resign(&s, 1_000_000));
-        assert!(!needs_resign(&s, 1_000_000 + 7 * 86400));
-        assert!(needs_resign(&s, 1_000_000 + 7 * 86400 + 1));
-        assert!(needs_resign(&s, 1_000_000 + 30 * 86400));
+    fn resign_when_a_generation_begins_with_seven_days_left() {
+        let d = zone();
+        let g = generation(&d.origin, 1_800_000_000);
+        let start = generation_start(&d.origin, g);
+        let end = generation_start(&d.origin, g + 1);
+        assert_eq!(end - start, 7 * 86400);
+        // signed anywhere in the generation: the same window, hence the same signatures' times
+        for t in [start, start + 1, start + 3 * 86400, end - 1] {
+            let s = sign_zone(&d, 1, &keys(Algorithm::Ed25519), t);
+            assert_eq!(
+                (s.inception, s.expiration),
+                (start - 3600, start + 14 * 86400)
+            );
+            assert!(!needs_resign(&s, t));
+            assert!(!needs_resign(&s, end - 1));
+            assert!(needs_resign(&s, end), "7 days left at the next generation");
+            assert_eq!(s.expiration - end, REFRESH_BEFORE);
+            assert!(needs_resign(&s, end + 30 * 86400));
+            // a clock that goes back to before the generation re-signs too
+            assert!(needs_resign(&s, start - 1));
+        }
+    }
+
+    #[test]
+    fn generations_are_shifted_by_zone_and_stable() {
+        let names = [
+            "acme.example.com.",
+            "example.org.",
+            "a.b.c.example.net.",
+            "tenant-42.example.",
+        ];
+        let offsets: BTreeSet<u32> = names
+            .iter()
+            .map(|z| generation_start(&n(z), generation(&n(z), 1_800_000_000)) % GENERATION)
+            .collect();
+        assert_eq!(offsets.len(), names.len(), "{offsets:?}");
+        // the offset is a function of the name alone, case-insensitive, and fixed in code
+        let z = n("acme.example.com.");
+        assert_eq!(
+            generation(&n("ACME.Example.com."), 1_800_000_000),
+            generation(&z, 1_800_000_000)
+        );
+        assert_eq!(generation_offset(&z), generation_offset(&z.to_lowercase()));
+        let expected = crate::fnv::Fnv1a::new()
+            .bytes(b"\x04acme\x07example\x03com\x00")
+            .finish()
+            % u64::from(GENERATION);
+        assert_eq!(generation_offset(&z), expected);
+        // generations count up one by one
+        let g = generation(&z, 1_800_000_000);
+        assert_eq!(generation(&z, 1_800_000_000 + GENERATION), g + 1);
+        assert_eq!(generation_start(&z, 0), 0);
     }
 
     /// Ed25519 is deterministic: signing the same content at the same time twice gives the same

@@ -359,10 +359,14 @@ impl ZoneIndex {
         }
     }
 
-    /// Marks a signed zone for publication, so that signatures close to expiry are renewed
-    /// also when nothing changes (`ZonePipeline::publish` re-signs only when due).
+    /// Marks a signed zone for publication when a new signing generation has begun (or its
+    /// keys changed), so that signatures are renewed, with a new serial, also when nothing
+    /// else changes. Cheap: no compile unless due.
     pub fn refresh_signatures(&mut self) {
-        if self.dnssec.signing.is_some() {
+        if self
+            .pipeline
+            .resign_due_at(crate::publish::unix_now() as u32)
+        {
             self.dirty = true;
         }
     }
@@ -515,7 +519,12 @@ impl ZoneIndex {
         };
         let keys = self.signing_keys(&zone);
         self.pipeline.set_keys(keys);
-        let hash = self.pipeline.compile(&zone, &store, &copts);
+        let content = self.pipeline.compile(&zone, &store, &copts);
+        // a signed zone's serial also follows its keys and signing generation; the shared serial
+        // sets its own floor (`SharedSerial`), so the generation's start is not needed here
+        let (hash, _) = self
+            .pipeline
+            .serial_basis(content, 0, crate::publish::unix_now() as u32);
         let problems: BTreeSet<String> = self
             .pipeline
             .problems()

@@ -68,6 +68,11 @@ impl Server {
     }
 
     pub fn start_with(manifests: &Path, extra: &[&str]) -> Self {
+        Self::start_env(manifests, extra, &[])
+    }
+
+    /// `start_with` with extra environment variables for the server.
+    pub fn start_env(manifests: &Path, extra: &[&str], env: &[(String, String)]) -> Self {
         let dns: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_zonegate"))
@@ -75,6 +80,7 @@ impl Server {
             .arg(manifests)
             .args(["--listen", &dns.to_string(), "--http", &http.to_string()])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
