@@ -221,6 +221,131 @@ fn unbound_and_delv_validate_the_served_zone() {
     }
 }
 
+/// The DS line `zonegate ds` prints for the zone `zone` (`namespace/name`) of `tree`.
+fn ds_line(tree: &Path, state: &Path, zone: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_zonegate"))
+        .args(["ds", "--manifests"])
+        .arg(tree)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--zone", zone])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(" DS "))
+        .expect("a DS line")
+        .to_string()
+}
+
+/// A parent and its signed child on one server, the child's DS in the parent's delegation
+/// (`spec.delegations[].ds`): unbound, anchored at the parent only, follows the chain of trust
+/// into the child (AD), because the DS query at the child's apex is answered from the parent
+/// (RFC 4035 §3.1.4.1). With a DS for another key the child is bogus (SERVFAIL); with no DS
+/// it is insecure (answered, no AD). delv agrees on the secure case.
+#[test]
+fn a_signed_child_validates_through_its_ds_in_the_parent() {
+    let (ub, delv, digp) = (
+        debian_tool("unbound"),
+        debian_tool("delv"),
+        debian_tool("dig"),
+    );
+    let dir = TempDir::new("dnssec-chain");
+    let tree = dir.path().join("tree");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&tree).unwrap();
+    let child = "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {name: sec, namespace: acme}\nspec:\n  domain: sec.acme.example.com\n  dnssec: {enabled: true}\n  records:\n    - {name: www, type: A, values: [\"192.0.2.77\"]}\n";
+    std::fs::write(tree.join("child.yaml"), child).unwrap();
+    let parent = |ds: &str| {
+        format!(
+            "apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: acme, namespace: acme}}\nspec:\n  domain: {ZONE}\n  dnssec: {{enabled: true}}\n  records:\n    - {{name: www, type: A, values: [\"192.0.2.1\"]}}\n  delegations:\n    - name: sec\n      nameservers: [{{hostname: ns1.sec.acme.example.com, addresses: [127.0.0.1]}}]\n{ds}"
+        )
+    };
+    std::fs::write(tree.join("zone.yaml"), parent("")).unwrap();
+    let ds = ds_line(&tree, &state, "acme/sec");
+    // another key's DS: the same tag and algorithm, another digest
+    let mut wrong = ds.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let anchor = dnskey(&tree, &state);
+    let child_a = ("www.sec.acme.example.com", "A");
+    for (case, ds_field, rcode, ad) in [
+        ("the child's DS", Some(&ds), "NOERROR", true),
+        ("another key's DS", Some(&wrong), "SERVFAIL", false),
+        ("no DS", None, "NOERROR", false),
+    ] {
+        let field = ds_field
+            .map(|d| format!("      ds: [\"{d}\"]\n"))
+            .unwrap_or_default();
+        std::fs::write(tree.join("zone.yaml"), parent(&field)).unwrap();
+        let server = Server::start_with(&tree, &["--state-dir", state.to_str().unwrap()]);
+        let (direct, _, text) = dig(
+            &digp,
+            server.dns,
+            &["+dnssec", "+norecurse", "sec.acme.example.com", "DS"],
+        );
+        assert_eq!(direct, "NOERROR", "{case}: DS from the parent:\n{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| !l.starts_with(';') && l.contains("\tDS\t"))
+                .count(),
+            usize::from(ds_field.is_some()),
+            "{case}: the parent's DS RRset at the child's apex:\n{text}"
+        );
+        let sub = dir.path().join(format!("ub-{}", case.replace(' ', "-")));
+        let (mut u, addr) = unbound(&ub, &sub, &anchor, server.dns);
+        wait_up(&digp, addr);
+        let (got, flags, text) = dig(&digp, addr, &["+dnssec", child_a.0, child_a.1]);
+        assert_eq!(got, rcode, "{case}:\n{text}");
+        assert_eq!(
+            flags.iter().any(|f| f == "ad"),
+            ad,
+            "{case}: AD {ad} expected:\n{text}"
+        );
+        // the parent itself stays secure in every case
+        let (got, flags, text) = dig(&digp, addr, &["+dnssec", "www.acme.example.com", "A"]);
+        assert!(
+            got == "NOERROR" && flags.iter().any(|f| f == "ad"),
+            "{case}: parent:\n{text}"
+        );
+        eprintln!(
+            "unbound, anchor at the parent, {case}: {} {} -> {rcode}, AD {ad}",
+            child_a.0, child_a.1
+        );
+        if ad {
+            let key_b64 = anchor.split_whitespace().last().unwrap();
+            let alg = anchor.split_whitespace().nth(6).unwrap();
+            let anchors = sub.join("delv.conf");
+            std::fs::write(
+                &anchors,
+                format!("trust-anchors {{ {ZONE}. static-key 257 3 {alg} \"{key_b64}\"; }};\n"),
+            )
+            .unwrap();
+            let out = Command::new(&delv)
+                .arg(format!("@{}", server.dns.ip()))
+                .args(["-p", &server.dns.port().to_string(), "-a"])
+                .arg(&anchors)
+                .arg(format!("+root={ZONE}"))
+                .args([child_a.0, child_a.1])
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("fully validated"), "delv {case}:\n{text}");
+        }
+        u.assert_running();
+    }
+}
+
 #[test]
 fn do_answers_are_cached_apart_and_truncated_over_udp() {
     let digp = debian_tool("dig");

@@ -1872,6 +1872,103 @@ async fn delegated_through_a_resolver() {
     );
 }
 
+/// A signed zone's `Delegated` also checks the parent's DS (Knot as the parent): the right NS
+/// set without DS is `DSMissing` with the DS to create, the DS of `status.dnssec` makes it a
+/// secure delegation, and a DS for another key is `DSMismatch`.
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn delegated_checks_the_parents_ds_of_a_signed_zone() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client).await;
+    let parent = domain_of(&ns);
+    let domain = format!("web.{parent}");
+    let mut knot = Knot::new(&parent);
+    let delegation = [
+        "web NS a.dns.example.net.".to_string(),
+        "web NS b.dns.example.net.".to_string(),
+    ];
+    knot.serve(&delegation);
+    let id = operator_identity(&client, &ns, &[]).await;
+    let parent_addr = format!("127.0.0.1:{}", knot.port);
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--delegation-parent",
+            &parent_addr,
+            "--delegation-check-interval",
+            "1",
+            "--delegation-timeout",
+            "1",
+        ],
+    );
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain,
+            "nameservers": {"count": 2, "replicas": 1, "hostnames": ["a.dns.example.net", "b.dns.example.net"]},
+            "dnssec": {"enabled": true}}),
+    )
+    .await;
+    wait_condition(&ns, "web", "DNSSECReady", "True").await;
+    let ds = ns
+        .api::<DNSZone>()
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .dnssec
+        .expect("status.dnssec")
+        .ds;
+    assert_eq!(ds.len(), 1, "{ds:?}");
+
+    // the NS set is right, the DS is not there yet
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "False").await;
+    assert_eq!(reason, "DSMissing", "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "the NS delegation is right, but parent nameserver {parent_addr} has no DS for {domain}: validating resolvers treat the zone as unsigned; create this DS at your registrar or in the parent zone {parent}: {}",
+            ds[0]
+        )
+    );
+
+    // the parent gets our DS (the status line as it is, in its zone file)
+    let mut with_ds = delegation.to_vec();
+    with_ds.push(ds[0].clone());
+    knot.serve(&with_ds);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "True").await;
+    assert_eq!(reason, "Delegated");
+    assert_eq!(
+        message,
+        format!(
+            "the nameservers of the parent zone {parent} ({parent_addr}) return this zone's NS set: a.dns.example.net, b.dns.example.net and its DS (a secure delegation)"
+        )
+    );
+
+    // a DS for another key (the digest changed in its last hex digit)
+    let mut other = ds[0].clone();
+    let last = other.pop().unwrap();
+    other.push(if last == '0' { '1' } else { '0' });
+    let mut wrong = delegation.to_vec();
+    wrong.push(other);
+    knot.serve(&wrong);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "False").await;
+    assert_eq!(reason, "DSMismatch", "{message}");
+    assert!(
+        message.contains(&format!("parent nameserver {parent_addr} has DS ")),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            "the parent zone {parent} should have this DS: {}",
+            ds[0]
+        )),
+        "{message}"
+    );
+}
+
 /// The value of an unlabelled-by-us metric line `name{...} V` in a /metrics text.
 fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()

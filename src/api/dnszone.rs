@@ -570,10 +570,26 @@ pub struct Delegation {
     #[schemars(length(max = 13))]
     pub nameservers: Vec<DelegatedNameserver>,
 
-    /// Delegate to another DNSZone: its nameservers and addresses are taken from its status.
+    /// Delegate to another DNSZone: its nameservers and addresses are taken from its status,
+    /// and so is its DS when it is signed (`status.dnssec.ds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone_ref: Option<ZoneRef>,
+
+    /// DS records of a child that signs, served (and signed) at the cut so that validating
+    /// resolvers can follow the chain of trust: `KEY-TAG ALGORITHM DIGEST-TYPE DIGEST`, the
+    /// digest in hex (`12345 13 2 3A1F...`), or a whole DS line as `zonegate ds` prints it.
+    /// With `zoneRef` they are served besides those of the child's status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub ds: Vec<DsRecord>,
 }
+
+/// A DS record's data in presentation form (RFC 4034 §5.3).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DsRecord(pub String);
+
+string_schema!(DsRecord, { "type": "string", "minLength": 1, "maxLength": 400 });
 
 /// A nameserver of a delegated child zone.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]

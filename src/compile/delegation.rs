@@ -1,4 +1,5 @@
-//! `spec.delegations`: child zones served by other nameservers (NS at the cut, glue below it).
+//! `spec.delegations`: child zones served by other nameservers (NS at the cut, glue below it,
+//! and the DS of a child that signs at the cut).
 
 use super::names::{self, Syntax};
 use super::{Class, Compiler, ZONE_ORIGIN, targets, zone_namespace};
@@ -14,7 +15,9 @@ struct ChildNs<'a> {
 }
 
 /// Every delegation gives an NS RRset at the cut (TTL `spec.ttl`) and glue A/AAAA for the
-/// nameserver hostnames at or below the cut. Addresses of nameservers outside the cut are not
+/// nameserver hostnames at or below the cut; its `ds` and a `zoneRef` child's
+/// `status.dnssec.ds` give a DS RRset at the cut (a DS that does not parse is a problem and is
+/// left out, the delegation stays). Addresses of nameservers outside the cut are not
 /// needed and not served (the CRD documents this), so they are ignored without a problem.
 ///
 /// With `zoneRef`, the nameservers come from the referenced DNSZone's `status.nameservers`
@@ -40,6 +43,12 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
                 continue;
             }
         };
+        // (DS text, field): the delegation's own, then a zoneRef child's status.dnssec.ds
+        let mut ds: Vec<(&str, String)> =
+            d.ds.iter()
+                .enumerate()
+                .map(|(k, x)| (x.0.as_str(), format!("{base}.ds[{k}]")))
+                .collect();
         let servers: Vec<ChildNs<'_>> = if let Some(r) = &d.zone_ref {
             let ns = r
                 .namespace
@@ -86,6 +95,18 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
                 );
                 continue;
             }
+            let child_ds = child
+                .status
+                .as_ref()
+                .and_then(|s| s.dnssec.as_ref())
+                .map(|d| d.ds.as_slice())
+                .unwrap_or_default();
+            ds.extend(child_ds.iter().enumerate().map(|(k, x)| {
+                (
+                    x.as_str(),
+                    format!("{field} (DNSZone {ns}/{} status.dnssec.ds[{k}])", r.name),
+                )
+            }));
             statuses
                 .iter()
                 .enumerate()
@@ -128,6 +149,19 @@ pub(crate) fn compile(c: &mut Compiler<'_>) {
             continue;
         }
         add_cut(c, &cut, &servers);
+        for (text, field) in ds {
+            match crate::dnssec::ds::parse(text) {
+                Ok(w) => c.add(
+                    ZONE_ORIGIN,
+                    Class::Zone,
+                    cut.clone(),
+                    c.ttl,
+                    crate::dnssec::ds::rdata(w),
+                    field,
+                ),
+                Err(e) => c.report_zone(field, format!("{e}; DS ignored")),
+            }
+        }
     }
 }
 
@@ -279,6 +313,80 @@ mod tests {
             vec!["192.0.2.21"]
         );
         assert!(out.problems.is_empty(), "{:?}", out.problems);
+    }
+
+    /// The DS RRset at `name` as `dnssec::ds::text` strings.
+    fn ds_at(out: &crate::compile::Compiled, name: &str) -> Vec<String> {
+        out.data
+            .rrset(&n(name), RecordType::DS)
+            .map(|s| {
+                s.rdata
+                    .iter()
+                    .map(|r| {
+                        crate::dnssec::ds::text(&crate::dnssec::sign::canonical_rdata(r).unwrap())
+                            .unwrap()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ds_of_a_signing_child_is_served_at_the_cut_and_bad_ones_reported() {
+        let d1 = "AB".repeat(32);
+        let d2 = "CD".repeat(32);
+        let z = zone(json!({"delegations": [{"name": "b", "nameservers": [
+            {"hostname": "ns.provider.net"}],
+            "ds": [format!("12345 13 2 {}", d1.to_lowercase()),
+                   format!("b.acme.example.com. 3600 IN DS 4242 8 2 {d2}"),
+                   "12345 13 2 AB01"]}]}));
+        let out = compile_zone(z, &[]);
+        assert_eq!(
+            ds_at(&out, "b.acme.example.com"),
+            vec![format!("12345 13 2 {d1}"), format!("4242 8 2 {d2}")]
+        );
+        assert_eq!(
+            rrset(&out, "b.acme.example.com", RecordType::NS),
+            vec!["ns.provider.net."],
+            "a bad DS leaves the delegation"
+        );
+        assert!(
+            has_problem(
+                &out,
+                "DNSZone acme/z: spec.delegations[0].ds[2]: DS \"12345 13 2 AB01\": a digest of type 2 has 32 bytes, this one 2; DS ignored"
+            ),
+            "{:?}",
+            out.problems
+        );
+    }
+
+    #[test]
+    fn zone_ref_takes_a_signed_childs_ds_from_its_status() {
+        let d = "3A".repeat(32);
+        let child = with_status(
+            zone_json(
+                json!({"apiVersion": "zonegate.dev/v1alpha1", "kind": "DNSZone",
+                "metadata": {"name": "child", "namespace": "acme"}, "spec": {"domain": "sub.acme.example.com"}}),
+            ),
+            json!({"nameservers": [{"hostname": "ns.provider.net"}],
+                   "dnssec": {"keyTag": 7, "ds": [format!("sub.acme.example.com. 3600 IN DS 7 13 2 {d}"), "junk"], "dnskey": []}}),
+        );
+        let z = zone(json!({"delegations": [{"name": "sub", "zoneRef": {"name": "child"}}]}));
+        let mut store = store_of(&[]);
+        add_zone(&mut store, child);
+        let out = compile(&z, &store, &CompileOptions::default());
+        assert_eq!(
+            ds_at(&out, "sub.acme.example.com"),
+            vec![format!("7 13 2 {d}")]
+        );
+        assert!(
+            has_problem(
+                &out,
+                "spec.delegations[0].zoneRef (DNSZone acme/child status.dnssec.ds[1]): \"junk\" is not a DS record"
+            ),
+            "{:?}",
+            out.problems
+        );
     }
 
     #[test]

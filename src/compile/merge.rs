@@ -14,7 +14,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 ///    is dropped (the nameserver's glue wins);
 /// 3. NS at a wildcard name are dropped (RFC 4592 §4.2);
 /// 4. delegation cuts (NS below the apex, from `spec.delegations`, `spec.records` or
-///    DNSEndpoints): at or below the topmost cut only its NS RRset and A/AAAA glue at its
+///    DNSEndpoints): at or below the topmost cut only its NS RRset, its DS RRset from the
+///    DNSZone (`spec.delegations[].ds`, a zoneRef child's DS) and A/AAAA glue at its
 ///    nameserver names remain; everything else is occluded (a lower cut's NS too). Glue comes
 ///    from the DNSZone (`spec.delegations`, `spec.records`), or from DNSEndpoints when a
 ///    DNSEndpoint delegates the cut; never from Ingresses and the like, and a DNSEndpoint cannot
@@ -138,6 +139,8 @@ impl MergeCtx {
         }
         let rtype = cand.rdata.record_type();
         let is_cut_ns = rtype == RecordType::NS && cand.name == *cut;
+        // the DS of a child that signs, from the DNSZone's delegation (the parent's side)
+        let is_cut_ds = rtype == RecordType::DS && cand.name == *cut && cand.class == Class::Zone;
         let is_glue = matches!(rtype, RecordType::A | RecordType::AAAA)
             && self
                 .glue_names
@@ -147,7 +150,7 @@ impl MergeCtx {
                         && (cand.class == Class::Zone
                             || (cand.class == Class::Endpoint && *by_endpoint))
                 });
-        (!is_cut_ns && !is_glue)
+        (!is_cut_ns && !is_cut_ds && !is_glue)
             .then(|| format!("occluded by the delegation of {}; dropped", show(cut)))
     }
 

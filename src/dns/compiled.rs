@@ -430,7 +430,8 @@ impl CompiledZone {
 
     fn lookup_one(&self, name: &Name, qtype: RecordType) -> Step {
         if let Some(cut) = self.cut_above(name) {
-            // DS at the cut itself belongs to the parent side (we hold none: NODATA).
+            // DS at the cut itself belongs to the parent side: answered from the cut's own
+            // records (`spec.delegations[].ds`), NODATA without.
             let at_cut_ds = cut == name && qtype == RecordType::DS;
             if !at_cut_ds {
                 return Step::Referral(cut.clone());
@@ -624,6 +625,18 @@ impl ZoneSet {
         None
     }
 
+    /// The zone that answers `qtype` at `name`: [`find`](Self::find), except that a DS query
+    /// at the apex of a zone whose parent zone is served too goes to the parent, which holds
+    /// the DS (RFC 4035 §3.1.4.1: a server authoritative for both sides answers DS from the
+    /// parent side).
+    pub fn find_for(&self, name: &Name, qtype: RecordType) -> Option<&Arc<CompiledZone>> {
+        let zone = self.find(name)?;
+        if qtype == RecordType::DS && zone.origin() == name && !name.is_root() {
+            return self.find(&name.base_name()).or(Some(zone));
+        }
+        Some(zone)
+    }
+
     pub fn zones(&self) -> impl Iterator<Item = &Arc<CompiledZone>> {
         self.zones.values()
     }
@@ -695,6 +708,53 @@ mod tests {
             .collect();
         assert_eq!(owners.len(), compiled.node_count());
         assert!(owners.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// A DS query at a served child's apex goes to the served parent; every other question at
+    /// the child's apex, and DS where no parent is served, to the child.
+    #[test]
+    fn ds_at_a_child_apex_is_answered_by_the_parent() {
+        let parent = ZoneData::acme_example();
+        let mut child = ZoneData::new(n("sub.acme.example.com."), parent.soa.clone());
+        child.add(
+            n("sub.acme.example.com."),
+            300,
+            RData::A(std::net::Ipv4Addr::LOCALHOST.into()),
+        );
+        let both = ZoneSet::new([
+            Arc::new(CompiledZone::build(&parent, 1)),
+            Arc::new(CompiledZone::build(&child, 1)),
+        ]);
+        let origin_for = |set: &ZoneSet, name: &str, t: RecordType| {
+            set.find_for(&n(name), t).map(|z| z.origin().to_ascii())
+        };
+        let (apex, sub) = ("acme.example.com.", "sub.acme.example.com.");
+        assert_eq!(
+            origin_for(&both, sub, RecordType::DS).as_deref(),
+            Some(apex)
+        );
+        for t in [
+            RecordType::A,
+            RecordType::DNSKEY,
+            RecordType::SOA,
+            RecordType::NS,
+        ] {
+            assert_eq!(origin_for(&both, sub, t).as_deref(), Some(sub), "{t}");
+        }
+        assert_eq!(
+            origin_for(&both, "www.sub.acme.example.com.", RecordType::DS).as_deref(),
+            Some(sub),
+            "below the apex: the child's"
+        );
+        assert_eq!(
+            origin_for(&both, apex, RecordType::DS).as_deref(),
+            Some(apex)
+        );
+        let alone = ZoneSet::new([Arc::new(CompiledZone::build(&child, 1))]);
+        assert_eq!(
+            origin_for(&alone, sub, RecordType::DS).as_deref(),
+            Some(sub)
+        );
     }
 
     fn zone(cnames: &[(&str, &str)]) -> CompiledZone {

@@ -396,7 +396,7 @@ fn decide_plain(
         }
         return finish_limited(resp, edns, udp_limit, None, qtype);
     }
-    let Some(zone) = zones.find(&qname) else {
+    let Some(zone) = zones.find_for(&qname, qtype) else {
         // Not ours: never recurse, never forward.
         resp.metadata.response_code = ResponseCode::Refused;
         return finish_limited(resp, edns, udp_limit, None, qtype);

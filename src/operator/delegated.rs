@@ -20,6 +20,16 @@
 //! - else some server returns our NS set: `Delegated`;
 //! - else nobody answered usefully: `Unreachable` (the condition is `Unknown`).
 //!
+//! A signed zone (`Expected::ds` not empty) is then asked for its DS at each parent server that
+//! delegates it (`<domain> DS`, RD=0; DS records are the parent's, RFC 4034 §5). Compared are
+//! key tag, algorithm, digest type and digest, so a DS of ours means a SHA-256 one (`zonegate`
+//! publishes those); the parent may hold others besides (a rollover's):
+//!
+//! - some server has DS records and none of ours: `DsMismatch` (validating resolvers fail);
+//! - else some server has no DS: `DsMissing` (resolvers treat the zone as unsigned);
+//! - else some server has one of ours: `Delegated`, secure;
+//! - else nobody answered the DS query usefully: `Unreachable`.
+//!
 //! Only this module knows DNS wire format (hickory-proto messages over tokio sockets).
 
 use super::dns_query::{UdpExchange, UdpFailure, answers, new_query};
@@ -56,6 +66,8 @@ pub struct Expected {
     pub nameservers: BTreeSet<String>,
     /// Addresses of the in-zone nameservers (glue), by hostname.
     pub glue: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// A signed zone's DS records (`dnssec::ds::text` form); empty: not signed, no DS check.
+    pub ds: BTreeSet<String>,
 }
 
 /// One parent server's view.
@@ -105,7 +117,23 @@ impl Checker {
         for s in &servers {
             views.push((*s, self.ask_server(*s, &expected.domain).await));
         }
-        judge(&parent, expected, &views)
+        let ns = judge(&parent, expected, &views);
+        if expected.ds.is_empty() || !matches!(ns, DelegationCheck::Delegated { .. }) {
+            return ns;
+        }
+        let mut ds_views = Vec::new();
+        for (s, v) in &views {
+            if let Ok(ServerView::Delegates { .. }) = v {
+                ds_views.push((*s, self.ask_ds(*s, &expected.domain).await));
+            }
+        }
+        judge_ds(ns, expected, &ds_views)
+    }
+
+    /// One parent server's DS records for `domain` (`dnssec::ds::text` form; empty: none).
+    async fn ask_ds(&self, server: SocketAddr, domain: &str) -> Result<BTreeSet<String>, String> {
+        let resp = self.query(server, domain, RecordType::DS, false).await?;
+        interpret_ds(&resp, domain)
     }
 
     /// Resolver mode: the parent zone's apex and its nameservers' addresses.
@@ -350,6 +378,96 @@ fn interpret(resp: &Message, domain: &str) -> Result<ServerView, String> {
     })
 }
 
+/// A parent server's response to `<domain> DS` (RD=0): the DS set, empty for NXDOMAIN or
+/// NODATA (the parent's SOA, or an authoritative empty answer).
+fn interpret_ds(resp: &Message, domain: &str) -> Result<BTreeSet<String>, String> {
+    let ds: BTreeSet<String> = resp
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::DS && lower(&r.name) == domain)
+        .filter_map(|r| crate::dnssec::ds::text(&crate::dnssec::sign::canonical_rdata(&r.data)?))
+        .collect();
+    if !ds.is_empty()
+        || resp.metadata.response_code == ResponseCode::NXDomain
+        || resp.metadata.authoritative
+        || resp
+            .authorities
+            .iter()
+            .any(|r| matches!(r.data, RData::SOA(_)))
+    {
+        return Ok(ds);
+    }
+    Err(format!(
+        "gives neither DS records for {domain} nor a negative answer"
+    ))
+}
+
+/// The outcome of a delegation with the right NS set (`ns`, `Delegated`) once the parent
+/// servers' DS sets (`views`) are known.
+fn judge_ds(
+    ns: DelegationCheck,
+    expected: &Expected,
+    views: &[(SocketAddr, Result<BTreeSet<String>, String>)],
+) -> DelegationCheck {
+    let DelegationCheck::Delegated {
+        parent, servers, ..
+    } = ns
+    else {
+        return ns;
+    };
+    let tags = |s: &BTreeSet<String>| {
+        s.iter()
+            .map(|d| d.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (server, v) in views {
+        if let Ok(ds) = v
+            && !ds.is_empty()
+            && ds.is_disjoint(&expected.ds)
+        {
+            return DelegationCheck::DsMismatch {
+                parent,
+                detail: format!(
+                    "parent nameserver {server} has DS {} for {}, none of which is this zone's key (DS {}): validating resolvers reject the zone",
+                    tags(ds),
+                    expected.domain,
+                    tags(&expected.ds)
+                ),
+            };
+        }
+    }
+    if let Some((server, _)) = views
+        .iter()
+        .find(|(_, v)| v.as_ref().is_ok_and(BTreeSet::is_empty))
+    {
+        return DelegationCheck::DsMissing {
+            parent,
+            detail: format!(
+                "the NS delegation is right, but parent nameserver {server} has no DS for {}: validating resolvers treat the zone as unsigned",
+                expected.domain
+            ),
+        };
+    }
+    if views.iter().any(|(_, v)| v.is_ok()) {
+        return DelegationCheck::Delegated {
+            parent,
+            servers,
+            secure: true,
+        };
+    }
+    let errors: Vec<String> = views
+        .iter()
+        .filter_map(|(s, v)| v.as_ref().err().map(|e| format!("{s}: {e}")))
+        .collect();
+    DelegationCheck::Unreachable {
+        detail: format!(
+            "the NS delegation in {parent} is right, but its DS could not be asked: {}",
+            errors.join("; ")
+        ),
+    }
+}
+
 /// The overall outcome from every server's view.
 fn judge(
     parent: &str,
@@ -410,6 +528,7 @@ fn judge(
         return DelegationCheck::Delegated {
             parent: parent.into(),
             servers: good,
+            secure: false,
         };
     }
     let errors: Vec<String> = views
@@ -445,6 +564,7 @@ mod tests {
                 "ns1.acme.example.com".to_string(),
                 BTreeSet::from(["192.0.2.1".parse().unwrap()]),
             )]),
+            ds: BTreeSet::new(),
         }
     }
 
@@ -505,7 +625,8 @@ mod tests {
             out,
             DelegationCheck::Delegated {
                 parent: "example.com".into(),
-                servers: vec!["127.0.0.1:53".into()]
+                servers: vec!["127.0.0.1:53".into()],
+                secure: false,
             }
         );
     }
@@ -676,6 +797,178 @@ mod tests {
             timeout: Duration::from_millis(300),
             port: 53,
         }
+    }
+
+    /// DS RDATA (key tag, algorithm 13, digest type 2, digest) as a record of the parent's.
+    fn ds_record(tag: u16, digest: &[u8]) -> Record {
+        let mut rdata = tag.to_be_bytes().to_vec();
+        rdata.extend_from_slice(&[13, 2]);
+        rdata.extend_from_slice(digest);
+        Record::from_rdata(
+            name("acme.example.com."),
+            3600,
+            RData::Unknown {
+                code: RecordType::DS,
+                rdata: hickory_proto::rr::rdata::NULL::with(rdata),
+            },
+        )
+    }
+
+    fn signed_expected() -> Expected {
+        Expected {
+            ds: BTreeSet::from(["12345 13 2 AB01".to_string()]),
+            ..expected()
+        }
+    }
+
+    #[test]
+    fn parent_ds_answers() {
+        let mut answer = Message::new(1, MessageType::Response, OpCode::Query);
+        answer.metadata.authoritative = true;
+        answer.answers.push(ds_record(12345, &[0xab, 0x01]));
+        answer.answers.push(ds_record(999, &[0x01]));
+        assert_eq!(
+            interpret_ds(&answer, "acme.example.com").unwrap(),
+            BTreeSet::from(["12345 13 2 AB01".to_string(), "999 13 2 01".to_string()])
+        );
+        assert!(
+            interpret_ds(&nodata(), "acme.example.com")
+                .unwrap()
+                .is_empty()
+        );
+        // a referral to the child (a server that is not the parent's) is no answer
+        let err = interpret_ds(
+            &referral(&["ns1.acme.example.com."], &[]),
+            "acme.example.com",
+        )
+        .unwrap_err();
+        assert!(err.contains("neither DS records"), "{err}");
+    }
+
+    #[test]
+    fn ds_judgement() {
+        let e = signed_expected();
+        let ns = || DelegationCheck::Delegated {
+            parent: "example.com".into(),
+            servers: vec!["127.0.0.1:53".into()],
+            secure: false,
+        };
+        let a = addr("127.0.0.1:53");
+        let b = addr("127.0.0.2:53");
+        let set = |v: &[&str]| Ok(v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+        // ours among others (a rollover's old DS): secure
+        assert_eq!(
+            judge_ds(ns(), &e, &[(a, set(&["12345 13 2 AB01", "7 13 2 FF"]))]),
+            DelegationCheck::Delegated {
+                parent: "example.com".into(),
+                servers: vec!["127.0.0.1:53".into()],
+                secure: true,
+            }
+        );
+        // only others, or another digest of our tag: a mismatch, named with the tags
+        match judge_ds(ns(), &e, &[(a, set(&["12345 13 2 AB02"]))]) {
+            DelegationCheck::DsMismatch { parent, detail } => {
+                assert_eq!(parent, "example.com");
+                assert!(
+                    detail.contains("has DS 12345 13 2 for acme.example.com"),
+                    "{detail}"
+                );
+                assert!(detail.contains("127.0.0.1:53"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // none: missing, also when another server has ours (they must all agree)
+        for views in [
+            vec![(a, set(&[]))],
+            vec![(a, set(&["12345 13 2 AB01"])), (b, set(&[]))],
+        ] {
+            match judge_ds(ns(), &e, &views) {
+                DelegationCheck::DsMissing { detail, .. } => {
+                    assert!(detail.contains("no DS for acme.example.com"), "{detail}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // a mismatch anywhere wins over missing elsewhere
+        assert!(matches!(
+            judge_ds(ns(), &e, &[(a, set(&[])), (b, set(&["1 13 2 00"]))]),
+            DelegationCheck::DsMismatch { .. }
+        ));
+        // a server that fails does not count while another answers
+        assert!(matches!(
+            judge_ds(
+                ns(),
+                &e,
+                &[(a, Err("timeout".into())), (b, set(&["12345 13 2 AB01"]))]
+            ),
+            DelegationCheck::Delegated { secure: true, .. }
+        ));
+        match judge_ds(ns(), &e, &[(a, Err("timeout".into()))]) {
+            DelegationCheck::Unreachable { detail } => {
+                assert!(
+                    detail.contains("NS delegation in example.com is right"),
+                    "{detail}"
+                );
+                assert!(detail.contains("timeout"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // anything but a right NS delegation passes through untouched
+        let not = DelegationCheck::NotDelegated {
+            parent: "example.com".into(),
+            detail: "x".into(),
+        };
+        assert_eq!(judge_ds(not.clone(), &e, &[(a, set(&[]))]), not);
+    }
+
+    /// The whole check against a parent server that answers NS with a referral and DS from
+    /// `ds` (NODATA when empty): an unsigned zone is never asked for DS, a signed one is.
+    #[tokio::test]
+    async fn check_asks_the_parent_for_ds_of_signed_zones_only() {
+        let asked_ds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let parent = |ds: Vec<Record>, asked: std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            fake_server(move |q| {
+                let question = q.queries[0].clone();
+                let mut m = if question.query_type == RecordType::DS {
+                    asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut m = nodata();
+                    if !ds.is_empty() {
+                        m.authorities.clear();
+                        m.answers = ds.clone();
+                    }
+                    m
+                } else {
+                    referral(
+                        &["ns1.acme.example.com.", "ns2.acme.example.com."],
+                        &[("ns1.acme.example.com.", "192.0.2.1")],
+                    )
+                };
+                m.metadata.id = q.metadata.id;
+                m.add_query(question);
+                vec![m]
+            })
+        };
+        let server = parent(vec![ds_record(12345, &[0xab, 0x01])], asked_ds.clone());
+        assert!(matches!(
+            checker(server).check(&expected()).await,
+            DelegationCheck::Delegated { secure: false, .. }
+        ));
+        assert_eq!(asked_ds.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(matches!(
+            checker(server).check(&signed_expected()).await,
+            DelegationCheck::Delegated { secure: true, .. }
+        ));
+        assert_eq!(asked_ds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let server = parent(Vec::new(), asked_ds.clone());
+        assert!(matches!(
+            checker(server).check(&signed_expected()).await,
+            DelegationCheck::DsMissing { .. }
+        ));
+        let server = parent(vec![ds_record(4242, &[0x00])], asked_ds.clone());
+        assert!(matches!(
+            checker(server).check(&signed_expected()).await,
+            DelegationCheck::DsMismatch { .. }
+        ));
     }
 
     #[tokio::test]

@@ -143,6 +143,8 @@ impl Ctx {
                     DelegationCheck::Delegated { .. } => "delegated",
                     DelegationCheck::NotDelegated { .. } => "not_delegated",
                     DelegationCheck::Mismatch { .. } => "mismatch",
+                    DelegationCheck::DsMissing { .. } => "ds_missing",
+                    DelegationCheck::DsMismatch { .. } => "ds_mismatch",
                     _ => "unreachable",
                 };
                 ctx.metrics
@@ -257,11 +259,18 @@ impl Ctx {
     }
 }
 
-/// The zone's expected NS set and glue, from the nameservers in its status.
-pub fn expected_delegation(domain: &str, nameservers: &[crate::api::NameserverStatus]) -> Expected {
+/// The zone's expected NS set, glue and DS (a signed zone), from its computed status.
+pub fn expected_delegation(domain: &str, status: &crate::api::DNSZoneStatus) -> Expected {
+    let nameservers = &status.nameservers;
     let domain = crate::domain::normalize(domain);
     let mut e = Expected {
         domain: domain.clone(),
+        ds: status
+            .dnssec
+            .iter()
+            .flat_map(|d| &d.ds)
+            .filter_map(|l| crate::dnssec::ds::normalize(l).ok())
+            .collect(),
         ..Expected::default()
     };
     for ns in nameservers {
@@ -471,11 +480,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     let delegation;
     let new_status = if verdict.is_accepted() {
         let first = compute_status(zone, &obs, now.clone());
-        delegation = ctx.delegation(
-            &key,
-            zone,
-            expected_delegation(&zone.spec.domain, &first.nameservers),
-        );
+        delegation = ctx.delegation(&key, zone, expected_delegation(&zone.spec.domain, &first));
         obs.delegation = &delegation;
         compute_status(zone, &obs, now)
     } else {
@@ -548,9 +553,13 @@ mod tests {
 
     #[test]
     fn expected_delegation_has_glue_only_for_in_zone_ip_addresses() {
+        let status = |nameservers| crate::api::DNSZoneStatus {
+            nameservers,
+            ..Default::default()
+        };
         let e = expected_delegation(
             "Acme.example.com.",
-            &[
+            &status(vec![
                 NameserverStatus {
                     hostname: "ns1.acme.example.com".into(),
                     addresses: vec!["192.0.2.1".into(), "lb.example.net".into()],
@@ -563,8 +572,9 @@ mod tests {
                     hostname: "ns3.acme.example.com".into(),
                     addresses: vec!["lb3.example.net".into()],
                 },
-            ],
+            ]),
         );
+        assert!(e.ds.is_empty(), "unsigned: no DS check");
         assert_eq!(e.domain, "acme.example.com");
         assert_eq!(
             e.nameservers.iter().cloned().collect::<Vec<_>>(),
@@ -581,6 +591,23 @@ mod tests {
                 .map(|ip| ip.to_string())
                 .collect::<Vec<_>>(),
             vec!["192.0.2.1"]
+        );
+        // signed: the DS of status.dnssec, in the form the parent's answers are compared in
+        let signed = crate::api::DNSZoneStatus {
+            dnssec: Some(crate::api::DnssecStatus {
+                key_tag: 12345,
+                ds: vec![format!(
+                    "acme.example.com. 3600 IN DS 12345 13 2 {}",
+                    "ab".repeat(32)
+                )],
+                dnskey: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        let e = expected_delegation("acme.example.com", &signed);
+        assert_eq!(
+            e.ds.into_iter().collect::<Vec<_>>(),
+            vec![format!("12345 13 2 {}", "AB".repeat(32))]
         );
     }
 

@@ -42,11 +42,17 @@ pub enum DelegationCheck {
     Disabled,
     /// Not checked yet.
     Pending,
-    /// Every parent nameserver that answered returns exactly our NS set.
+    /// Every parent nameserver that answered returns exactly our NS set; `secure`: and one of
+    /// our DS records (a signed zone).
     Delegated {
         parent: String,
         servers: Vec<String>,
+        secure: bool,
     },
+    /// A signed zone delegated with the right NS set, without a DS at the parent.
+    DsMissing { parent: String, detail: String },
+    /// A signed zone whose parent has DS records, none of them for our keys.
+    DsMismatch { parent: String, detail: String },
     /// The parent has no delegation for the zone.
     NotDelegated { parent: String, detail: String },
     /// The parent delegates to other nameservers (or glue with other addresses).
@@ -333,7 +339,22 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
             )
         }
     };
-    let delegated = delegated_condition(obs, &domain, &hostnames, &delegation, generation);
+    let mut dnssec = None;
+    let mut dnssec_ready = None;
+    if let Some(spec) = zone.spec.dnssec_enabled() {
+        let (c, d) = dnssec_condition(zone, spec.algorithm, obs, generation);
+        dnssec_ready = Some(c);
+        dnssec = d;
+    }
+    let ds = dnssec.as_ref().map(|d: &DnssecStatus| d.ds.as_slice());
+    let delegated = delegated_condition(
+        obs,
+        &domain,
+        &hostnames,
+        &delegation,
+        ds.unwrap_or_default(),
+        generation,
+    );
     if !obs.verdict.is_accepted() {
         nameservers.clear();
         delegation.clear();
@@ -350,12 +371,7 @@ pub fn compute_status(zone: &DNSZone, obs: &Observed<'_>, now: Time) -> DNSZoneS
         conditions.push(c);
         secondaries = s;
     }
-    let mut dnssec = None;
-    if let Some(spec) = zone.spec.dnssec_enabled() {
-        let (c, d) = dnssec_condition(zone, spec.algorithm, obs, generation);
-        conditions.push(c);
-        dnssec = d;
-    }
+    conditions.extend(dnssec_ready);
     carry_transition_times(
         zone.status
             .as_ref()
@@ -665,6 +681,7 @@ fn delegated_condition(
     domain: &str,
     hostnames: &[String],
     delegation: &[String],
+    ds: &[String],
     generation: Option<i64>,
 ) -> Condition {
     if !obs.verdict.is_accepted() {
@@ -701,14 +718,43 @@ fn delegated_condition(
             "the parent zone has not been asked yet".into(),
             generation,
         ),
-        DelegationCheck::Delegated { parent, servers } => condition(
+        DelegationCheck::Delegated {
+            parent,
+            servers,
+            secure,
+        } => condition(
             DELEGATED,
             "True",
             "Delegated",
             format!(
-                "the nameservers of the parent zone {parent} ({}) return this zone's NS set: {}",
+                "the nameservers of the parent zone {parent} ({}) return this zone's NS set: {}{}",
                 servers.join(", "),
-                hostnames.join(", ")
+                hostnames.join(", "),
+                if *secure {
+                    " and its DS (a secure delegation)"
+                } else {
+                    ""
+                }
+            ),
+            generation,
+        ),
+        DelegationCheck::DsMissing { parent, detail } => condition(
+            DELEGATED,
+            "False",
+            "DSMissing",
+            format!(
+                "{detail}; create this DS at your registrar or in the parent zone {parent}: {}",
+                ds.join("; ")
+            ),
+            generation,
+        ),
+        DelegationCheck::DsMismatch { parent, detail } => condition(
+            DELEGATED,
+            "False",
+            "DSMismatch",
+            format!(
+                "{detail}; the parent zone {parent} should have this DS: {}",
+                ds.join("; ")
             ),
             generation,
         ),
@@ -1597,6 +1643,7 @@ mod tests {
         let c = check(DelegationCheck::Delegated {
             parent: "example.com".into(),
             servers: vec!["127.0.0.1:53".into()],
+            secure: false,
         });
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -1625,6 +1672,43 @@ mod tests {
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "NSMismatch")
+        );
+        let c = check(DelegationCheck::Delegated {
+            parent: "example.com".into(),
+            servers: vec!["127.0.0.1:53".into()],
+            secure: true,
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Delegated")
+        );
+        assert!(
+            c.message.ends_with(" and its DS (a secure delegation)"),
+            "{}",
+            c.message
+        );
+        let c = check(DelegationCheck::DsMissing {
+            parent: "example.com".into(),
+            detail: "no DS".into(),
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "DSMissing")
+        );
+        assert!(
+            c.message.starts_with(
+                "no DS; create this DS at your registrar or in the parent zone example.com: "
+            ),
+            "{}",
+            c.message
+        );
+        let c = check(DelegationCheck::DsMismatch {
+            parent: "example.com".into(),
+            detail: "other DS".into(),
+        });
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "DSMismatch")
         );
         let c = check(DelegationCheck::Unreachable {
             detail: "no answer from 127.0.0.1:53".into(),
