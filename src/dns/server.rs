@@ -155,13 +155,7 @@ pub async fn serve(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    // The first socket fixes the port when 0 was asked for; the others join it.
-    let first = udp_socket(addr)?;
-    let bound = first.local_addr()?;
-    let mut sockets = vec![first];
-    for _ in 1..threads {
-        sockets.push(udp_socket(bound)?);
-    }
+    let (sockets, tcp, bound) = bind_udp_and_tcp(addr, threads)?;
     for (i, sock) in sockets.into_iter().enumerate() {
         let worker = UdpWorker::new(
             zones.clone(),
@@ -173,9 +167,42 @@ pub async fn serve(
             .name(format!("dns-udp-{i}"))
             .spawn(move || udp_loop(sock, worker))?;
     }
-    let tcp = tokio_tcp_listener(bound)?;
     tokio::spawn(tcp_accept_loop(tcp, zones, metrics, policy));
     Ok(bound)
+}
+
+/// `threads` UDP sockets and a TCP listener on one address. The first UDP socket fixes the port
+/// when 0 was asked for; the other sockets join it. The kernel picks that port free for UDP
+/// only: when TCP cannot have it (another process's listener or connection holds it), the
+/// sockets are dropped and a new port is picked, a few times.
+fn bind_udp_and_tcp(
+    addr: SocketAddr,
+    threads: usize,
+) -> std::io::Result<(
+    Vec<std::net::UdpSocket>,
+    tokio::net::TcpListener,
+    SocketAddr,
+)> {
+    let attempts = if addr.port() == 0 { 32 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let attempt = || -> std::io::Result<_> {
+            let first = udp_socket(addr)?;
+            let bound = first.local_addr()?;
+            let mut sockets = vec![first];
+            for _ in 1..threads {
+                sockets.push(udp_socket(bound)?);
+            }
+            let tcp = tokio_tcp_listener(bound)?;
+            Ok((sockets, tcp, bound))
+        };
+        match attempt() {
+            Ok(bound) => return Ok(bound),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
 }
 
 fn tokio_tcp_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -724,6 +751,26 @@ mod tests {
     use crate::zone::ZoneData;
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{Name, RData, RecordType};
+
+    /// Port 0: UDP and TCP always end up on one port; a fixed port whose TCP side is taken
+    /// fails with AddrInUse (no other port is tried for an address the user chose).
+    #[tokio::test]
+    async fn udp_and_tcp_share_the_port_picked_for_port_zero() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        // hold many TCP ports, so that the kernel's UDP pick collides now and then
+        let held: Vec<std::net::TcpListener> = (0..200)
+            .map(|_| std::net::TcpListener::bind(any).unwrap())
+            .collect();
+        for _ in 0..100 {
+            let (udp, tcp, bound) = bind_udp_and_tcp(any, 2).unwrap();
+            assert_eq!(udp.len(), 2);
+            assert!(udp.iter().all(|u| u.local_addr().unwrap() == bound));
+            assert_eq!(tcp.local_addr().unwrap(), bound);
+        }
+        let taken = held[0].local_addr().unwrap();
+        let e = bind_udp_and_tcp(taken, 1).expect_err("TCP port taken");
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    }
 
     fn zone_with(ip: &str) -> ZoneSet {
         let n = |s: &str| Name::from_ascii(s).unwrap();

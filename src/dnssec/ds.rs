@@ -37,7 +37,8 @@ pub fn parse(text: &str) -> Result<Vec<u8>, String> {
         .parse()
         .map_err(|_| format!("DS {text:?}: digest type {dt:?} is not a number 0-255"))?;
     let hex: String = fields[3..].concat();
-    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(format!(
             "DS {text:?}: the digest must be an even number of hex digits"
         ));
