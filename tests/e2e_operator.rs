@@ -1969,6 +1969,162 @@ async fn delegated_checks_the_parents_ds_of_a_signed_zone() {
     );
 }
 
+/// A DNSSEC key rollover asked with the annotation, against Knot as the parent: `start` adds
+/// `next.pem` (both DS in the status), `finish` waits while the parent has only the old DS,
+/// and once the parent has only the new DS (for the hold) the new key is `key.pem` alone and
+/// the delegation is secure with it.
+#[tokio::test]
+#[ignore = "needs the e2e control plane: make test"]
+async fn a_key_rollover_waits_for_the_parents_new_ds() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client).await;
+    let parent = domain_of(&ns);
+    let domain = format!("web.{parent}");
+    let mut knot = Knot::new(&parent);
+    let delegation = [
+        "web NS a.dns.example.net.".to_string(),
+        "web NS b.dns.example.net.".to_string(),
+    ];
+    knot.serve(&delegation);
+    let id = operator_identity(&client, &ns, &[]).await;
+    let parent_addr = format!("127.0.0.1:{}", knot.port);
+    let _op = Operator::start(
+        &id,
+        &ns,
+        &[
+            "--delegation-parent",
+            &parent_addr,
+            "--delegation-check-interval",
+            "1",
+            "--delegation-timeout",
+            "1",
+            "--dnssec-rollover-hold",
+            "2",
+        ],
+    );
+    apply_zone(
+        &ns,
+        "web",
+        json!({"domain": domain,
+            "nameservers": {"count": 2, "replicas": 1, "hostnames": ["a.dns.example.net", "b.dns.example.net"]},
+            "dnssec": {"enabled": true}}),
+    )
+    .await;
+    wait_condition(&ns, "web", "DNSSECReady", "True").await;
+    let dnssec = || async {
+        ns.api::<DNSZone>()
+            .get("web")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.dnssec)
+            .expect("status.dnssec")
+    };
+    let old = dnssec().await.ds;
+    assert_eq!(old.len(), 1);
+    let mut with_ds = delegation.to_vec();
+    with_ds.push(old[0].clone());
+    knot.serve(&with_ds);
+    wait_condition(&ns, "web", "Delegated", "True").await;
+    let secrets = ns.api::<Secret>();
+    let key_data =
+        |s: &Secret, k: &str| s.data.as_ref().and_then(|d| d.get(k)).map(|b| b.0.clone());
+    let old_key = key_data(&secrets.get("web-dnssec").await.unwrap(), "key.pem").unwrap();
+    let annotate = |step: &'static str| {
+        let zones = ns.api::<DNSZone>();
+        async move {
+            zones
+                .patch(
+                    "web",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"annotations": {"zonegate.dev/dnssec-rollover": step}}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+
+    // start: a next key, both DS in the status, the old key still active
+    annotate("start").await;
+    let both = wait_for("two DS in status.dnssec", WAIT, || async {
+        let d = dnssec().await;
+        if d.ds.len() == 2 {
+            Ok(d)
+        } else {
+            Err(format!("{d:?}"))
+        }
+    })
+    .await;
+    assert_eq!(both.ds[0], old[0], "the active key first: {:?}", both.ds);
+    let new_ds = both.ds[1].clone();
+    let secret = secrets.get("web-dnssec").await.unwrap();
+    assert_eq!(key_data(&secret, "key.pem"), Some(old_key.clone()));
+    let next_key = key_data(&secret, "next.pem").expect("next.pem");
+    assert!(
+        both.rollover
+            .as_deref()
+            .unwrap_or_default()
+            .contains("started"),
+        "{:?}",
+        both.rollover
+    );
+
+    // finish while the parent has only the old DS: nothing changes, the status says why
+    annotate("finish").await;
+    let waiting = wait_for("the rollover waiting", WAIT, || async {
+        let d = dnssec().await;
+        match &d.rollover {
+            Some(m) if m.contains("has no DS of the new key") => Ok(m.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let secret = secrets.get("web-dnssec").await.unwrap();
+    assert_eq!(
+        key_data(&secret, "key.pem"),
+        Some(old_key.clone()),
+        "{waiting}"
+    );
+    assert!(key_data(&secret, "next.pem").is_some());
+
+    // the parent gets the new DS only: after the hold, the new key alone
+    let mut new_only = delegation.to_vec();
+    new_only.push(new_ds.clone());
+    knot.serve(&new_only);
+    wait_for("the rollover finished", WAIT, || async {
+        let s = secrets.get("web-dnssec").await.map_err(|e| e.to_string())?;
+        match (key_data(&s, "key.pem"), key_data(&s, "next.pem")) {
+            (Some(k), None) if k == next_key => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let after = wait_for("one DS in status.dnssec", WAIT, || async {
+        let d = dnssec().await;
+        if d.ds.len() == 1 {
+            Ok(d)
+        } else {
+            Err(format!("{d:?}"))
+        }
+    })
+    .await;
+    assert_eq!(after.ds, vec![new_ds]);
+    let (reason, message) = wait_condition(&ns, "web", "Delegated", "True").await;
+    assert_eq!(reason, "Delegated");
+    assert!(message.ends_with("(a secure delegation)"), "{message}");
+    wait_for("the rollover events", WAIT, || async {
+        let events = events_of(&client, &ns, "web").await;
+        let has = |r: &str| events.iter().any(|e| e.1 == r);
+        if has("DNSSECRolloverStarted") && has("DNSSECRolloverFinished") {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
+}
+
 /// The value of an unlabelled-by-us metric line `name{...} V` in a /metrics text.
 fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()

@@ -1562,6 +1562,8 @@ fn the_chart_sets_every_operator_flag() {
         "--set",
         "delegation.port=5353",
         "--set",
+        "dnssec.rolloverHold=3600",
+        "--set",
         "secondaries.checkInterval=30",
         "--set",
         "secondaries.timeout=3",

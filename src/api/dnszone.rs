@@ -744,6 +744,10 @@ pub struct DnssecStatus {
     /// The DNSKEY record of every key, one zone-file line each (for registrars that take the
     /// DNSKEY rather than the DS).
     pub dnskey: Vec<String>,
+    /// Where a key rollover asked with the annotation `zonegate.dev/dnssec-rollover` stands,
+    /// and what to do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollover: Option<String>,
 }
 
 /// A secondary nameserver as the operator last saw it.

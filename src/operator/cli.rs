@@ -71,6 +71,10 @@ pub struct OperatorArgs {
     /// TTL of the records in status.delegation.
     #[arg(long, default_value_t = 3600)]
     pub delegation_ttl: u32,
+    /// Seconds the parent must show only the new key's DS before a DNSSEC rollover's `finish`
+    /// removes the old key (resolvers may cache the old DS that long).
+    #[arg(long, default_value_t = 86400)]
+    pub dnssec_rollover_hold: u64,
     /// Seconds between asking a zone's secondaries (spec.transfer.notify) for its SOA; 0 turns
     /// it off (SecondariesInSync stays Unknown). A serial change asks them again at once.
     #[arg(long, default_value_t = 60)]
@@ -252,6 +256,7 @@ impl OperatorArgs {
             }),
             secondary_interval: Duration::from_secs(self.secondary_check_interval.max(1)),
             delegation_ttl: self.delegation_ttl,
+            rollover_hold: Duration::from_secs(self.dnssec_rollover_hold),
             concurrency: self.concurrency.max(1),
             lease,
             http: Some(self.http),

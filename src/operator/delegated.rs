@@ -454,6 +454,12 @@ fn judge_ds(
             parent,
             servers,
             secure: true,
+            parent_ds: views
+                .iter()
+                .filter_map(|(_, v)| v.as_ref().ok())
+                .flatten()
+                .cloned()
+                .collect(),
         };
     }
     let errors: Vec<String> = views
@@ -529,6 +535,7 @@ fn judge(
             parent: parent.into(),
             servers: good,
             secure: false,
+            parent_ds: BTreeSet::new(),
         };
     }
     let errors: Vec<String> = views
@@ -627,6 +634,7 @@ mod tests {
                 parent: "example.com".into(),
                 servers: vec!["127.0.0.1:53".into()],
                 secure: false,
+                parent_ds: BTreeSet::new(),
             }
         );
     }
@@ -852,6 +860,7 @@ mod tests {
             parent: "example.com".into(),
             servers: vec!["127.0.0.1:53".into()],
             secure: false,
+            parent_ds: BTreeSet::new(),
         };
         let a = addr("127.0.0.1:53");
         let b = addr("127.0.0.2:53");
@@ -863,6 +872,7 @@ mod tests {
                 parent: "example.com".into(),
                 servers: vec!["127.0.0.1:53".into()],
                 secure: true,
+                parent_ds: ["12345 13 2 AB01", "7 13 2 FF"].map(String::from).into(),
             }
         );
         // only others, or another digest of our tag: a mismatch, named with the tags

@@ -14,8 +14,9 @@
 //!   merge of several namespaces' watches into one cache;
 //! - [`error`]: why a reconcile failed, and the metric label of each kind of failure.
 //!
-//! [`delegated`] asks the parent zone's nameservers, [`leader`] holds the Lease and [`metrics`]
-//! serves `/metrics`, `/healthz` and `/readyz`.
+//! [`delegated`] asks the parent zone's nameservers, [`rollover`] decides the steps of a DNSSEC
+//! key rollover, [`leader`] holds the Lease and [`metrics`] serves `/metrics`, `/healthz` and
+//! `/readyz`.
 
 pub mod apply;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod placement;
 pub mod policy;
 pub mod quantity;
 pub mod reconcile;
+pub mod rollover;
 pub mod run;
 pub mod scope;
 pub mod secondaries;

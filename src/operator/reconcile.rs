@@ -66,6 +66,8 @@ pub struct Ctx {
     pub secondary_checks: Mutex<HashMap<ZoneKey, SecondaryEntry>>,
     secondary_running: Mutex<HashSet<ZoneKey>>,
     check_slots: Arc<Semaphore>,
+    /// Since when the parent has been seen ready for a zone's rollover to finish.
+    rollover_ready: Mutex<HashMap<ZoneKey, std::time::Instant>>,
     recheck: mpsc::UnboundedSender<ObjectRef<DNSZone>>,
     /// Wakes the sweeper (a zone was deleted, the caches synced).
     pub sweep: Notify,
@@ -95,6 +97,7 @@ impl Ctx {
             holders: Mutex::new(Holders::default()),
             checks: Mutex::new(HashMap::new()),
             checks_running: Mutex::new(HashSet::new()),
+            rollover_ready: Mutex::new(HashMap::new()),
             secondary_checks: Mutex::new(HashMap::new()),
             secondary_running: Mutex::new(HashSet::new()),
             check_slots: Arc::new(Semaphore::new(32)),
@@ -234,6 +237,116 @@ impl Ctx {
             tokio::spawn(check.in_current_span());
         }
         shown
+    }
+
+    /// The rollover step the zone's annotation asks for (`rollover.rs`), carried out on its key
+    /// Secret; returns the message for `status.dnssec.rollover`.
+    async fn rollover(
+        &self,
+        key: &ZoneKey,
+        zone: &DNSZone,
+        algorithm: crate::dnssec::keys::Algorithm,
+        secret: &k8s_openapi::api::core::v1::Secret,
+        check: &DelegationCheck,
+    ) -> Result<Option<String>, Error> {
+        use super::rollover::{self, Action as Step, Request};
+        use crate::dnssec::keys::{ACTIVE_KEY, DS_TTL, NEXT_KEY, SigningKey, ZoneKeys};
+        let req = rollover::request(zone);
+        if req == Request::None {
+            self.rollover_ready.lock().expect("lock").remove(key);
+            return Ok(None);
+        }
+        let name = desired::dnssec_secret_name(&key.name);
+        let what = format!("Secret {}/{name}", key.namespace);
+        let data = secret.data.clone().unwrap_or_default();
+        let Ok(keys) = ZoneKeys::from_entries(&what, |k| data.get(k).map(|b| b.0.as_slice()))
+        else {
+            // DNSSECReady says what is wrong with the key
+            return Ok(Some(
+                "rollover waits: the key Secret does not hold a usable key".into(),
+            ));
+        };
+        let domain = crate::domain::normalize(&zone.spec.domain);
+        let ds = |k: &SigningKey| {
+            let line = k.ds_presentation(&domain, DS_TTL);
+            (
+                k.key_tag(),
+                crate::dnssec::ds::normalize(&line).unwrap_or(line),
+            )
+        };
+        let state = rollover::Keys {
+            active: ds(&keys.active),
+            next: keys.next.as_ref().map(ds),
+        };
+        let ready_for = {
+            let mut ready = self.rollover_ready.lock().expect("lock");
+            match rollover::parent_ready(&state, check) {
+                Ok(()) => Some(
+                    ready
+                        .entry(key.clone())
+                        .or_insert_with(std::time::Instant::now)
+                        .elapsed(),
+                ),
+                Err(_) => {
+                    ready.remove(key);
+                    None
+                }
+            }
+        };
+        let b64 = |bytes: &[u8]| {
+            serde_json::Value::String(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                bytes,
+            ))
+        };
+        let event = |reason: &str, note: String| status::EventSpec {
+            warning: false,
+            reason: reason.into(),
+            action: "Rollover".into(),
+            note,
+        };
+        match rollover::decide(&req, &state, check, ready_for, self.config.rollover_hold) {
+            Step::Idle(m) => Ok(m),
+            Step::Wait(m) | Step::Hold(m) => Ok(Some(m)),
+            Step::AddNext => {
+                let next = SigningKey::generate(algorithm).map_err(|e| Error::Api {
+                    what: format!("generating the next DNSSEC key of {what}"),
+                    source: kube::Error::Service(e.to_string().into()),
+                })?;
+                let mut patch = serde_json::Map::new();
+                patch.insert(NEXT_KEY.into(), b64(next.to_pkcs8_pem().as_bytes()));
+                self.writer
+                    .patch_secret_data(&key.namespace, &name, patch)
+                    .await?;
+                let note = format!(
+                    "DNSSEC rollover started: key {} added as {NEXT_KEY} to {what}; both keys sign. Give the registrar its DS ({}) and remove the old one, then annotate {}=finish",
+                    next.key_tag(),
+                    next.ds_presentation(&domain, DS_TTL),
+                    rollover::ANNOTATION
+                );
+                self.publish(zone, &event("DNSSECRolloverStarted", note.clone()))
+                    .await;
+                Ok(Some(note))
+            }
+            Step::Promote => {
+                let mut patch = serde_json::Map::new();
+                let next = data.get(NEXT_KEY).map(|b| b.0.clone()).unwrap_or_default();
+                patch.insert(ACTIVE_KEY.into(), b64(&next));
+                patch.insert(NEXT_KEY.into(), serde_json::Value::Null);
+                self.writer
+                    .patch_secret_data(&key.namespace, &name, patch)
+                    .await?;
+                self.rollover_ready.lock().expect("lock").remove(key);
+                let note = format!(
+                    "DNSSEC rollover finished: key {} is the only key of {what}; key {} is gone",
+                    state.next.as_ref().map(|n| n.0).unwrap_or_default(),
+                    state.active.0
+                );
+                self.publish(zone, &event("DNSSECRolloverFinished", note.clone()))
+                    .await;
+                Ok(Some(note))
+            }
+        }
     }
 
     async fn publish(&self, zone: &DNSZone, ev: &status::EventSpec) {
@@ -455,6 +568,7 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
         services: services.iter().map(|s| s.as_deref()).collect(),
         node_addresses: &node_addresses,
         delegation: &DelegationCheck::Pending,
+        rollover: None,
         secondaries: &SecondariesCheck::Pending,
         delegation_ttl: ctx.config.delegation_ttl,
         placements: &ctx.config.server.placements,
@@ -478,10 +592,19 @@ async fn reconcile_zone(zone: &DNSZone, ctx: &Arc<Ctx>) -> Result<Action, Error>
     };
     obs.secondaries = &secondaries;
     let delegation;
+    let rollover;
     let new_status = if verdict.is_accepted() {
         let first = compute_status(zone, &obs, now.clone());
         delegation = ctx.delegation(&key, zone, expected_delegation(&zone.spec.domain, &first));
         obs.delegation = &delegation;
+        rollover = match (zone.spec.dnssec_enabled(), dnssec_secret.as_deref()) {
+            (Some(spec), Some(secret)) => {
+                ctx.rollover(&key, zone, spec.algorithm, secret, &delegation)
+                    .await?
+            }
+            _ => None,
+        };
+        obs.rollover = rollover.as_deref();
         compute_status(zone, &obs, now)
     } else {
         ctx.checks.lock().expect("checks lock").remove(&key);
@@ -601,6 +724,7 @@ mod tests {
                     "ab".repeat(32)
                 )],
                 dnskey: Vec::new(),
+                rollover: None,
             }),
             ..Default::default()
         };

@@ -52,6 +52,9 @@ pub struct OperatorConfig {
     pub secondary_interval: Duration,
     /// TTL written into `status.delegation`.
     pub delegation_ttl: u32,
+    /// How long the parent must be ready before a DNSSEC rollover removes the old key
+    /// (`rollover.rs`).
+    pub rollover_hold: Duration,
     /// Reconciles running at once.
     pub concurrency: u16,
     /// `None`: no leader election (this process always reconciles).
@@ -78,6 +81,7 @@ impl Default for OperatorConfig {
             secondary_checker: None,
             secondary_interval: Duration::from_secs(60),
             delegation_ttl: 3600,
+            rollover_hold: Duration::from_secs(86400),
             concurrency: 16,
             lease: None,
             http: None,

@@ -48,6 +48,9 @@ pub enum DelegationCheck {
         parent: String,
         servers: Vec<String>,
         secure: bool,
+        /// The DS records the parent servers returned (`dnssec::ds::text` form; empty when the
+        /// zone is unsigned and DS was not asked).
+        parent_ds: std::collections::BTreeSet<String>,
     },
     /// A signed zone delegated with the right NS set, without a DS at the parent.
     DsMissing { parent: String, detail: String },
@@ -70,6 +73,8 @@ pub struct Observed<'a> {
     /// Addresses of the nodes (for NodePort Services).
     pub node_addresses: &'a [String],
     pub delegation: &'a DelegationCheck,
+    /// Where a DNSSEC key rollover stands (`rollover.rs`), for `status.dnssec.rollover`.
+    pub rollover: Option<&'a str>,
     /// The zone's secondaries (ignored without `spec.transfer.notify`).
     pub secondaries: &'a SecondariesCheck,
     /// TTL of the records in `status.delegation`.
@@ -456,6 +461,7 @@ pub fn dnssec_condition(
                     key_tag: tag,
                     ds: keys.ds_presentation(domain, crate::dnssec::keys::DS_TTL),
                     dnskey: keys.dnskey_presentation(domain, crate::dnssec::keys::DS_TTL),
+                    rollover: obs.rollover.map(str::to_string),
                 }),
             )
         }
@@ -722,6 +728,7 @@ fn delegated_condition(
             parent,
             servers,
             secure,
+            ..
         } => condition(
             DELEGATED,
             "True",
@@ -938,6 +945,7 @@ mod tests {
             services: vec![None, None],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1016,6 +1024,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &placements,
@@ -1076,6 +1085,7 @@ mod tests {
                 services: vec![None, None],
                 node_addresses: &[],
                 delegation: &DelegationCheck::Pending,
+                rollover: None,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
                 serial_configmap: None,
@@ -1162,6 +1172,7 @@ mod tests {
                 services: vec![None, None],
                 node_addresses: &[],
                 delegation: &DelegationCheck::Pending,
+                rollover: None,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
                 serial_configmap: c,
@@ -1205,6 +1216,7 @@ mod tests {
             services: vec![None, None],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             delegation_ttl: 3600,
             placements: &Placements::default(),
             serial_configmap: Some(&published),
@@ -1233,6 +1245,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1299,6 +1312,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1347,6 +1361,7 @@ mod tests {
             services: vec![Some(&s1)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1379,6 +1394,7 @@ mod tests {
             services: vec![Some(&s1), Some(&s2)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 86400,
             placements: &Placements::default(),
@@ -1420,6 +1436,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &nodes,
             delegation: &DelegationCheck::Disabled,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1514,6 +1531,7 @@ mod tests {
                 services: vec![Some(&s)],
                 node_addresses: &[],
                 delegation: &DelegationCheck::Pending,
+                rollover: None,
                 secondaries: &c,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
@@ -1632,6 +1650,7 @@ mod tests {
                 services: vec![Some(&s)],
                 node_addresses: &[],
                 delegation: &c,
+                rollover: None,
                 secondaries: &SecondariesCheck::Pending,
                 delegation_ttl: 3600,
                 placements: &Placements::default(),
@@ -1644,6 +1663,7 @@ mod tests {
             parent: "example.com".into(),
             servers: vec!["127.0.0.1:53".into()],
             secure: false,
+            parent_ds: Default::default(),
         });
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -1677,6 +1697,7 @@ mod tests {
             parent: "example.com".into(),
             servers: vec!["127.0.0.1:53".into()],
             secure: true,
+            parent_ds: Default::default(),
         });
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -1741,6 +1762,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),
@@ -1783,6 +1805,7 @@ mod tests {
             services: vec![Some(&s)],
             node_addresses: &[],
             delegation: &DelegationCheck::Pending,
+            rollover: None,
             secondaries: &SecondariesCheck::Pending,
             delegation_ttl: 3600,
             placements: &Placements::default(),

@@ -145,6 +145,35 @@ impl Writer {
         }
     }
 
+    /// Rewrites entries of a created-once Secret with a JSON merge patch (`data`: key ->
+    /// base64 text, or null to remove it): the one write such a Secret gets after its
+    /// creation, a step of a DNSSEC key rollover (`rollover.rs`).
+    pub async fn patch_secret_data(
+        &self,
+        ns: &str,
+        name: &str,
+        data: serde_json::Map<String, Value>,
+    ) -> Result<(), Error> {
+        let api = self.api(OwnedKind::Secret, Some(ns));
+        api.patch(
+            name,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(serde_json::json!({ "data": data })),
+        )
+        .await
+        .map_err(|source| Error::Apply {
+            kind: OwnedKind::Secret,
+            object: format!("Secret {ns}/{name}"),
+            source,
+        })?;
+        self.metrics.write("Secret", "patch");
+        tracing::info!(object = %format!("Secret {ns}/{name}"), "patched for a DNSSEC key rollover");
+        Ok(())
+    }
+
     /// Deletes an object (gone already is fine) and forgets it.
     pub async fn delete(&self, kind: OwnedKind, ns: Option<&str>, name: &str) -> Result<(), Error> {
         let what = match ns {
