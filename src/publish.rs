@@ -624,13 +624,37 @@ mod tests {
 
     #[test]
     fn incremental_pipeline_equals_fresh_compile_and_build() {
+        random_changes_match_fresh(1..=40, None);
+    }
+
+    /// The same with the zone signed (Ed25519, deterministic): after every publish the signed
+    /// records equal a fresh `sign_zone` of the fresh content, and its signatures verify.
+    #[test]
+    fn signed_pipeline_equals_a_fresh_sign() {
+        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
+        let pem = SigningKey::generate(Algorithm::Ed25519)
+            .unwrap()
+            .to_pkcs8_pem();
+        let keys =
+            ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes())).unwrap();
+        random_changes_match_fresh(1..=8, Some(Arc::new(keys)));
+    }
+
+    /// Random object changes through one `ZonePipeline` (signed with `keys` if given), each
+    /// compile and most publishes compared with the pure functions on the same store.
+    fn random_changes_match_fresh(
+        seeds: std::ops::RangeInclusive<u64>,
+        keys: Option<Arc<ZoneKeys>>,
+    ) {
+        const NOW: u32 = 1_800_000_000;
         let opts = CompileOptions::default();
         let (mut fulls, mut partials) = (0, 0);
-        for seed in 1..=40u64 {
+        for seed in seeds {
             let mut r = Rng(seed.wrapping_mul(0x9E3779B97F4A7C15));
             let mut zone = random_zone(&mut r);
             let mut store = ObjectStore::default();
             let mut pipeline = ZonePipeline::default();
+            pipeline.set_keys(keys.clone());
             for step in 0..60u32 {
                 match r.index(11) {
                     0..=4 => store.insert_object(obj(random_object(&mut r))),
@@ -682,11 +706,45 @@ mod tests {
                 // publish after most compiles, so that changes also pile up between publishes
                 if r.index(4) != 0 {
                     let serial = 1000 + step;
-                    let published = pipeline.publish(serial);
+                    let published = pipeline.publish_at(serial, NOW);
+                    let built = CompiledZone::build(&fresh.data, serial);
+                    let built = match &keys {
+                        Some(k) => built.with_dnssec(Arc::new(crate::dnssec::sign::sign_zone(
+                            &fresh.data,
+                            serial,
+                            k,
+                            NOW,
+                        ))),
+                        None => built,
+                    };
                     assert!(
-                        *published == CompiledZone::build(&fresh.data, serial),
+                        *published == built,
                         "{ctx}: patched index differs from a fresh build"
                     );
+                    if let Some(k) = &keys {
+                        let want = crate::dnssec::sign::sign_zone(&fresh.data, serial, k, NOW);
+                        let got = published.dnssec().expect("signed");
+                        assert!(
+                            **got == want,
+                            "{ctx}: signed records differ from a fresh sign"
+                        );
+                        let soa =
+                            crate::dnssec::sign::canonical_rdata(&fresh.data.soa_rdata(serial))
+                                .unwrap();
+                        let sig = got
+                            .rrsigs_for(&fresh.data.origin, hickory_proto::rr::RecordType::SOA)
+                            .next()
+                            .expect("an RRSIG over the SOA");
+                        assert!(
+                            crate::dnssec::sign::verify_rrsig(
+                                &k.active,
+                                &sig.rdata,
+                                &fresh.data.origin,
+                                &[soa]
+                            ),
+                            "{ctx}: the SOA's RRSIG verifies"
+                        );
+                    }
                 }
                 if pipeline.last_full {
                     fulls += 1;

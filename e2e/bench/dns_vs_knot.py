@@ -13,9 +13,14 @@ same machine in turn, and are measured with the same dnsperf runs:
   * zonegate only (Knot has no file watch): time from a manifest change to the changed answer;
   * with --rrl: a third server, zonegate with response rate limiting on at a rate no query
     reaches (every response is charged to its account, none is limited), to measure what the
-    accounting costs next to zonegate without it.
+    accounting costs next to zonegate without it;
+  * with --dnssec: both servers sign (ECDSAP256SHA256, one combined key each, NSEC3 with 0
+    iterations and no salt: zonegate from a key Secret in the tree, Knot with
+    `dnssec-signing: on` and the same parameters from the unsigned zone file), every query has
+    the DO bit, start-up includes signing, and a DO query to each must carry RRSIGs.
 
 Usage: e2e/bench/dns_vs_knot.py [--names 10000,100000] [--seconds 10] [--rate 20000] [--rrl]
+       [--dnssec]
 Prints a Markdown report on stdout. Needs: cargo, knotd, dnsperf (e2e/deps.sh installs them).
 """
 import argparse, json, os, random, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, time
@@ -48,12 +53,19 @@ def ip_for(i, gen=0):
     return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" if gen == 0 else f"172.16.{(i >> 8) & 255}.{i & 255}"
 
 
-def write_manifests(d, n):
+def write_manifests(d, n, dnssec=False):
     os.makedirs(d, exist_ok=True)
+    sign = ", dnssec: {enabled: true, algorithm: ECDSAP256SHA256}" if dnssec else ""
     with open(os.path.join(d, "zone.yaml"), "w") as f:
         f.write(f"apiVersion: zonegate.dev/v1alpha1\nkind: DNSZone\nmetadata: {{name: bench, namespace: bench}}\n"
-                f"spec: {{domain: {ZONE}}}\nstatus:\n  nameservers:\n"
+                f"spec: {{domain: {ZONE}{sign}}}\nstatus:\n  nameservers:\n"
                 f"  - {{hostname: ns1.{ZONE}, addresses: [192.0.2.1]}}\n  - {{hostname: ns2.{ZONE}, addresses: [192.0.2.2]}}\n")
+    if dnssec:
+        pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                             capture_output=True, text=True, check=True).stdout
+        body = "".join(f"    {l}\n" for l in pem.splitlines())
+        with open(os.path.join(d, "key.yaml"), "w") as f:
+            f.write(f"apiVersion: v1\nkind: Secret\nmetadata: {{name: bench-dnssec, namespace: bench}}\nstringData:\n  key.pem: |\n{body}")
     per = 1000
     for chunk in range((n + per - 1) // per):
         write_chunk(d, chunk, n, per, gen=0)
@@ -143,8 +155,10 @@ def rss_kib(pid):
     return 0
 
 
-def dnsperf(port, queries, seconds, rate=None, mode="udp"):
+def dnsperf(port, queries, seconds, rate=None, mode="udp", do=False):
     cmd = ["dnsperf", "-m", mode, "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-c", "8", "-q", "500", "-T", "1"]
+    if do:
+        cmd += ["-D"]
     if rate:
         cmd += ["-Q", str(rate), "-v"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -187,9 +201,33 @@ def start_zonegate(binary, manifests, port, extra=()):
     return p, startup
 
 
-def start_knot(workdir, zonefile, port):
+def signed_answer(port):
+    """Whether a DO query for host0 is answered with an RRSIG (the server really signs)."""
+    out = subprocess.run(["kdig", f"@127.0.0.1", "-p", str(port), "+dnssec", "+short", f"host0.{ZONE}", "A"],
+                         capture_output=True, text=True).stdout
+    return any(l.startswith("A 13 ") for l in out.splitlines())
+
+
+def start_knot(workdir, zonefile, port, dnssec=False):
     conf = os.path.join(workdir, "knot.conf")
+    shutil.rmtree(os.path.join(workdir, "knot-db"), ignore_errors=True)
     os.makedirs(os.path.join(workdir, "knot-db"), exist_ok=True)
+    policy = signing = ""
+    if dnssec:
+        # the parameters zonegate signs with (docs/dnssec.md)
+        policy = """policy:
+  - id: bench
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: on
+    nsec3-iterations: 0
+    nsec3-salt-length: 0
+    nsec3-opt-out: off
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+"""
+        signing = "    dnssec-signing: on\n    dnssec-policy: bench\n"
+
     with open(conf, "w") as f:
         f.write(f"""server:
   listen: 127.0.0.1@{port}
@@ -202,13 +240,14 @@ log:
     any: error
 database:
   storage: {workdir}/knot-db
-zone:
+{policy}zone:
   - domain: {ZONE}
     file: {zonefile}
     zonefile-load: whole
     journal-content: none
+    zonefile-sync: -1
     semantic-checks: off
-""")
+{signing}""")
     p = Proc(["knotd", "-c", conf])
     startup = wait_answer(port, f"host0.{ZONE}", ip_for(0))
     return p, startup
@@ -222,6 +261,7 @@ def main():
     ap.add_argument("--changes", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3, help="alternating dnsperf rounds per server")
     ap.add_argument("--rrl", action="store_true", help="also zonegate with RRL on at a rate never reached")
+    ap.add_argument("--dnssec", action="store_true", help="both servers sign; every query has DO")
     args = ap.parse_args()
     servers = ("zonegate", "knot", "zonegate-rrl") if args.rrl else ("zonegate", "knot")
     for tool in ("knotd", "dnsperf"):
@@ -235,9 +275,10 @@ def main():
     try:
         for n in [int(x) for x in args.names.split(",")]:
             d = os.path.join(work, f"m{n}")
-            write_manifests(d, n)
+            write_manifests(d, n, args.dnssec)
             zonefile = os.path.join(work, f"{ZONE}.{n}.zone")
             with open(zonefile, "w") as f:
+                # unsigned: Knot signs it itself with --dnssec
                 subprocess.run([binary, "render", "--manifests", d], stdout=f, check=True)
             queries = os.path.join(work, f"q{n}.txt")
             write_queries(queries, n)
@@ -255,7 +296,9 @@ def main():
                     elif name == "zonegate-rrl":
                         proc, startup = start_zonegate(binary, d, port, ["--rrl-responses-per-second", "1000000000"])
                     else:
-                        proc, startup = start_knot(work, zonefile, port)
+                        proc, startup = start_knot(work, zonefile, port, args.dnssec)
+                    if args.dnssec and not signed_answer(port):
+                        sys.exit(f"{name} answers host0 without an RRSIG: not signing")
                     procs[name] = (proc, port)
                     time.sleep(0.5)
                     r[name] = {"startup_s": startup, "rss_kib": rss_kib(proc.p.pid), "rounds": []}
@@ -263,7 +306,7 @@ def main():
                     for name in servers:
                         proc, port = procs[name]
                         cpu0 = cpu_seconds(proc.p.pid)
-                        peak = dnsperf(port, queries, args.seconds)
+                        peak = dnsperf(port, queries, args.seconds, do=args.dnssec)
                         cpu = cpu_seconds(proc.p.pid) - cpu0
                         r[name]["rounds"].append(peak["qps"])
                         r[name].setdefault("cpu_us_per_query", []).append(cpu * 1e6 / max(1, peak["completed"]))
@@ -273,7 +316,7 @@ def main():
                     proc, port = procs[name]
                     r[name]["max_qps"] = statistics.median(r[name]["rounds"])
                     r[name]["cpu_us"] = statistics.median(r[name]["cpu_us_per_query"])
-                    lat = dnsperf(port, queries, max(3, args.seconds // 2), rate=args.rate)
+                    lat = dnsperf(port, queries, max(3, args.seconds // 2), rate=args.rate, do=args.dnssec)
                     r[name].update({f"lat_{k}": v for k, v in lat.items()})
                     r[name]["rss_after_kib"] = rss_kib(proc.p.pid)
                 proc, port = procs["zonegate"]
@@ -296,6 +339,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     cpu = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo"], capture_output=True, text=True).stdout.split("\n")
+    if args.dnssec:
+        print("Signed zones (ECDSAP256SHA256, NSEC3 0 iterations, no salt), every query with DO; start-up includes signing.\n")
     print(f"Machine: {cpu[0]} cores, {cpu[1].split(':')[-1].strip() if len(cpu) > 1 else '?'}; dnsperf 8 clients, 500 outstanding, {args.rounds} alternating rounds of {args.seconds}s per server (median shown, all rounds in the JSON); latency at {args.rate} qps offered.\n")
     print("| names | server | max QPS | ratio vs Knot | paired ratio | CPU µs per query | Knot's CPU / ours | lost | p50 ms | p99 ms | RSS MiB | start-up s | change→answer ms (median / max) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
