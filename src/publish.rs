@@ -198,11 +198,24 @@ impl ZonePipeline {
             (Some(last), Pending::Names(names)) => (last.patch(data, &names, serial), Some(names)),
             _ => (CompiledZone::build(data, serial), None),
         };
-        // signed whole, from the content and serial published (not incrementally yet)
+        // signed from the content and serial published; the signatures of the names that did
+        // not change since the last publication are kept (`sign_zone_reusing`)
         let zone = match &self.keys {
-            Some(keys) => zone.with_dnssec(Arc::new(crate::dnssec::sign::sign_zone(
-                data, serial, keys, now,
-            ))),
+            Some(keys) => {
+                let prev = self.published.as_ref().and_then(|p| p.dnssec());
+                let changed: Option<std::collections::HashSet<Name>> = names
+                    .as_ref()
+                    .map(|n| n.iter().map(Name::to_lowercase).collect());
+                let reuse = match (prev, &changed) {
+                    (Some(prev), Some(changed)) => {
+                        Some(crate::dnssec::sign::Reuse { prev, changed })
+                    }
+                    _ => None,
+                };
+                zone.with_dnssec(Arc::new(crate::dnssec::sign::sign_zone_reusing(
+                    data, serial, keys, now, reuse,
+                )))
+            }
             None => zone,
         };
         let zone = Arc::new(zone);

@@ -342,6 +342,29 @@ struct ToSign {
 /// Signs `data` published with `serial` with `keys` at `now` (seconds since the epoch), with
 /// the [`signature_window`] of `now`.
 pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> SignedZone {
+    sign_zone_reusing(data, serial, keys, now, None)
+}
+
+/// The zone signed before and the owner names whose RRsets changed since (lowercase): what
+/// [`sign_zone_reusing`] may take signatures from.
+pub struct Reuse<'a> {
+    pub prev: &'a SignedZone,
+    pub changed: &'a HashSet<Name>,
+}
+
+/// [`sign_zone`], taking the RRSIGs of what did not change from `reuse`: with the same
+/// origin, signature window and keys, the signatures of RRsets at names outside
+/// `reuse.changed`, of the apex DNSKEY, CDS, CDNSKEY and NSEC3PARAM, and of NSEC3 records whose
+/// TTL and RDATA are unchanged, are the previous ones; the rest (the SOA always) is signed.
+/// The result is the same zone as `sign_zone` gives (exactly so for a deterministic
+/// algorithm; property-tested in `publish.rs`), for the cost of what changed.
+pub fn sign_zone_reusing(
+    data: &ZoneData,
+    serial: u32,
+    keys: &ZoneKeys,
+    now: u32,
+    reuse: Option<Reuse<'_>>,
+) -> SignedZone {
     let origin = data.origin.to_lowercase();
     let (inception, expiration) = signature_window(&origin, now);
     let soa_ttl = data.soa.ttl;
@@ -404,6 +427,31 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
             .or_default()
             .insert(u16::from(rtype));
     }
+    // what may be reused: the same origin, window and apex records (hence keys and SOA TTL)
+    let reuse = reuse.filter(|r| {
+        r.prev.origin == origin
+            && r.prev.inception == inception
+            && r.prev.expiration == expiration
+            && r.prev.apex == apex
+    });
+    let key_count = keys.all().count();
+    let mut reused: Vec<DnssecRecord> = Vec::new();
+    // the previous signatures over `rtype` at `name`, if there is one per key
+    let previous = |name: &Name, rtype: RecordType| -> Option<Vec<DnssecRecord>> {
+        let r = reuse.as_ref()?;
+        let old: Vec<DnssecRecord> = r.prev.rrsigs_for(name, rtype).cloned().collect();
+        (old.len() == key_count).then_some(old)
+    };
+    if reuse.is_some() {
+        // the apex additions are unchanged (compared above): keep their signatures
+        to_sign.retain(|t| match previous(&t.name, t.rtype) {
+            Some(old) => {
+                reused.extend(old);
+                false
+            }
+            None => true,
+        });
+    }
     let soa = canonical_rdata(&data.soa_rdata(serial)).expect("an SOA encodes");
     to_sign.push(ToSign {
         name: origin.clone(),
@@ -434,6 +482,13 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
             if cut && *rtype == RecordType::NS {
                 continue; // the delegation NS is the child's, unsigned
             }
+            types.insert(u16::from(RecordType::RRSIG));
+            if reuse.as_ref().is_some_and(|r| !r.changed.contains(&name))
+                && let Some(old) = previous(&name, *rtype)
+            {
+                reused.extend(old);
+                continue;
+            }
             let rdatas: Vec<Vec<u8>> = set.rdata.iter().filter_map(canonical_rdata).collect();
             to_sign.push(ToSign {
                 name: name.clone(),
@@ -441,7 +496,6 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
                 ttl: set.ttl,
                 rdatas,
             });
-            types.insert(u16::from(RecordType::RRSIG));
         }
         if types.is_empty() {
             continue;
@@ -468,12 +522,23 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
             .prepend_label(base32hex(hash).as_bytes())
             .expect("a 32-character label below a valid apex");
         let rdata = nsec3_rdata(next, types);
-        to_sign.push(ToSign {
-            name: owner.clone(),
-            rtype: RecordType::NSEC3,
-            ttl: nsec3_ttl,
-            rdatas: vec![rdata.clone()],
+        let same = reuse.as_ref().is_some_and(|r| {
+            r.prev
+                .nsec3
+                .binary_search_by(|(k, _)| k.cmp(hash))
+                .is_ok_and(|j| {
+                    r.prev.nsec3[j].1.ttl == nsec3_ttl && r.prev.nsec3[j].1.rdata == rdata
+                })
         });
+        match same.then(|| previous(&owner, RecordType::NSEC3)).flatten() {
+            Some(old) => reused.extend(old),
+            None => to_sign.push(ToSign {
+                name: owner.clone(),
+                rtype: RecordType::NSEC3,
+                ttl: nsec3_ttl,
+                rdatas: vec![rdata.clone()],
+            }),
+        }
         nsec3.push((
             *hash,
             DnssecRecord {
@@ -510,8 +575,14 @@ pub fn sign_zone(data: &ZoneData, serial: u32, keys: &ZoneKeys, now: u32) -> Sig
         out
     });
     let mut rrsigs: BTreeMap<Name, Vec<DnssecRecord>> = BTreeMap::new();
-    for r in sigs {
+    for r in reused.into_iter().chain(sigs) {
         rrsigs.entry(r.name.clone()).or_default().push(r);
+    }
+    // one order per owner whichever way a signature came: by covered type, then key
+    for sigs in rrsigs.values_mut() {
+        if sigs.len() > key_count {
+            sigs.sort_by_key(|r| u16::from_be_bytes([r.rdata[0], r.rdata[1]]));
+        }
     }
     SignedZone {
         origin,
