@@ -497,16 +497,7 @@ mod tests {
     /// new signature after a change, new keys or none re-sign or unsign.
     #[test]
     fn signed_pipeline_signs_on_change_and_on_new_keys() {
-        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
-        let keys = || {
-            let pem = SigningKey::generate(Algorithm::Ed25519)
-                .unwrap()
-                .to_pkcs8_pem();
-            Arc::new(
-                ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes()))
-                    .unwrap(),
-            )
-        };
+        let keys = ed25519_keys;
         let opts = CompileOptions::default();
         let zone =
             zone(json!({"records": [{"name": "www", "type": "A", "values": ["192.0.2.1"]}]}));
@@ -552,17 +543,8 @@ mod tests {
     /// the content hash.
     #[test]
     fn signed_serial_follows_keys_and_signing_generation() {
-        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
         use crate::dnssec::sign::{generation, generation_start};
-        let keys = || {
-            let pem = SigningKey::generate(Algorithm::Ed25519)
-                .unwrap()
-                .to_pkcs8_pem();
-            Arc::new(
-                ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes()))
-                    .unwrap(),
-            )
-        };
+        let keys = ed25519_keys;
         let opts = CompileOptions::default();
         let store = ObjectStore::default();
         let mut p = ZonePipeline::default();
@@ -644,13 +626,18 @@ mod tests {
     /// records equal a fresh `sign_zone` of the fresh content, and its signatures verify.
     #[test]
     fn signed_pipeline_equals_a_fresh_sign() {
-        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
+        random_changes_match_fresh(1..=8, Some(ed25519_keys()));
+    }
+
+    /// A new Ed25519 key (deterministic signatures) as a zone's only key.
+    fn ed25519_keys() -> Arc<ZoneKeys> {
+        use crate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey};
         let pem = SigningKey::generate(Algorithm::Ed25519)
             .unwrap()
             .to_pkcs8_pem();
-        let keys =
-            ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes())).unwrap();
-        random_changes_match_fresh(1..=8, Some(Arc::new(keys)));
+        Arc::new(
+            ZoneKeys::from_entries("t", |k| (k == ACTIVE_KEY).then_some(pem.as_bytes())).unwrap(),
+        )
     }
 
     /// Random object changes through one `ZonePipeline` (signed with `keys` if given), each

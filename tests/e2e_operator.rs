@@ -1872,6 +1872,65 @@ async fn delegated_through_a_resolver() {
     );
 }
 
+/// A signed DNSZone `web` (`web.<parent>`, nameservers outside it) whose parent zone Knot
+/// serves with the NS delegation and no DS yet, and an operator checking it every second.
+struct SignedUnderKnot {
+    parent: String,
+    domain: String,
+    knot: Knot,
+    /// The parent's delegation lines (relative to the parent).
+    delegation: Vec<String>,
+    parent_addr: String,
+    /// Dropped in this order: the operator stops, then its ClusterRoleBinding goes.
+    _op: Operator,
+    _id: OperatorIdentity,
+}
+
+async fn signed_zone_under_knot(
+    client: &Client,
+    ns: &TestNamespace,
+    extra: &[&str],
+) -> SignedUnderKnot {
+    let parent = domain_of(ns);
+    let domain = format!("web.{parent}");
+    let mut knot = Knot::new(&parent);
+    let delegation = vec![
+        "web NS a.dns.example.net.".to_string(),
+        "web NS b.dns.example.net.".to_string(),
+    ];
+    knot.serve(&delegation);
+    let id = operator_identity(client, ns, &[]).await;
+    let parent_addr = format!("127.0.0.1:{}", knot.port);
+    let mut args = vec![
+        "--delegation-parent",
+        &parent_addr,
+        "--delegation-check-interval",
+        "1",
+        "--delegation-timeout",
+        "1",
+    ];
+    args.extend(extra);
+    let op = Operator::start(&id, ns, &args);
+    apply_zone(
+        ns,
+        "web",
+        json!({"domain": domain,
+            "nameservers": {"count": 2, "replicas": 1, "hostnames": ["a.dns.example.net", "b.dns.example.net"]},
+            "dnssec": {"enabled": true}}),
+    )
+    .await;
+    wait_condition(ns, "web", "DNSSECReady", "True").await;
+    SignedUnderKnot {
+        parent,
+        domain,
+        knot,
+        delegation,
+        parent_addr,
+        _op: op,
+        _id: id,
+    }
+}
+
 /// A signed zone's `Delegated` also checks the parent's DS (Knot as the parent): the right NS
 /// set without DS is `DSMissing` with the DS to create, the DS of `status.dnssec` makes it a
 /// secure delegation, and a DS for another key is `DSMismatch`.
@@ -1880,37 +1939,14 @@ async fn delegated_through_a_resolver() {
 async fn delegated_checks_the_parents_ds_of_a_signed_zone() {
     let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let parent = domain_of(&ns);
-    let domain = format!("web.{parent}");
-    let mut knot = Knot::new(&parent);
-    let delegation = [
-        "web NS a.dns.example.net.".to_string(),
-        "web NS b.dns.example.net.".to_string(),
-    ];
-    knot.serve(&delegation);
-    let id = operator_identity(&client, &ns, &[]).await;
-    let parent_addr = format!("127.0.0.1:{}", knot.port);
-    let _op = Operator::start(
-        &id,
-        &ns,
-        &[
-            "--delegation-parent",
-            &parent_addr,
-            "--delegation-check-interval",
-            "1",
-            "--delegation-timeout",
-            "1",
-        ],
+    let mut under = signed_zone_under_knot(&client, &ns, &[]).await;
+    let (parent, domain, parent_addr, delegation) = (
+        under.parent.clone(),
+        under.domain.clone(),
+        under.parent_addr.clone(),
+        under.delegation.clone(),
     );
-    apply_zone(
-        &ns,
-        "web",
-        json!({"domain": domain,
-            "nameservers": {"count": 2, "replicas": 1, "hostnames": ["a.dns.example.net", "b.dns.example.net"]},
-            "dnssec": {"enabled": true}}),
-    )
-    .await;
-    wait_condition(&ns, "web", "DNSSECReady", "True").await;
+    let knot = &mut under.knot;
     let ds = ns
         .api::<DNSZone>()
         .get("web")
@@ -1978,39 +2014,9 @@ async fn delegated_checks_the_parents_ds_of_a_signed_zone() {
 async fn a_key_rollover_waits_for_the_parents_new_ds() {
     let client = client().await;
     let ns = TestNamespace::create(&client).await;
-    let parent = domain_of(&ns);
-    let domain = format!("web.{parent}");
-    let mut knot = Knot::new(&parent);
-    let delegation = [
-        "web NS a.dns.example.net.".to_string(),
-        "web NS b.dns.example.net.".to_string(),
-    ];
-    knot.serve(&delegation);
-    let id = operator_identity(&client, &ns, &[]).await;
-    let parent_addr = format!("127.0.0.1:{}", knot.port);
-    let _op = Operator::start(
-        &id,
-        &ns,
-        &[
-            "--delegation-parent",
-            &parent_addr,
-            "--delegation-check-interval",
-            "1",
-            "--delegation-timeout",
-            "1",
-            "--dnssec-rollover-hold",
-            "2",
-        ],
-    );
-    apply_zone(
-        &ns,
-        "web",
-        json!({"domain": domain,
-            "nameservers": {"count": 2, "replicas": 1, "hostnames": ["a.dns.example.net", "b.dns.example.net"]},
-            "dnssec": {"enabled": true}}),
-    )
-    .await;
-    wait_condition(&ns, "web", "DNSSECReady", "True").await;
+    let mut under = signed_zone_under_knot(&client, &ns, &["--dnssec-rollover-hold", "2"]).await;
+    let delegation = under.delegation.clone();
+    let knot = &mut under.knot;
     let dnssec = || async {
         ns.api::<DNSZone>()
             .get("web")
