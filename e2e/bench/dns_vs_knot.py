@@ -321,10 +321,13 @@ def main():
                     r[name]["rss_after_kib"] = rss_kib(proc.p.pid)
                 proc, port = procs["zonegate"]
                 times = []
+                written = {}
                 for c in range(args.changes):
                     chunk = c % max(1, n // 1000)
                     i = chunk * 1000
-                    gen = 1 if c % 2 == 0 else 0
+                    # changed, back, changed, ... per chunk: every rewrite changes an address
+                    written[chunk] = written.get(chunk, 0) + 1
+                    gen = written[chunk] % 2
                     write_chunk(d, chunk, n, 1000, gen)
                     t = wait_answer(port, f"host{i}.{ZONE}", ip_for(i, gen), 30)
                     times.append(t)
