@@ -198,14 +198,23 @@ impl ZonePipeline {
             (Some(last), Pending::Names(names)) => (last.patch(data, &names, serial), Some(names)),
             _ => (CompiledZone::build(data, serial), None),
         };
-        // signed from the content and serial published; the signatures of the names that did
-        // not change since the last publication are kept (`sign_zone_reusing`)
+        // signed from the content and serial published, from the last signed version at the
+        // names whose RRsets differ from the last publication (`sign_zone_reusing`): a
+        // rewritten object's unchanged names keep their signatures
         let zone = match &self.keys {
             Some(keys) => {
                 let prev = self.published.as_ref().and_then(|p| p.dnssec());
-                let changed: Option<std::collections::HashSet<Name>> = names
-                    .as_ref()
-                    .map(|n| n.iter().map(Name::to_lowercase).collect());
+                let changed: Option<std::collections::HashSet<Name>> =
+                    match (&names, &self.published) {
+                        (Some(names), Some(last)) => Some(
+                            names
+                                .iter()
+                                .map(Name::to_lowercase)
+                                .filter(|n| last.node(n) != zone.node(n))
+                                .collect(),
+                        ),
+                        _ => None,
+                    };
                 let reuse = match (prev, &changed) {
                     (Some(prev), Some(changed)) => {
                         Some(crate::dnssec::sign::Reuse { prev, changed })

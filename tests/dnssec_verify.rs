@@ -404,7 +404,8 @@ fn record_kinds(text: &str) -> std::collections::BTreeMap<(String, String, Strin
 /// `kdig AXFR`, over several messages: SOA first and last and only there, every record
 /// `render --dnssec` prints (DNSKEY, CDS, CDNSKEY, NSEC3PARAM, the NSEC3 chain, every RRSIG),
 /// and `ldns-verify-zone` verifies the transferred zone; with one signature changed it
-/// rejects it. Then IXFR from an older serial: the whole signed zone again.
+/// rejects it. Then IXFR from an older serial: the whole signed zone again. Then a change, and
+/// the zone transferred after it verifies as well.
 #[test]
 fn signed_zone_axfr_from_serve_passes_ldns_verify_zone() {
     let ldns = debian_tool("ldns-verify-zone");
@@ -418,17 +419,7 @@ fn signed_zone_axfr_from_serve_passes_ldns_verify_zone() {
     assert!(yaml.contains("transfer:"));
     std::fs::write(tree.join("zone.yaml"), yaml).unwrap();
     // enough names that the transfer needs several messages
-    let mut many = String::from(
-        "apiVersion: externaldns.k8s.io/v1alpha1\nkind: DNSEndpoint\nmetadata: {name: many, namespace: acme}\nspec:\n  endpoints:\n",
-    );
-    for i in 0..1500 {
-        many.push_str(&format!(
-            "    - {{dnsName: host-{i}.{ZONE}, recordType: A, targets: [10.0.{}.{}]}}\n",
-            i >> 8,
-            i & 255
-        ));
-    }
-    std::fs::write(tree.join("many.yaml"), many).unwrap();
+    std::fs::write(tree.join("many.yaml"), many_text(1500)).unwrap();
     let pem: String = genpkey("ECDSAP256SHA256")
         .lines()
         .map(|l| format!("    {l}\n"))
@@ -510,4 +501,70 @@ fn signed_zone_axfr_from_serve_passes_ldns_verify_zone() {
         record_kinds(&(ixfr_records[..ixfr_records.len() - 1].join("\n") + "\n")),
         want
     );
+
+    // A change signed incrementally (`sign::update`): one name gone, one address changed, a
+    // new name below two new empty non-terminals. The zone transferred after it verifies too.
+    let changed_tree = many_text(1500)
+        .replace(&format!("host-7.{ZONE}"), &format!("x.y.new-7.{ZONE}"))
+        .replace("targets: [10.0.0.9]", "targets: [10.9.9.9]")
+        .replace(
+            &format!("    - {{dnsName: host-12.{ZONE}, recordType: A, targets: [10.0.0.12]}}\n"),
+            "",
+        );
+    assert!(changed_tree.contains("x.y.new-7") && changed_tree.contains("10.9.9.9"));
+    assert!(!changed_tree.contains("host-12."));
+    std::fs::write(tree.join(".many.tmp"), changed_tree).unwrap();
+    std::fs::rename(tree.join(".many.tmp"), tree.join("many.yaml")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let after = loop {
+        let soa = kdig(&["+short", ZONE, "SOA"]);
+        let now: u32 = soa
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if now != serial {
+            break kdig(&["AXFR", ZONE]);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the serial did not change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let after: Vec<&str> = after
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    let text = after[..after.len() - 1].join("\n") + "\n";
+    assert!(
+        text.contains(&format!("x.y.new-7.{ZONE}")) && !text.contains(&format!("host-12.{ZONE}"))
+    );
+    assert_eq!(
+        record_kinds(&text),
+        record_kinds(&render(&tree, None)),
+        "after the change"
+    );
+    let file = dir.path().join("after.zone");
+    std::fs::write(&file, &text).unwrap();
+    let (ok, out) = verify("ldns-verify-zone", &ldns, &file);
+    assert!(
+        ok && out.contains("verified"),
+        "ldns-verify-zone after a change: {out}"
+    );
+}
+
+/// The `many` DNSEndpoint of `n` names `host-I`, addresses 10.0.I/256.I%256.
+fn many_text(n: usize) -> String {
+    let mut many = String::from(
+        "apiVersion: externaldns.k8s.io/v1alpha1\nkind: DNSEndpoint\nmetadata: {name: many, namespace: acme}\nspec:\n  endpoints:\n",
+    );
+    for i in 0..n {
+        many.push_str(&format!(
+            "    - {{dnsName: host-{i}.{ZONE}, recordType: A, targets: [10.0.{}.{}]}}\n",
+            i >> 8,
+            i & 255
+        ));
+    }
+    many
 }
