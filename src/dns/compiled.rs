@@ -28,8 +28,10 @@ pub fn canonical_key(name: &Name, out: &mut Vec<u8>) {
 /// The RRsets at one owner name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Node {
-    /// RRsets by type; each a ready-to-send list of records.
-    rrsets: Vec<(RecordType, Arc<[Record]>)>,
+    /// RRsets by type; each a ready-to-send list of records. Shared, so that copying a zone's
+    /// node map to patch it (`CompiledZone::patch`) allocates nothing per name, nor frees
+    /// anything per name when the old version goes.
+    rrsets: Arc<[(RecordType, Arc<[Record]>)]>,
 }
 
 impl Node {
@@ -153,7 +155,7 @@ impl CompiledZone {
         zone.nodes.insert(
             origin.clone(),
             Node {
-                rrsets: vec![(RecordType::SOA, soa)],
+                rrsets: Arc::from([(RecordType::SOA, soa)]),
             },
         );
         // Building the records is most of the work: on every core for a large zone; the
@@ -199,7 +201,9 @@ impl CompiledZone {
             dnssec: None,
         };
         if let Some(apex) = zone.nodes.get_mut(&zone.origin) {
-            apex.rrsets[0] = (RecordType::SOA, soa);
+            let mut rrsets = apex.rrsets.to_vec();
+            rrsets[0] = (RecordType::SOA, soa);
+            apex.rrsets = rrsets.into();
         }
         for name in changed {
             zone.apply(data, name);
@@ -227,10 +231,11 @@ impl CompiledZone {
             // The apex always exists and keeps its SOA first.
             let node = self.nodes.get_mut(&name).expect("the apex node");
             self.record_count -= count(&node.rrsets[1..]);
-            node.rrsets.truncate(1);
             let rrsets = rrsets.unwrap_or_default();
             self.record_count += count(&rrsets);
-            node.rrsets.extend(rrsets);
+            node.rrsets = std::iter::once(node.rrsets[0].clone())
+                .chain(rrsets)
+                .collect();
             return;
         }
         let old = self.nodes.remove(&name);
@@ -245,7 +250,12 @@ impl CompiledZone {
             if rrsets.iter().any(|(t, _)| *t == RecordType::NS) {
                 self.cuts.insert(name.clone());
             }
-            self.nodes.insert(name.clone(), Node { rrsets });
+            self.nodes.insert(
+                name.clone(),
+                Node {
+                    rrsets: rrsets.into(),
+                },
+            );
         }
         // Empty non-terminals: count the nodes below every name between the apex and `name`.
         if existed != exists {
