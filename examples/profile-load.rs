@@ -1,6 +1,7 @@
 //! Times the stages of loading a manifest tree (used while tuning; `cargo run --release
-//! --example profile-load -- DIR [FILE FROM TO]`): load, compile, index; then, with FILE (one
-//! of the tree's manifests), FROM replaced by TO in it and an incremental reload.
+//! --example profile-load -- DIR [FILE FROM TO]`): load, compile, index (signing included when
+//! `PROFILE_DNSSEC=1`: every zone with a new P-256 key); then, with FILE (one of the tree's
+//! manifests), FROM replaced by TO in it and an incremental reload, 5 times (back and forth).
 use std::time::Instant;
 
 /// Resident set size in MiB (Linux).
@@ -27,6 +28,18 @@ fn main() {
     let mut reports = publisher.compile_all(&loaded.store);
     let t_compile = t.elapsed();
     let rss_compile = rss_mib();
+    if std::env::var("PROFILE_DNSSEC").is_ok_and(|v| v == "1") {
+        use zonegate::dnssec::keys::{ACTIVE_KEY, Algorithm, SigningKey, ZoneKeys};
+        for r in &reports {
+            let pem = SigningKey::generate(Algorithm::EcdsaP256Sha256)
+                .expect("a key")
+                .to_pkcs8_pem();
+            let keys =
+                ZoneKeys::from_entries(&r.zone, |k| (k == ACTIVE_KEY).then_some(pem.as_bytes()))
+                    .expect("keys");
+            publisher.set_keys(&r.zone, Some(std::sync::Arc::new(keys)));
+        }
+    }
     let t = Instant::now();
     let mut keeper = zonegate::serial::SerialKeeper::new(None);
     let set = publisher.build_zone_set(&mut reports, &mut keeper, 1);
@@ -44,20 +57,24 @@ fn main() {
         let from = std::env::args().nth(3).expect("FROM");
         let to = std::env::args().nth(4).expect("TO");
         let text = std::fs::read_to_string(&file).expect("FILE");
-        std::fs::write(&file, text.replacen(&from, &to, 1)).expect("write FILE");
-        let t = Instant::now();
-        let loaded = loader.load();
-        let t_load = t.elapsed();
-        let t = Instant::now();
-        let mut reports = publisher.compile_all(&loaded.store);
-        let t_compile = t.elapsed();
-        let t = Instant::now();
-        let set = publisher.build_zone_set(&mut reports, &mut keeper, 2);
-        let t_build = t.elapsed();
+        let changed = text.replacen(&from, &to, 1);
+        for round in 0..5u64 {
+            let now = if round % 2 == 0 { &changed } else { &text };
+            std::fs::write(&file, now).expect("write FILE");
+            let t = Instant::now();
+            let loaded = loader.load();
+            let t_load = t.elapsed();
+            let t = Instant::now();
+            let mut reports = publisher.compile_all(&loaded.store);
+            let t_compile = t.elapsed();
+            let t = Instant::now();
+            let set = publisher.build_zone_set(&mut reports, &mut keeper, 2 + round);
+            let t_build = t.elapsed();
+            println!(
+                "after touching {file}: load {t_load:?} compile {t_compile:?} build {t_build:?} zones {}",
+                set.len()
+            );
+        }
         std::fs::write(&file, text).expect("restore FILE");
-        println!(
-            "after touching {file}: load {t_load:?} compile {t_compile:?} build {t_build:?} zones {}",
-            set.len()
-        );
     }
 }
