@@ -528,18 +528,17 @@ fn covered(r: &DnssecRecord) -> u16 {
     u16::from_be_bytes([r.rdata[0], r.rdata[1]])
 }
 
-/// What the NSEC3 of `name` (lowercase, at or below the apex, not below a cut) lists from its
-/// data, and the RRsets there to sign: every type with records but the SOA (the apex's own
+/// What the NSEC3 of a name (at or below the apex, not below a cut) lists from its RRsets
+/// `rrsets`, and those to sign: every type with records but the SOA (the apex's own
 /// additions are the caller's); at a delegation point (`cut`) only NS and DS, and only the DS
 /// signed (the NS is the child's); RRSIG when something is signed.
-fn owner_sets<'d>(
-    data: &'d ZoneData,
-    name: &Name,
+fn owner_sets(
+    rrsets: Option<&crate::zone::RRsets>,
     cut: bool,
-) -> (BTreeSet<u16>, Vec<(RecordType, &'d crate::zone::RecordSet)>) {
+) -> (BTreeSet<u16>, Vec<(RecordType, &crate::zone::RecordSet)>) {
     let mut types = BTreeSet::new();
     let mut sets = Vec::new();
-    for (rtype, set) in data.records.get(name).into_iter().flat_map(|s| s.iter()) {
+    for (rtype, set) in rrsets.into_iter().flat_map(|s| s.iter()) {
         if *rtype == RecordType::SOA || set.rdata.is_empty() {
             continue;
         }
@@ -639,12 +638,12 @@ fn full(data: &ZoneData, serial: u32, p: &Params<'_>, reuse: Option<Reuse<'_>>) 
         .or_default()
         .0
         .extend(p.apex_types());
-    for name in data.records.keys() {
+    for (name, rrsets) in &data.records {
         let name = name.to_lowercase();
         if !origin.zone_of(&name) || p.below_cut(&cuts, &name) {
             continue;
         }
-        let (types, sets) = owner_sets(data, &name, cuts.contains(&name));
+        let (types, sets) = owner_sets(Some(rrsets), cuts.contains(&name));
         for (rtype, set) in sets {
             if reuse.as_ref().is_some_and(|r| !r.changed.contains(&name))
                 && let Some(old) = previous(&name, rtype)
@@ -790,7 +789,7 @@ fn update(data: &ZoneData, serial: u32, p: &Params<'_>, r: &Reuse<'_>) -> Option
     };
     for name in names {
         let apex = name == origin;
-        let (mut types, sets) = owner_sets(data, name, prev.cuts.contains(name));
+        let (mut types, sets) = owner_sets(data.records.get(name), prev.cuts.contains(name));
         // every RRset here is signed again (at the apex: but what signing adds)
         strip(&mut z.rrsigs, name, |t| {
             t != nsec3_type && !(apex && apex_type(t))
